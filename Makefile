@@ -1,0 +1,106 @@
+# cached — build, test, run. `make help` lists the targets.
+# Sources are found by wildcard: a new .c file in a module folder is built without editing this.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= gcc
+PYTHON  ?= /usr/bin/python3
+
+PKGS      := libevent libevent_pthreads jemalloc libsystemd
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+HARDEN   := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
+OPT      ?= -O2 -g
+CFLAGS   ?=
+CFLAGS   += -std=gnu11 $(OPT) $(WARN) $(HARDEN) -I. $(PKG_CFLAGS) -MMD -MP
+LDFLAGS  += -pie -Wl,-z,relro,-z,now
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
+
+LIB_SRCS  := $(sort $(wildcard storage/*.c protocol/*.c config/*.c server/*.c))
+LIB_SRCS  := $(filter-out server/main.c,$(LIB_SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJ  := $(BUILD)/server/main.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(sort $(wildcard tools/bench/*.c))
+
+.PHONY: all deps run test test-unit test-integration asan test-asan bench fuzz install clean \
+        format lint help
+
+all: $(BUILD)/cached cached
+
+deps:
+	@bash tools/deps.sh
+
+# The binary lives in the build folder; ./cached is a copy for convenience (release build only).
+cached: $(BUILD)/cached
+	@if [ "$(BUILD)" = build ]; then cp -f $< $@; fi
+
+$(BUILD)/cached: $(MAIN_OBJ) $(LIB_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/check_%: tests/unit/check_%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/cached-bench: $(BENCH_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+run: deps all
+	./cached
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
+	@bash tests/run.sh all
+
+test-unit: deps all
+	@bash tests/run.sh unit
+
+test-integration: deps all
+	@bash tests/run.sh integration
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
+
+unit-bins: $(UNIT_BINS)
+
+bench: deps all $(BUILD)/cached-bench
+	@bash tools/bench.sh
+
+fuzz: deps
+	@bash tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/doc/cached $(DESTDIR)/etc/cached \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0755 $(BUILD)/cached $(DESTDIR)$(PREFIX)/bin/cached
+	install -m 0644 tools/cached.1 $(DESTDIR)$(PREFIX)/share/man/man1/cached.1
+	install -m 0644 cached.conf.example $(DESTDIR)$(PREFIX)/share/doc/cached/cached.conf.example
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/cached/README.md
+	sed 's|/usr/local/bin/cached|$(PREFIX)/bin/cached|' tools/cached.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/cached.service
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+lint:
+	@bash tools/lint.sh
+
+clean:
+	rm -rf build build-asan build-fuzz cached
+
+help:
+	@echo "make run | test | test-unit | test-integration | asan | bench | fuzz | lint | install | format | clean"
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,61 @@
+/*
+ * proto: memcached's text protocol (classic and meta commands) without sockets. The server
+ * hands it the bytes a connection has read; it parses every complete command, executes it
+ * against storage, and appends replies to the connection's struct reply.
+ *
+ * Each command goes through three separate steps: parse (fill a struct request; status OK,
+ * NEED_MORE, TOO_BIG, INVALID), execute (call storage, get a typed result), compose (write the
+ * reply text; every reply string lives in protocol/messages.h).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/reply.h"
+
+struct proto_stats; /* per worker thread counters, protocol/stats.h */
+
+/* Per-connection protocol state that survives between reads. */
+struct proto_conn {
+    struct proto_stats *stats; /* the worker thread's counters */
+    uint64_t swallow;          /* bytes of a refused value still to discard */
+    bool closing;              /* quit seen / fatal input: close once replies are sent */
+    bool is_unix;              /* connection came in over the unix socket */
+};
+
+enum proto_action {
+    PROTO_CONTINUE,   /* consumed what it could; read more when the buffer is used up */
+    PROTO_YIELD,      /* request budget or output bound reached; call again later */
+    PROTO_CLOSE,      /* close the connection after flushing the reply */
+};
+
+/*
+ * Processes commands from buf[0..len). Returns the number of bytes consumed. *need (if the
+ * last command is incomplete) receives the total buffer size that command needs, so the server
+ * can grow its read buffer (for large values); 0 when unknown (a line without its newline).
+ * At most max_reqs commands are executed; processing also stops early once r->pending exceeds
+ * max_output (backpressure), returning PROTO_YIELD.
+ */
+enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const char *buf,
+                                size_t len, size_t *consumed, size_t *need, unsigned max_reqs,
+                                size_t max_output);
+
+/* Hooks the server provides for commands that reach outside the protocol. */
+struct proto_hooks {
+    /* Appends "STAT name value\r\n" lines of server-level stats (pid, uptime, connections,
+     * threads, rusage ...) for `stats`. */
+    void (*server_stats)(struct reply *r);
+    /* `stats conns` lines. */
+    void (*conns_stats)(struct reply *r);
+    /* `shutdown` (only reached when enabled). */
+    void (*shutdown)(void);
+    /* Sums per-thread protocol counters into out (struct proto_stats). */
+    void (*sum_stats)(struct proto_stats *out);
+    /* `stats reset`: zero every thread's counters. */
+    void (*reset_stats)(void);
+};
+
+void proto_setup(const struct proto_hooks *hooks);
+void proto_teardown(void);

@@ -1,0 +1,62 @@
+/*
+ * reply: the queue of reply bytes of one connection, as an iovec list ready for writev().
+ * Text (status lines, VALUE headers) is copied into fixed-size blocks that never move, so iovecs
+ * can point into them; item values are referenced in place, holding an item reference until
+ * the bytes are written. No sockets here: the server calls reply_iov()/reply_consumed().
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct item;
+
+#define REPLY_BLOCK_SIZE 16384
+
+struct reply_block {
+    struct reply_block *next;
+    size_t used;
+    char data[REPLY_BLOCK_SIZE];
+};
+
+struct reply {
+    struct iovec *iov;          /* iov[head .. niov) are unsent */
+    size_t niov, iov_cap, head;
+    struct item **refs;         /* items referenced by iovecs, released when sent */
+    size_t nrefs, refs_cap;
+    struct reply_block *first, *cur; /* text blocks; cur is the one being filled */
+    size_t pending;             /* unsent bytes */
+};
+
+void reply_init(struct reply *r);
+/* Releases every block, iovec array and item reference. */
+void reply_deinit(struct reply *r);
+
+/* Appends text, copying it. */
+void reply_add(struct reply *r, const void *data, size_t len);
+static inline void reply_add_str(struct reply *r, const char *s);
+/* Appends `len` bytes that live inside `it`; takes over the caller's reference to it. */
+void reply_add_item_data(struct reply *r, struct item *it, const void *data, size_t len);
+/* Reserves len bytes of text to be filled by the caller (e.g. snprintf); returns the space.
+ * reply_commit() then appends the first `used` bytes of it. */
+char *reply_reserve(struct reply *r, size_t len);
+void reply_commit(struct reply *r, size_t used);
+/* Appends formatted text. */
+void reply_printf(struct reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Unsent iovecs: *iov points at the first, returns their count (at most max). */
+size_t reply_iov(struct reply *r, struct iovec **iov, size_t max);
+/* After writev wrote n bytes: advances, releasing sent items; when all is sent, recycles. */
+void reply_consumed(struct reply *r, size_t n);
+static inline bool reply_empty(const struct reply *r)
+{
+    return r->pending == 0;
+}
+
+#include <string.h>
+static inline void reply_add_str(struct reply *r, const char *s)
+{
+    reply_add(r, s, strlen(s));
+}

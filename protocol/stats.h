@@ -1,0 +1,32 @@
+/*
+ * Per worker thread request counters, declared once. Each worker owns one struct proto_stats
+ * and bumps it without locks or atomics (only its thread writes it); `stats` sums all threads'
+ * copies through proto_hooks.sum_stats. Names are memcached's `stats` field names.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#define PROTO_STATS(X)                                                                           \
+    X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta)                                 \
+    X(get_hits) X(get_misses) X(get_expired) X(get_flushed)                                      \
+    X(delete_misses) X(delete_hits)                                                              \
+    X(incr_misses) X(incr_hits) X(decr_misses) X(decr_hits)                                     \
+    X(cas_misses) X(cas_hits) X(cas_badval)                                                      \
+    X(touch_hits) X(touch_misses)                                                                \
+    X(store_too_large) X(store_no_memory)                                                        \
+    X(bytes_read) X(bytes_written)
+
+struct proto_stats {
+#define PROTO_STAT_FIELD(name) uint64_t name;
+    PROTO_STATS(PROTO_STAT_FIELD)
+#undef PROTO_STAT_FIELD
+};
+
+/* out += in, field by field. */
+static inline void proto_stats_add(struct proto_stats *out, const struct proto_stats *in)
+{
+#define PROTO_STAT_ADD(name) out->name += in->name;
+    PROTO_STATS(PROTO_STAT_ADD)
+#undef PROTO_STAT_ADD
+}

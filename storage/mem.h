@@ -1,0 +1,21 @@
+/*
+ * mem: the one allocator boundary for everything outside the slab arena. A thin layer over
+ * jemalloc that aborts on out-of-memory (a cache that cannot allocate its bookkeeping cannot
+ * serve correctly) and can report what jemalloc holds, so `stats` can explain RSS.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *mem_alloc(size_t size);
+void *mem_calloc(size_t n, size_t size);
+void *mem_realloc(void *p, size_t size);
+void mem_free(void *p);
+char *mem_strdup(const char *s);
+
+struct mem_stats {
+    uint64_t allocated, active, resident, mapped;
+};
+/* Fills *out from jemalloc's stats (refreshed by this call). */
+void mem_stats(struct mem_stats *out);

@@ -1,0 +1,130 @@
+/*
+ * storage: the cache's memory — slab allocator, items, sharded hash table, eviction and expiry.
+ * It knows nothing of sockets or protocol text: callers get items and typed results.
+ *
+ * Lock order (see storage/README for the rationale):
+ *   shard lock  ->  slab class lock
+ * Code holding a class lock (eviction, page moves) may only *try* a shard lock.
+ * foo() hashes the key, takes the shard lock and calls do_foo(); do_foo() needs it held.
+ *
+ * References: an item returned by any function here carries one reference for the caller,
+ * who must drop it with item_put() when done (e.g. after its value has been written to a
+ * socket). The hash table holds a reference of its own while the item is linked; an item is
+ * freed when the last reference is dropped, so a value can be written from the item while
+ * another thread replaces or deletes the key.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/clock.h"
+#include "storage/item.h"
+
+#define KEY_MAX_LENGTH 250
+
+struct storage_config {
+    size_t mem_limit;      /* hard cap on item memory, bytes */
+    size_t item_size_max;  /* largest item incl. header; also the slab page size (min 1 MB) */
+    double growth_factor;  /* between chunk sizes of successive classes */
+    uint32_t chunk_min;    /* space for key+value in the smallest chunk */
+    bool evictions;        /* false: ST_NO_MEMORY instead of evicting (-M) */
+    bool use_cas;          /* false: items carry no CAS (-C) */
+    uint32_t shards;       /* power of two */
+    bool automove;         /* move pages between classes */
+};
+
+enum st_result {
+    ST_OK = 0,       /* stored / deleted / touched / found */
+    ST_NOT_STORED,   /* add on existing key, replace/append/prepend on a missing key */
+    ST_EXISTS,       /* cas mismatch */
+    ST_NOT_FOUND,    /* missing (or expired, or flushed) */
+    ST_TOO_LARGE,    /* item larger than item_size_max */
+    ST_NO_MEMORY,    /* nothing could be evicted (or evictions are disabled) */
+    ST_NON_NUMERIC,  /* incr/decr on a value that is not an unsigned 64-bit decimal */
+};
+
+enum store_op { OP_SET, OP_ADD, OP_REPLACE, OP_APPEND, OP_PREPEND, OP_CAS };
+
+/* Lifecycle. storage_setup returns 0, or -1 with a reason in errbuf. */
+int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen);
+void storage_teardown(void);
+
+/*
+ * Allocates an unlinked item able to hold nkey + nbytes (value without its "\r\n"),
+ * evicting if needed. On failure returns NULL and sets *res to ST_TOO_LARGE or ST_NO_MEMORY.
+ * The caller copies the value into item_value(it), then stores it with storage_store() and
+ * drops its reference with item_put(), or just drops it.
+ * exptime is the relative time from clock_exptime().
+ */
+struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t exptime,
+                        uint32_t nbytes, enum st_result *res);
+void item_put(struct item *it);
+
+/*
+ * Stores it by op. For OP_CAS, cas is the value the client sent. On ST_OK, *cas_out (if not
+ * NULL) receives the stored item's new CAS. Append/prepend build a new item from the old value
+ * and it (keeping the old flags and exptime); past item_size_max they return ST_NOT_STORED.
+ * A set/cas/add/replace whose item could not be allocated is not this function's business:
+ * the caller must call storage_delete() for OP_SET on ST_TOO_LARGE (memcached drops the key).
+ */
+enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, uint64_t *cas_out);
+
+/* Looks up a live item and takes a reference (NULL: miss). Marks it fetched and recently used
+ * (no global lock). Expired or flushed items found here are unlinked and counted. */
+struct item *storage_get(const char *key, size_t nkey);
+
+/* Sets the item's exptime and returns it referenced (gat/gats/touch), or NULL on a miss. */
+struct item *storage_touch(const char *key, size_t nkey, rel_time_t exptime);
+
+/* Deletes; cas 0 means unconditional. ST_OK, ST_NOT_FOUND, or ST_EXISTS on a cas mismatch. */
+enum st_result storage_delete(const char *key, size_t nkey, uint64_t cas);
+
+/*
+ * incr (incr=true) wraps at 2^64; decr floors at 0. On ST_OK *value is the new number; the
+ * stored text is its decimal form (a new item when the length changes), flags and exptime
+ * kept, CAS bumped. ST_NOT_FOUND, ST_NON_NUMERIC, ST_NO_MEMORY otherwise.
+ */
+enum st_result storage_arith(const char *key, size_t nkey, bool incr, uint64_t delta,
+                             uint64_t *value, uint64_t *cas_out);
+
+/* flush_all: every item stored at or before `when` (a rel_time_t) is invalid from `when` on.
+ * O(1); the items are reclaimed lazily and by the sweeper. */
+void storage_flush(rel_time_t when);
+
+/*
+ * Background work, called from the server's maintenance timer. Each call does a bounded step
+ * (at most max_items items examined, roughly) and returns how many items it reclaimed.
+ */
+size_t storage_sweep_step(size_t max_items);
+/* Moves at most one page toward a class that is evicting; returns true if one moved. */
+bool storage_automove_step(void);
+/* One bounded step of incremental hash-table growth for every shard that is growing. */
+void storage_maintenance_step(void);
+
+/* ---- statistics ---- */
+
+struct storage_stats {
+    uint64_t curr_items, total_items, bytes; /* bytes: sum of item sizes (header+key+value) */
+    uint64_t evictions, evicted_unfetched, expired_unfetched, reclaimed, evicted_active;
+    uint64_t get_expired, get_flushed;       /* misses caused by expiry / flush */
+    uint64_t total_malloced;                 /* bytes of slab pages handed to classes */
+    uint64_t slabs_moved, hash_power_level, hash_bytes, hash_is_expanding;
+    uint64_t sweeper_runs, sweeper_reclaimed;
+    uint64_t item_header_bytes;              /* sizeof header incl. CAS when on */
+};
+void storage_stats(struct storage_stats *out);
+void storage_stats_reset(void);
+
+struct slab_class_stats {
+    uint32_t id;            /* memcached numbers classes from 1 */
+    uint32_t chunk_size;
+    uint32_t chunks_per_page;
+    uint64_t total_pages, total_chunks, used_chunks, free_chunks;
+    uint64_t mem_requested; /* sum of item sizes in this class */
+    uint64_t number, evicted, evicted_unfetched, expired_unfetched, reclaimed, outofmemory;
+    uint64_t age;           /* seconds since the oldest item's last access, if known */
+};
+/* Calls fn for every class that has at least one page; returns the number of classes. */
+unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats *s), void *arg);
