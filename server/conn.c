@@ -1,0 +1,433 @@
+/*
+ * conn: the life of one connection in its worker thread.
+ *
+ * One callback (conn_run) drives everything: parse what is buffered, write what is queued,
+ * then read more — in that order, so replies of a pipelined batch leave in one sendmsg and a
+ * client that stops reading stops being read (backpressure: past max_output of unsent reply
+ * bytes only EV_WRITE is armed). After reqs_per_event commands proto_process yields; the
+ * connection is then re-activated behind every other ready connection (fairness, -R).
+ *
+ * Read buffer: starts at CONN_RBUF_INIT, grows to what proto_process says the current
+ * command needs (a large value), never past item_size_max + CONN_LINE_SLACK, and shrinks back
+ * once empty. Memory per connection is thus bounded by that plus max_output of reply text
+ * (values are referenced, not copied).
+ */
+#define _GNU_SOURCE /* accept4, IOV_MAX */
+#include "server/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "protocol/stats.h"
+#include "server/listen.h"
+#include "server/log.h"
+#include "server/server.h"
+#include "server/worker.h"
+#include "storage/mem.h"
+
+#define CONN_RBUF_INIT 16384
+#define CONN_LINE_SLACK 4096   /* a command line (2048 max) plus the value's "\r\n" */
+#define CONN_FREE_MAX 64       /* closed structs a worker keeps for reuse */
+#define CONN_READ_ROUNDS 4     /* full-buffer reads per callback before re-queueing */
+
+static void conn_run(struct conn *c);
+
+static void conn_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    conn_run(arg);
+}
+
+const char *conn_state_name(int state)
+{
+    switch (state) {
+    case CONN_READ: return "conn_waiting";
+    case CONN_PARSE: return "conn_parse_cmd";
+    case CONN_WRITE: return "conn_mwrite";
+    default: return "conn_closing";
+    }
+}
+
+static void set_state(struct conn *c, enum conn_state s)
+{
+    atomic_store_explicit(&c->state, (int)s, memory_order_relaxed);
+}
+
+/* Arms exactly `flags` (EV_READ / EV_WRITE) on the connection's persistent event. */
+static void conn_want(struct conn *c, short flags)
+{
+    if (flags == c->ev_flags)
+        return;
+    event_del(c->ev);
+    c->ev_flags = flags;
+    if (flags == 0)
+        return;
+    event_assign(c->ev, c->w->base, c->fd, (short)(flags | EV_PERSIST), conn_event, c);
+    if (event_add(c->ev, NULL) < 0) {
+        log_error("event_add failed for fd %d", c->fd);
+        c->ev_flags = 0;
+    }
+}
+
+static void peer_name(struct conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (listeners[c->listener].is_unix) {
+        snprintf(c->addr, sizeof c->addr, "%s", listeners[c->listener].name);
+        return;
+    }
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0) {
+        snprintf(c->addr, sizeof c->addr, "tcp:?");
+        return;
+    }
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        snprintf(c->addr, sizeof c->addr, "tcp6:[%s]:%u", host, ntohs(s6->sin6_port));
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        snprintf(c->addr, sizeof c->addr, "tcp:%s:%u", host, ntohs(s4->sin_port));
+    }
+}
+
+void conn_open(struct worker *w, int fd, unsigned listener)
+{
+    struct conn *c = w->free_conns;
+    if (c != NULL) {
+        w->free_conns = c->next;
+        w->nfree--;
+    } else {
+        c = mem_calloc(1, sizeof *c);
+        c->ev = event_new(w->base, -1, 0, NULL, NULL);
+        if (c->ev == NULL) {
+            log_error("out of memory for a connection event");
+            mem_free(c);
+            close(fd);
+            server_counter_sub(&server_counters.curr_connections, 1);
+            return;
+        }
+        c->rbuf = mem_alloc(CONN_RBUF_INIT);
+        c->rsize = CONN_RBUF_INIT;
+        server_counter_add(&server_counters.connection_structures, 1);
+    }
+    c->w = w;
+    c->fd = fd;
+    c->listener = listener;
+    c->ev_flags = 0;
+    c->rstart = c->rend = c->need = 0;
+    reply_init(&c->reply);
+    memset(&c->pc, 0, sizeof c->pc);
+    c->pc.stats = &w->stats;
+    c->pc.is_unix = listeners[listener].is_unix;
+    c->closing = c->draining = false;
+    atomic_store_explicit(&c->last_active, clock_now(), memory_order_relaxed);
+    set_state(c, CONN_READ);
+    peer_name(c);
+
+    pthread_mutex_lock(&w->conns_lock);
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    pthread_mutex_unlock(&w->conns_lock);
+
+    log_debug("worker %u: new connection fd %d from %s", w->id, fd, c->addr);
+    conn_want(c, EV_READ);
+}
+
+void conn_free(struct conn *c)
+{
+    event_free(c->ev);
+    mem_free(c->rbuf);
+    mem_free(c);
+    server_counter_sub(&server_counters.connection_structures, 1);
+}
+
+void conn_close(struct conn *c)
+{
+    struct worker *w = c->w;
+    conn_want(c, 0);
+    event_del(c->ev); /* also drops a pending event_active */
+    set_state(c, CONN_CLOSING);
+    log_debug("worker %u: closing fd %d (%s)", w->id, c->fd, c->addr);
+    close(c->fd);
+    c->fd = -1;
+    reply_deinit(&c->reply); /* drops the item references of unsent values */
+
+    pthread_mutex_lock(&w->conns_lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    pthread_mutex_unlock(&w->conns_lock);
+    server_counter_sub(&server_counters.curr_connections, 1);
+
+    if (w->nfree < CONN_FREE_MAX) {
+        if (c->rsize != CONN_RBUF_INIT) {
+            mem_free(c->rbuf);
+            c->rbuf = mem_alloc(CONN_RBUF_INIT);
+            c->rsize = CONN_RBUF_INIT;
+        }
+        c->next = w->free_conns;
+        w->free_conns = c;
+        w->nfree++;
+    } else {
+        conn_free(c);
+    }
+    if (w->stopping && w->conns == NULL)
+        event_base_loopexit(w->base, NULL);
+}
+
+static size_t rbuf_cap(void)
+{
+    return (size_t)settings.item_size_max + CONN_LINE_SLACK;
+}
+
+/* Makes room for at least `want` unparsed bytes in total. Returns false past the cap. */
+static bool rbuf_reserve(struct conn *c, size_t want)
+{
+    size_t have = c->rend - c->rstart;
+    if (c->rstart > 0 && (c->rend == c->rsize || want > c->rsize - c->rstart)) {
+        memmove(c->rbuf, c->rbuf + c->rstart, have);
+        c->rstart = 0;
+        c->rend = have;
+    }
+    if (want <= c->rsize)
+        return true;
+    if (want > rbuf_cap())
+        return false;
+    size_t size = c->rsize;
+    while (size < want)
+        size *= 2;
+    if (size > rbuf_cap())
+        size = rbuf_cap();
+    c->rbuf = mem_realloc(c->rbuf, size);
+    c->rsize = size;
+    return true;
+}
+
+/* After a big value has been parsed and the buffer is empty, give the memory back. */
+static void rbuf_shrink(struct conn *c)
+{
+    if (c->rstart == c->rend) {
+        c->rstart = c->rend = 0;
+        if (c->rsize > CONN_RBUF_INIT) {
+            mem_free(c->rbuf);
+            c->rbuf = mem_alloc(CONN_RBUF_INIT);
+            c->rsize = CONN_RBUF_INIT;
+        }
+    }
+}
+
+/*
+ * Reads until EAGAIN or the buffer is full. Returns bytes read (> 0), 0 when nothing was
+ * available, -1 on EOF with nothing read or on an error. EOF after some bytes sets draining
+ * (the bytes are answered, then the connection closes).
+ */
+static ssize_t conn_read(struct conn *c)
+{
+    size_t want = c->rend - c->rstart + 1;
+    if (c->need > want)
+        want = c->need;
+    if (!rbuf_reserve(c, want)) {
+        /* The current command can never fit: a line longer than the buffer cap. */
+        log_debug("fd %d: request exceeds %zu bytes; closing", c->fd, rbuf_cap());
+        return -1;
+    }
+    if (c->rend == c->rsize && !rbuf_reserve(c, c->rsize + 1))
+        return -1;
+    size_t total = 0;
+    while (c->rend < c->rsize) {
+        ssize_t n = read(c->fd, c->rbuf + c->rend, c->rsize - c->rend);
+        if (n > 0) {
+            c->rend += (size_t)n;
+            total += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            if (total == 0)
+                return -1;
+            c->draining = true;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            break;
+        if (total == 0)
+            return -1;
+        c->draining = true;
+        break;
+    }
+    if (total > 0) {
+        struct worker *w = c->w;
+        worker_stats_lock(w);
+        w->stats.bytes_read += total;
+        worker_stats_unlock(w);
+        atomic_store_explicit(&c->last_active, clock_now(), memory_order_relaxed);
+    }
+    return (ssize_t)total;
+}
+
+/* Parses and executes buffered commands; returns proto_process's verdict. */
+static enum proto_action conn_parse(struct conn *c, size_t max_output)
+{
+    struct worker *w = c->w;
+    size_t have = c->rend - c->rstart, consumed = 0, need = 0;
+    set_state(c, CONN_PARSE);
+    worker_stats_lock(w);
+    enum proto_action act =
+        proto_process(&c->pc, &c->reply, c->rbuf + c->rstart, have, &consumed, &need,
+                      (unsigned)settings.reqs_per_event, max_output);
+    if (act == PROTO_YIELD && c->reply.pending <= max_output)
+        w->conn_yields++;
+    worker_stats_unlock(w);
+    if (consumed > have)
+        consumed = have; /* defensive: never trust a count to move past the data */
+    c->rstart += consumed;
+    have -= consumed;
+    /* Incomplete command: wait for at least one more byte, or for what it needs. */
+    c->need = 0;
+    if (act == PROTO_CONTINUE && have > 0)
+        c->need = need > have ? need : have + 1;
+    if (act == PROTO_CLOSE || c->pc.closing)
+        c->closing = true;
+    rbuf_shrink(c);
+    return act;
+}
+
+/* Writes queued replies. Returns 1 when all is sent, 0 when the socket is full, -1 on error. */
+static int conn_flush(struct conn *c)
+{
+    size_t total = 0;
+    int rc = 1;
+    set_state(c, CONN_WRITE);
+    while (!reply_empty(&c->reply)) {
+        struct iovec *iov;
+        size_t n = reply_iov(&c->reply, &iov, IOV_MAX);
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
+        ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+            break;
+        }
+        reply_consumed(&c->reply, (size_t)w);
+        total += (size_t)w;
+    }
+    if (total > 0) {
+        struct worker *w = c->w;
+        worker_stats_lock(w);
+        w->stats.bytes_written += total;
+        worker_stats_unlock(w);
+    }
+    return rc;
+}
+
+static void conn_run(struct conn *c)
+{
+    size_t max_output = server_counter(&server_runtime.max_output);
+    unsigned rounds = 0;
+    bool fresh = true; /* bytes arrived since the last parse */
+    for (;;) {
+        enum proto_action act = PROTO_CONTINUE;
+        size_t have = c->rend - c->rstart;
+        if (fresh && have > 0 && have >= c->need && !c->closing &&
+            c->reply.pending <= max_output)
+            act = conn_parse(c, max_output);
+        fresh = false;
+
+        if (!reply_empty(&c->reply) && conn_flush(c) < 0) {
+            conn_close(c);
+            return;
+        }
+        bool pending = !reply_empty(&c->reply);
+        if (c->closing) {
+            if (!pending) {
+                conn_close(c);
+                return;
+            }
+            conn_want(c, EV_WRITE);
+            return;
+        }
+        if (c->reply.pending > max_output) {
+            conn_want(c, EV_WRITE); /* backpressure: read nothing until drained */
+            return;
+        }
+        if (act == PROTO_YIELD) {
+            /* Budget spent (or output bound hit and already drained): run again after every
+             * connection that is ready now. */
+            conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
+            set_state(c, CONN_PARSE);
+            event_active(c->ev, EV_READ, 0);
+            return;
+        }
+        if (c->draining) {
+            /* EOF or shutdown: everything buffered that can run has run. */
+            c->closing = true;
+            continue;
+        }
+        if (++rounds > CONN_READ_ROUNDS) {
+            conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
+            event_active(c->ev, EV_READ, 0);
+            return;
+        }
+        ssize_t n = conn_read(c);
+        if (n < 0) {
+            conn_close(c);
+            return;
+        }
+        if (n == 0) {
+            set_state(c, pending ? CONN_WRITE : CONN_READ);
+            conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
+            return;
+        }
+        fresh = true;
+    }
+}
+
+void conn_drain(struct conn *c)
+{
+    if (!c->closing && !c->draining) {
+        if (c->reply.pending <= server_counter(&server_runtime.max_output) && conn_read(c) < 0) {
+            conn_close(c);
+            return;
+        }
+        c->draining = true;
+    }
+    conn_run(c);
+}
+
+bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout)
+{
+    rel_time_t last = atomic_load_explicit(&c->last_active, memory_order_relaxed);
+    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply))
+        return false;
+    if (now <= last || (uint64_t)(now - last) <= idle_timeout)
+        return false;
+    struct worker *w = c->w;
+    worker_stats_lock(w);
+    w->idle_kicks++;
+    worker_stats_unlock(w);
+    log_info("closing idle connection %s (fd %d)", c->addr, c->fd);
+    conn_close(c);
+    return true;
+}

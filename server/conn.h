@@ -1,0 +1,58 @@
+/*
+ * conn: one client connection, owned by one worker thread for its whole life. Reads into a
+ * growable buffer, hands the bytes to proto_process, writes the struct reply with sendmsg
+ * (an iovec list, values by reference), and applies backpressure and fairness.
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/proto.h"
+#include "protocol/reply.h"
+#include "storage/clock.h"
+
+struct worker;
+struct event;
+
+/* What `stats conns` shows (memcached's state names). */
+enum conn_state { CONN_READ, CONN_PARSE, CONN_WRITE, CONN_CLOSING };
+
+#define CONN_ADDR_MAX 128 /* LISTEN_NAME_MAX: a unix peer is named by its listener */
+
+struct conn {
+    struct conn *next, *prev; /* worker's live list, or its free list (next only) */
+    struct worker *w;
+    int fd;
+    unsigned listener;        /* index into listeners[] */
+    struct event *ev;
+    short ev_flags;           /* EV_READ/EV_WRITE currently armed */
+
+    char *rbuf;               /* unparsed bytes are rbuf[rstart .. rend) */
+    size_t rsize, rstart, rend;
+    size_t need;              /* don't parse again until rend - rstart reaches this */
+
+    struct reply reply;
+    struct proto_conn pc;
+
+    _Atomic rel_time_t last_active; /* last read that brought bytes */
+    _Atomic int state;
+    bool closing;             /* close once the reply is sent */
+    bool draining;            /* no more reads: run what is buffered, then closing */
+    char addr[CONN_ADDR_MAX]; /* peer, "tcp:1.2.3.4:5678" */
+};
+
+/* Worker thread: takes over an accepted fd (counted in curr_connections already). */
+void conn_open(struct worker *w, int fd, unsigned listener);
+/* Closes at once: the fd, the reply (item references dropped), the counters. */
+void conn_close(struct conn *c);
+/* Graceful shutdown: read what the client already sent, answer it, then close. */
+void conn_drain(struct conn *c);
+/* Idle-timeout check of one connection (owner thread); returns true if it was closed. */
+bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout);
+/* Frees a closed struct from a free list. */
+void conn_free(struct conn *c);
+
+const char *conn_state_name(int state);

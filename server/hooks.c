@@ -1,0 +1,104 @@
+/*
+ * hooks: the proto_hooks the server gives the protocol. Field names and order follow
+ * memcached 1.6.18's `stats` (the connection block after rusage; idle_kicks, accepting_conns,
+ * listen_disabled_num, threads and conn_yields are emitted here too, because they are the
+ * server's to know).
+ */
+#include "server/hooks.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "protocol/reply.h"
+#include "protocol/stats.h"
+#include "server/conn.h"
+#include "server/listen.h"
+#include "server/server.h"
+#include "server/worker.h"
+#include "storage/clock.h"
+
+static void server_stats(struct reply *r)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    rel_time_t now = clock_now();
+    uint64_t yields, kicks;
+    worker_extra_stats(&yields, &kicks);
+
+    reply_printf(r, "STAT pid %ld\r\n", (long)getpid());
+    reply_printf(r, "STAT uptime %u\r\n", (unsigned)now);
+    reply_printf(r, "STAT time %" PRId64 "\r\n", clock_unix(now));
+    reply_printf(r, "STAT libevent %s\r\n", event_get_version());
+    reply_printf(r, "STAT pointer_size %d\r\n", (int)(8 * sizeof(void *)));
+    reply_printf(r, "STAT rusage_user %ld.%06ld\r\n", (long)ru.ru_utime.tv_sec,
+                 (long)ru.ru_utime.tv_usec);
+    reply_printf(r, "STAT rusage_system %ld.%06ld\r\n", (long)ru.ru_stime.tv_sec,
+                 (long)ru.ru_stime.tv_usec);
+    reply_printf(r, "STAT max_connections %" PRIu64 "\r\n", (uint64_t)settings.conn_limit);
+    reply_printf(r, "STAT curr_connections %" PRIu64 "\r\n",
+                 server_counter(&server_counters.curr_connections));
+    reply_printf(r, "STAT total_connections %" PRIu64 "\r\n",
+                 server_counter(&server_counters.total_connections));
+    reply_printf(r, "STAT rejected_connections %" PRIu64 "\r\n",
+                 server_counter(&server_counters.rejected_connections));
+    reply_printf(r, "STAT connection_structures %" PRIu64 "\r\n",
+                 server_counter(&server_counters.connection_structures));
+    reply_printf(r, "STAT idle_kicks %" PRIu64 "\r\n", kicks);
+    reply_printf(r, "STAT accepting_conns %d\r\n",
+                 atomic_load(&server_counters.accepting) ? 1 : 0);
+    reply_printf(r, "STAT listen_disabled_num %" PRIu64 "\r\n",
+                 server_counter(&server_counters.listen_disabled_num));
+    reply_printf(r, "STAT time_in_listen_disabled_us %" PRIu64 "\r\n",
+                 server_counter(&server_counters.time_in_listen_disabled_us));
+    reply_printf(r, "STAT threads %u\r\n", nworkers);
+    reply_printf(r, "STAT conn_yields %" PRIu64 "\r\n", yields);
+}
+
+static void conns_stats(struct reply *r)
+{
+    rel_time_t now = clock_now();
+    for (size_t i = 0; i < nlisteners; i++) {
+        if (listeners[i].fd < 0)
+            continue;
+        reply_printf(r, "STAT %d:addr %s\r\n", listeners[i].fd, listeners[i].name);
+        reply_printf(r, "STAT %d:state conn_listening\r\n", listeners[i].fd);
+    }
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        pthread_mutex_lock(&w->conns_lock);
+        for (struct conn *c = w->conns; c != NULL; c = c->next) {
+            rel_time_t last = atomic_load_explicit(&c->last_active, memory_order_relaxed);
+            reply_printf(r, "STAT %d:addr %s\r\n", c->fd, c->addr);
+            if (!listeners[c->listener].is_unix)
+                reply_printf(r, "STAT %d:listen_addr %s\r\n", c->fd,
+                             listeners[c->listener].name);
+            reply_printf(r, "STAT %d:state %s\r\n", c->fd,
+                         conn_state_name(atomic_load_explicit(&c->state, memory_order_relaxed)));
+            reply_printf(r, "STAT %d:secs_since_last_cmd %u\r\n", c->fd,
+                         now > last ? (unsigned)(now - last) : 0u);
+        }
+        pthread_mutex_unlock(&w->conns_lock);
+    }
+}
+
+static void reset_stats(void)
+{
+    worker_reset_stats();
+    /* memcached's `stats reset` also zeroes these totals (not the gauges). */
+    atomic_store(&server_counters.total_connections, 0);
+    atomic_store(&server_counters.rejected_connections, 0);
+    atomic_store(&server_counters.listen_disabled_num, 0);
+    atomic_store(&server_counters.time_in_listen_disabled_us, 0);
+}
+
+const struct proto_hooks server_hooks = {
+    .server_stats = server_stats,
+    .conns_stats = conns_stats,
+    .shutdown = server_request_shutdown,
+    .sum_stats = worker_sum_stats,
+    .reset_stats = reset_stats,
+};

@@ -1,0 +1,350 @@
+/*
+ * listen: bind, listen and accept. Runs in the listener (main) thread only.
+ *
+ * memcached counts every fd toward -c (its "reserved_fds"); cached's -c is the number of
+ * client connections, which is what operators mean. Past it, a new connection gets
+ * "ERROR Too many open connections\r\n" and is closed, as memcached does.
+ * When accept() itself fails for lack of fds (EMFILE/ENFILE), accepting is paused for 10 ms
+ * instead of spinning on a listener that stays readable (memcached's listen_disabled_num).
+ */
+#define _GNU_SOURCE /* accept4, IOV_MAX */
+#include "server/listen.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "server/log.h"
+#include "server/server.h"
+#include "server/worker.h"
+#include "storage/mem.h"
+
+#define REJECT_MSG "ERROR Too many open connections\r\n"
+#define ACCEPT_BATCH 64 /* accepts per readiness event, so one listener cannot starve others */
+
+struct listener *listeners;
+size_t nlisteners;
+static size_t listeners_cap;
+static char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+static struct event *resume_ev;
+static struct timeval disabled_since;
+
+static struct listener *listener_add(int fd, bool is_unix, const char *name)
+{
+    if (nlisteners == listeners_cap) {
+        listeners_cap = listeners_cap ? listeners_cap * 2 : 4;
+        listeners = mem_realloc(listeners, listeners_cap * sizeof *listeners);
+    }
+    struct listener *l = &listeners[nlisteners++];
+    memset(l, 0, sizeof *l);
+    l->fd = fd;
+    l->is_unix = is_unix;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    return l;
+}
+
+static void addr_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    char port[8] = "?";
+    getnameinfo(sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in),
+                host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+    if (sa->sa_family == AF_INET6)
+        snprintf(buf, len, "tcp6:[%s]:%s", host, port);
+    else
+        snprintf(buf, len, "tcp:%s:%s", host, port);
+}
+
+/* Splits "host", "host:port", "[v6]", "[v6]:port", "v6" into host and port strings. */
+static int split_host_port(const char *spec, char *host, size_t hlen, char *port, size_t plen,
+                           unsigned default_port)
+{
+    snprintf(port, plen, "%u", default_port);
+    const char *colon = strchr(spec, ':');
+    if (spec[0] == '[') {
+        const char *end = strchr(spec, ']');
+        if (end == NULL || (size_t)(end - spec - 1) >= hlen)
+            return -1;
+        memcpy(host, spec + 1, (size_t)(end - spec - 1));
+        host[end - spec - 1] = '\0';
+        if (end[1] == ':')
+            snprintf(port, plen, "%s", end + 2);
+        else if (end[1] != '\0')
+            return -1;
+        return 0;
+    }
+    if (colon != NULL && strchr(colon + 1, ':') == NULL) { /* exactly one colon: v4:port */
+        if ((size_t)(colon - spec) >= hlen)
+            return -1;
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+        snprintf(port, plen, "%s", colon + 1);
+        return 0;
+    }
+    if (strlen(spec) >= hlen)
+        return -1;
+    snprintf(host, hlen, "%s", spec);
+    return 0;
+}
+
+static int bind_tcp(const char *spec, const struct cfg *c)
+{
+    char host[256], port[16], name[LISTEN_NAME_MAX];
+    if (split_host_port(spec, host, sizeof host, port, sizeof port, (unsigned)c->port) < 0) {
+        log_error("failed to listen on %s: not an address", spec);
+        return -1;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    bool any = host[0] == '\0' || strcmp(host, "*") == 0;
+    int rc = getaddrinfo(any ? NULL : host, port, &hints, &res);
+    if (rc != 0) {
+        log_error("failed to listen on %s port %s: %s", spec, port, gai_strerror(rc));
+        return -1;
+    }
+    int result = 0;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        addr_name(ai->ai_addr, name, sizeof name);
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+        if (fd < 0) {
+            log_error("failed to listen on %s: socket: %s", name, strerror(errno));
+            result = -1;
+            break;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ai->ai_family == AF_INET6) /* a v6 listener must not steal the v4 port */
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        /* Accepted sockets inherit these on Linux; conn setup sets them again anyway. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, (int)c->backlog) < 0) {
+            log_error("failed to listen on %s: %s", name, strerror(errno));
+            close(fd);
+            result = -1;
+            break;
+        }
+        if (strcmp(port, "0") == 0) { /* ephemeral: name the port we got */
+            struct sockaddr_storage ss;
+            socklen_t sl = sizeof ss;
+            if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+                addr_name((struct sockaddr *)&ss, name, sizeof name);
+        }
+        listener_add(fd, false, name);
+        log_info("listening on %s", name);
+    }
+    freeaddrinfo(res);
+    return result;
+}
+
+/* A socket file left by a crashed run is removed; one a live server answers on is not. */
+static int unlink_stale(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return 0;
+    if (!S_ISSOCK(st.st_mode)) {
+        errno = EEXIST;
+        return -1;
+    }
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        int live = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
+        close(fd);
+        if (live) {
+            errno = EADDRINUSE;
+            return -1;
+        }
+    }
+    return unlink(path);
+}
+
+static int bind_unix(const struct cfg *c)
+{
+    const char *path = c->unix_socket;
+    char name[LISTEN_NAME_MAX];
+    snprintf(name, sizeof name, "unix:%s", path);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sun.sun_path) {
+        log_error("failed to listen on %s: path too long", name);
+        return -1;
+    }
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    if (unlink_stale(path) < 0) {
+        log_error("failed to listen on %s: %s", name, strerror(errno));
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        log_error("failed to listen on %s: socket: %s", name, strerror(errno));
+        return -1;
+    }
+    /* The umask makes the file appear with the right mode at once (no window where it is
+     * wider); the chmod makes it exact whatever the inherited umask. */
+    mode_t old = umask((mode_t)(~c->unix_mask & 0777));
+    int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (rc < 0 || chmod(path, (mode_t)c->unix_mask) < 0 || listen(fd, (int)c->backlog) < 0) {
+        log_error("failed to listen on %s: %s", name, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    snprintf(unix_path, sizeof unix_path, "%s", path);
+    listener_add(fd, true, name);
+    log_info("listening on %s (mode %03o)", name, (unsigned)c->unix_mask);
+    return 0;
+}
+
+int listen_setup(const struct cfg *c)
+{
+    int rc = 0;
+    if (c->unix_socket != NULL && c->unix_socket[0] != '\0') {
+        rc = bind_unix(c); /* like memcached, -s disables TCP */
+    } else if (c->port != 0) {
+        const char *pos = NULL;
+        char spec[256];
+        while (rc == 0 && cfg_list_next(c->listen, &pos, spec, sizeof spec))
+            rc = bind_tcp(spec, c);
+    }
+    if (rc == 0 && nlisteners == 0) {
+        log_error("nothing to listen on (port 0 and no unix socket)");
+        rc = -1;
+    }
+    if (rc < 0)
+        listen_teardown();
+    return rc;
+}
+
+static void accept_pause(struct listener *self);
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct listener *l = arg;
+    (void)what;
+    uint64_t limit = settings.conn_limit;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_warn("accept on %s: %s; pausing accepts for 10 ms", l->name,
+                         strerror(errno));
+                accept_pause(l);
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                log_warn("accept on %s: %s", l->name, strerror(errno));
+            }
+            return;
+        }
+        server_counter_add(&server_counters.total_connections, 1);
+        /* Only this thread increments curr_connections, so check-then-add cannot overshoot. */
+        if (server_counter(&server_counters.curr_connections) >= limit) {
+            ssize_t w = send(fd, REJECT_MSG, sizeof REJECT_MSG - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+            close(fd);
+            server_counter_add(&server_counters.rejected_connections, 1);
+            log_debug("rejected a connection on %s: %lu connections open", l->name,
+                      (unsigned long)limit);
+            continue;
+        }
+        server_counter_add(&server_counters.curr_connections, 1);
+        if (!l->is_unix) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (settings.tcp_keepalive)
+                setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        }
+        worker_dispatch(fd, (unsigned)(l - listeners));
+    }
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what, (void)arg;
+    struct timeval now, d;
+    gettimeofday(&now, NULL);
+    timersub(&now, &disabled_since, &d);
+    server_counter_add(&server_counters.time_in_listen_disabled_us,
+                       (uint64_t)d.tv_sec * 1000000u + (uint64_t)d.tv_usec);
+    for (size_t i = 0; i < nlisteners; i++)
+        if (listeners[i].ev != NULL)
+            event_add(listeners[i].ev, NULL);
+    atomic_store(&server_counters.accepting, true);
+}
+
+static void accept_pause(struct listener *self)
+{
+    (void)self;
+    if (!atomic_load(&server_counters.accepting))
+        return;
+    for (size_t i = 0; i < nlisteners; i++)
+        if (listeners[i].ev != NULL)
+            event_del(listeners[i].ev);
+    atomic_store(&server_counters.accepting, false);
+    server_counter_add(&server_counters.listen_disabled_num, 1);
+    gettimeofday(&disabled_since, NULL);
+    struct timeval tv = {0, 10000};
+    evtimer_add(resume_ev, &tv);
+}
+
+int listen_start(struct event_base *base)
+{
+    resume_ev = evtimer_new(base, on_resume, NULL);
+    if (resume_ev == NULL)
+        return -1;
+    for (size_t i = 0; i < nlisteners; i++) {
+        struct listener *l = &listeners[i];
+        l->ev = event_new(base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
+        if (l->ev == NULL || event_add(l->ev, NULL) < 0)
+            return -1;
+    }
+    atomic_store(&server_counters.accepting, true);
+    return 0;
+}
+
+void listen_stop(void)
+{
+    atomic_store(&server_counters.accepting, false);
+    if (resume_ev != NULL) {
+        event_free(resume_ev);
+        resume_ev = NULL;
+    }
+    for (size_t i = 0; i < nlisteners; i++) {
+        struct listener *l = &listeners[i];
+        if (l->ev != NULL) {
+            event_free(l->ev);
+            l->ev = NULL;
+        }
+        if (l->fd >= 0) {
+            close(l->fd);
+            l->fd = -1;
+        }
+    }
+}
+
+void listen_teardown(void)
+{
+    listen_stop();
+    if (unix_path[0] != '\0') {
+        unlink(unix_path);
+        unix_path[0] = '\0';
+    }
+    mem_free(listeners);
+    listeners = NULL;
+    nlisteners = listeners_cap = 0;
+}

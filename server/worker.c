@@ -1,0 +1,281 @@
+/*
+ * worker: thread bodies, the hand-over queue, the idle-timeout tick and the per-worker
+ * counters behind `stats`.
+ */
+#include "server/worker.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "server/conn.h"
+#include "server/log.h"
+#include "server/server.h"
+#include "storage/mem.h"
+
+struct handoff {
+    struct handoff *next;
+    int fd;
+    unsigned listener;
+};
+
+struct worker *workers;
+unsigned nworkers;
+_Thread_local struct worker *worker_self;
+static unsigned next_worker; /* listener thread only */
+static unsigned grace_ms_setting;
+
+static void wake(struct worker *w)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do
+        n = write(w->efd, &one, sizeof one);
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN means the counter is already non-zero: the worker is awake anyway. */
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd, (void)what;
+    log_warn("worker %u: %zu connection(s) still busy at the shutdown deadline; closing", w->id,
+             w->nconns);
+    event_base_loopexit(w->base, NULL);
+}
+
+static void begin_stop(struct worker *w)
+{
+    w->stopping = true;
+    event_del(w->tick_ev);
+    if (w->conns == NULL) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    struct timeval tv = {grace_ms_setting / 1000, (grace_ms_setting % 1000) * 1000};
+    evtimer_add(w->grace_ev, &tv);
+    /* conn_drain may close (and unlink) the connection, so take next first. */
+    for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_drain(c);
+    }
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t v;
+    (void)what;
+    ssize_t n = read(fd, &v, sizeof v);
+    (void)n;
+    pthread_mutex_lock(&w->qlock);
+    struct handoff *h = w->qhead;
+    w->qhead = w->qtail = NULL;
+    pthread_mutex_unlock(&w->qlock);
+    bool stop = atomic_load(&w->stop);
+    while (h != NULL) {
+        struct handoff *next = h->next;
+        if (stop || w->stopping) {
+            close(h->fd); /* accepted just before shutdown; never read from */
+            server_counter_sub(&server_counters.curr_connections, 1);
+        } else {
+            conn_open(w, h->fd, h->listener);
+        }
+        mem_free(h);
+        h = next;
+    }
+    if (stop && !w->stopping)
+        begin_stop(w);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd, (void)what;
+    uint64_t idle = server_counter(&server_runtime.idle_timeout);
+    if (idle == 0)
+        return;
+    rel_time_t now = clock_now();
+    /* Only this thread changes the list, so walking it needs no lock. */
+    for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        conn_idle_check(c, now, idle);
+    }
+}
+
+int worker_setup(unsigned n)
+{
+    workers = mem_calloc(n, sizeof *workers);
+    nworkers = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &workers[i];
+        w->id = i;
+        w->efd = -1;
+        pthread_mutex_init(&w->qlock, NULL);
+        pthread_mutex_init(&w->stats_lock, NULL);
+        pthread_mutex_init(&w->conns_lock, NULL);
+        w->base = event_base_new();
+        if (w->base == NULL)
+            return -1;
+        w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->efd < 0)
+            return -1;
+        w->notify_ev = event_new(w->base, w->efd, EV_READ | EV_PERSIST, on_notify, w);
+        w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+        w->grace_ev = evtimer_new(w->base, on_grace, w);
+        if (w->notify_ev == NULL || w->tick_ev == NULL || w->grace_ev == NULL)
+            return -1;
+        struct timeval sec = {1, 0};
+        if (event_add(w->notify_ev, NULL) < 0 || event_add(w->tick_ev, &sec) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    worker_self = w;
+    event_base_dispatch(w->base);
+    /* Past the grace period (or all closed): close whatever is left. */
+    while (w->conns != NULL)
+        conn_close(w->conns);
+    while (w->free_conns != NULL) {
+        struct conn *c = w->free_conns;
+        w->free_conns = c->next;
+        conn_free(c);
+    }
+    w->nfree = 0;
+    return NULL;
+}
+
+int worker_start(void)
+{
+    /* Signals are the listener thread's business (libevent signal events there). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (unsigned i = 0; i < nworkers && rc == 0; i++) {
+        rc = pthread_create(&workers[i].tid, NULL, worker_main, &workers[i]);
+        if (rc != 0) {
+            log_error("cannot start worker thread %u: %s", i, strerror(rc));
+            nworkers = i; /* only join the ones that run */
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc == 0 ? 0 : -1;
+}
+
+void worker_dispatch(int fd, unsigned listener)
+{
+    struct worker *w = &workers[next_worker];
+    next_worker = (next_worker + 1) % nworkers;
+    struct handoff *h = mem_alloc(sizeof *h);
+    h->next = NULL;
+    h->fd = fd;
+    h->listener = listener;
+    pthread_mutex_lock(&w->qlock);
+    if (w->qtail != NULL)
+        w->qtail->next = h;
+    else
+        w->qhead = h;
+    w->qtail = h;
+    pthread_mutex_unlock(&w->qlock);
+    wake(w);
+}
+
+void worker_stop(unsigned grace_ms)
+{
+    grace_ms_setting = grace_ms;
+    for (unsigned i = 0; i < nworkers; i++) {
+        atomic_store(&workers[i].stop, true);
+        wake(&workers[i]);
+    }
+}
+
+void worker_join(void)
+{
+    for (unsigned i = 0; i < nworkers; i++)
+        pthread_join(workers[i].tid, NULL);
+}
+
+void worker_teardown(void)
+{
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        while (w->qhead != NULL) { /* queued after the worker stopped */
+            struct handoff *h = w->qhead;
+            w->qhead = h->next;
+            close(h->fd);
+            server_counter_sub(&server_counters.curr_connections, 1);
+            mem_free(h);
+        }
+        if (w->notify_ev != NULL)
+            event_free(w->notify_ev);
+        if (w->tick_ev != NULL)
+            event_free(w->tick_ev);
+        if (w->grace_ev != NULL)
+            event_free(w->grace_ev);
+        if (w->base != NULL)
+            event_base_free(w->base);
+        if (w->efd >= 0)
+            close(w->efd);
+        pthread_mutex_destroy(&w->qlock);
+        pthread_mutex_destroy(&w->stats_lock);
+        pthread_mutex_destroy(&w->conns_lock);
+    }
+    mem_free(workers);
+    workers = NULL;
+    nworkers = 0;
+}
+
+/* Locks w's stats unless this thread already holds them (inside proto_process). */
+static bool stats_enter(struct worker *w)
+{
+    if (w == worker_self && w->in_stats_lock)
+        return false;
+    pthread_mutex_lock(&w->stats_lock);
+    return true;
+}
+
+void worker_sum_stats(struct proto_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        bool locked = stats_enter(w);
+        proto_stats_add(out, &w->stats);
+        if (locked)
+            pthread_mutex_unlock(&w->stats_lock);
+    }
+}
+
+void worker_extra_stats(uint64_t *conn_yields, uint64_t *idle_kicks)
+{
+    *conn_yields = *idle_kicks = 0;
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        bool locked = stats_enter(w);
+        *conn_yields += w->conn_yields;
+        *idle_kicks += w->idle_kicks;
+        if (locked)
+            pthread_mutex_unlock(&w->stats_lock);
+    }
+}
+
+void worker_reset_stats(void)
+{
+    for (unsigned i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        bool locked = stats_enter(w);
+        memset(&w->stats, 0, sizeof w->stats);
+        w->conn_yields = w->idle_kicks = 0;
+        if (locked)
+            pthread_mutex_unlock(&w->stats_lock);
+    }
+}
