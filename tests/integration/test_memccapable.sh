@@ -59,6 +59,9 @@ cleanup
 echo "$out"
 npass=$(grep -cE '^ascii .*\[pass\]' <<<"$out")
 nbad=$(grep -E '^ascii ' <<<"$out" | grep -vc '\[pass\]')
+# Failed tests print "[FAIL]" on a line of their own; trust memccapable's summary if larger.
+summary=$(grep -oE '^[0-9]+ of [0-9]+ tests failed' <<<"$out" | head -n 1 | cut -d' ' -f1)
+if [ -n "$summary" ] && [ "$summary" -gt "$nbad" ]; then nbad=$summary; fi
 # A test that crashes memccapable (or a timeout) leaves no line: count it as a failure.
 if [ $rc -ne 0 ] && [ "$nbad" -eq 0 ]; then nbad=1; fi
 [ "$sanitizer" -ne 0 ] && nbad=$((nbad + 1))
