@@ -18,6 +18,7 @@ Usage: test_diff.py [-v] [-k SUBSTRING] [--seeds N] [--commands N] [--show]
   --show prints memcached's reply to every scripted case (to review the corpus).
 """
 import argparse
+import collections
 import os
 import random
 import re
@@ -62,6 +63,7 @@ class Link:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.closed = False
         self.cas_seen = []          # raw CAS numbers in order of first appearance
+        self.cas_of = {}            # key -> newest CAS seen for it
 
     def close(self):
         self.sock.close()
@@ -120,8 +122,10 @@ class Link:
 
     def note_cas(self, reply):
         for m in VALUE_RE.finditer(reply):
-            if m.group(5) is not None and m.group(5) not in self.cas_seen:
-                self.cas_seen.append(m.group(5))
+            if m.group(5) is not None:
+                self.cas_of[m.group(1)] = m.group(5)
+                if m.group(5) not in self.cas_seen:
+                    self.cas_seen.append(m.group(5))
 
 
 def count_version_cmds(data):
@@ -409,10 +413,10 @@ class Gen:
     def value(self):
         r = self.r
         x = r.random()
-        if x < 0.40:
+        if x < 0.50:
             return b"%d" % r.choice([0, 1, 2, 9, 10, 99, 100, 1000, r.randrange(10 ** 6),
                                      r.randrange(10 ** 12)])
-        if x < 0.47:
+        if x < 0.57:
             return r.choice([b" 12", b"12 ", b"007", b"-5", b"1a2", b"", b"0", b"18446744073709551616"])
         n = r.choice([0, 1, 2, 3, 5, 8, 20, 100, 1000, 5000])
         alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789 "
@@ -433,7 +437,7 @@ class Gen:
         k = r.choice(KEYS)
         cmd = r.choices(["set", "add", "replace", "append", "prepend", "cas", "get", "gets",
                          "gat", "gats", "delete", "incr", "decr", "touch", "flush_all", "bad"],
-                        [14, 6, 6, 6, 5, 10, 10, 8, 3, 3, 8, 8, 6, 4, 0.4, 2])[0]
+                        [14, 6, 6, 6, 5, 10, 10, 9, 3, 3, 5, 9, 6, 4, 0.4, 2])[0]
         if cmd in ("append", "prepend") and k in self.padded:
             cmd = "set"
         if cmd in ("set", "add", "replace", "append", "prepend", "cas"):
@@ -468,9 +472,25 @@ class Gen:
                          b"touch " + k + b"\r\n", b"delete " + k + b" 10\r\n"])
 
 
+COVERAGE = collections.Counter()
+
+
+def reply_kind(out):
+    first = out.split(b"\r\n", 1)[0]
+    if first.startswith(b"VALUE"):
+        return b"hit"
+    if first.isdigit():
+        return b"number"
+    if first.startswith(b"VERSION"):
+        return b"(noreply)"
+    return first.split(b" ")[0]
+
+
 def casref(link, choice):
     """Translates a symbolic CAS choice into this server's actual number."""
     kind, j = choice
+    if kind == "key":
+        return link.cas_of.get(j, b"987654321")
     if kind == "seen" and j < len(link.cas_seen):
         return link.cas_seen[j]
     if kind == "seen":
@@ -493,7 +513,11 @@ def run_random(o, s, seed, ncmds, tally):
             tmpl = gen.next().replace(b"{ns}", ns)
             choice = None
             if b"{casref}" in tmpl:
-                if lo.cas_seen and pick.random() < 0.85:
+                ckey = tmpl.split(b" ")[1]
+                x = pick.random()
+                if ckey in lo.cas_of and x < 0.6:
+                    choice = ("key", ckey)      # the key's own last CAS: often a hit
+                elif lo.cas_seen and x < 0.85:
                     # mostly a recent one, so hits are common
                     n = len(lo.cas_seen)
                     choice = ("seen", max(0, n - 1 - int(pick.expovariate(0.7))))
@@ -507,8 +531,10 @@ def run_random(o, s, seed, ncmds, tally):
                 link.note_cas(r)
                 outs.append(normalise(r, m))
             shown = tmpl if not choice else tmpl.replace(
-                b"{casref}", b"<cas#%d>" % (choice[1] + 1) if choice[0] == "seen" else choice[1])
+                b"{casref}", b"<cas#%d>" % (choice[1] + 1) if choice[0] == "seen"
+                else b"<last cas of %s>" % choice[1] if choice[0] == "key" else choice[1])
             history.append(shown)
+            COVERAGE[(tmpl.split(b" ")[0].split(b"\r")[0], reply_kind(outs[0]))] += 1
             if outs[0] != outs[1]:
                 failed = (i, shown, outs)
                 break
@@ -566,6 +592,11 @@ def main():
         with harness.Server(oracle, SERVER_ARGS) as o, harness.Server(subject, SERVER_ARGS) as s:
             for seed in range(1, args.seeds + 1):
                 run_random(o, s, seed, args.commands, tally)
+        cov = collections.defaultdict(list)
+        for (c, k), n in sorted(COVERAGE.items()):
+            cov[c.decode(errors="replace") or "''"].append("%s=%d" % (k.decode(), n))
+        print("random coverage (memcached's replies): "
+              + "; ".join("%s %s" % (c, " ".join(v)) for c, v in sorted(cov.items())))
         print("random: %d seeds x %d commands, %d matched, %d mismatched (%.1fs)"
               % (args.seeds, args.commands, tally.passed - p0, tally.failed - f0,
                  time.time() - t1), flush=True)
