@@ -32,9 +32,13 @@ enum proto_action {
 };
 
 /*
- * Processes commands from buf[0..len). Returns the number of bytes consumed. *need (if the
- * last command is incomplete) receives the total buffer size that command needs, so the server
- * can grow its read buffer (for large values); 0 when unknown (a line without its newline).
+ * Processes commands from buf[0..len). *consumed receives the number of bytes consumed. *need
+ * (if the last command is incomplete) receives the bytes that command needs counted from
+ * buf + *consumed (its line plus data block), so the server can grow its read buffer for large
+ * values; 0 when unknown (a line without its newline: read more; a get/gets line may exceed
+ * 2048 bytes, any other line that long without a newline returns PROTO_CLOSE).
+ * A value too large for the cache is answered at once and swallowed as it arrives
+ * (pc->swallow), so *need never exceeds item_size_max + line + 2.
  * At most max_reqs commands are executed; processing also stops early once r->pending exceeds
  * max_output (backpressure), returning PROTO_YIELD.
  */
@@ -42,10 +46,22 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t len, size_t *consumed, size_t *need, unsigned max_reqs,
                                 size_t max_output);
 
-/* Hooks the server provides for commands that reach outside the protocol. */
+/*
+ * Hooks the server provides for commands that reach outside the protocol. Any may be NULL
+ * (unit tests): that part is skipped.
+ *
+ * `stats` is composed in memcached's order, split like this:
+ *   protocol:  pid uptime time version libevent pointer_size rusage_user rusage_system
+ *   server_stats:  max_connections curr_connections total_connections rejected_connections
+ *              connection_structures (and any further connection fields, e.g. reserved_fds)
+ *   protocol:  cmd_get ... store_no_memory (summed proto_stats via sum_stats) bytes_read
+ *              bytes_written (proto_stats fields the server bumps) limit_maxbytes
+ *   server_stats_tail:  accepting_conns listen_disabled_num time_in_listen_disabled_us
+ *              threads conn_yields
+ *   protocol:  storage's hash/slab/item counters, cached's own extras, END
+ */
 struct proto_hooks {
-    /* Appends "STAT name value\r\n" lines of server-level stats (pid, uptime, connections,
-     * threads, rusage ...) for `stats`. */
+    /* Appends "STAT name value\r\n" lines: the connection block listed above. */
     void (*server_stats)(struct reply *r);
     /* `stats conns` lines. */
     void (*conns_stats)(struct reply *r);
@@ -55,6 +71,9 @@ struct proto_hooks {
     void (*sum_stats)(struct proto_stats *out);
     /* `stats reset`: zero every thread's counters. */
     void (*reset_stats)(void);
+    /* Added by protocol: the second server block of `stats` (accepting_conns ...
+     * conn_yields, see above). */
+    void (*server_stats_tail)(struct reply *r);
 };
 
 void proto_setup(const struct proto_hooks *hooks);

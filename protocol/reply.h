@@ -28,6 +28,20 @@ struct reply {
     size_t nrefs, refs_cap;
     struct reply_block *first, *cur; /* text blocks; cur is the one being filled */
     size_t pending;             /* unsent bytes */
+    /* Added by protocol: refs[ref_head .. nrefs) are unreleased; ref_seq[i] is the absolute
+     * number of the iovec that refs[i] backs (iov_seq counts iovecs dropped from iov[]). */
+    uint64_t *ref_seq;
+    size_t ref_head;
+    uint64_t iov_seq;
+};
+
+/* A position in the reply to roll back to (a multi-get that hits a bad key answers only the
+ * error, as memcached does). Valid until the next reply_consumed(). */
+struct reply_mark {
+    uint64_t iov_end;   /* absolute number of iovecs at the mark */
+    size_t last_len;    /* length of the last iovec then (coalescing may extend it) */
+    struct reply_block *cur;
+    size_t used, pending;
 };
 
 void reply_init(struct reply *r);
@@ -39,12 +53,19 @@ void reply_add(struct reply *r, const void *data, size_t len);
 static inline void reply_add_str(struct reply *r, const char *s);
 /* Appends `len` bytes that live inside `it`; takes over the caller's reference to it. */
 void reply_add_item_data(struct reply *r, struct item *it, const void *data, size_t len);
-/* Reserves len bytes of text to be filled by the caller (e.g. snprintf); returns the space.
- * reply_commit() then appends the first `used` bytes of it. */
+/* Reserves len bytes of text to be filled by the caller (e.g. snprintf); returns the space
+ * (NULL if len > REPLY_BLOCK_SIZE). reply_commit() then appends the first `used` bytes of it.
+ * Values shorter than 512 bytes given to reply_add_item_data are copied (the reference is
+ * dropped at once); longer ones are referenced in place. */
 char *reply_reserve(struct reply *r, size_t len);
 void reply_commit(struct reply *r, size_t used);
 /* Appends formatted text. */
 void reply_printf(struct reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Remembers the current end of r; reply_rollback() drops everything appended after it,
+ * releasing item references. */
+void reply_mark(const struct reply *r, struct reply_mark *m);
+void reply_rollback(struct reply *r, const struct reply_mark *m);
 
 /* Unsent iovecs: *iov points at the first, returns their count (at most max). */
 size_t reply_iov(struct reply *r, struct iovec **iov, size_t max);

@@ -1,0 +1,103 @@
+/*
+ * internal: what the command handlers of protocol/ share — the per-command context, the
+ * command table's entry type, the tokenizer, memcached-exact number parsing, key checks and
+ * reply helpers. proto.c (classic commands), stats.c (`stats`) and meta.c (mg/ms/md/ma/mn/me)
+ * include it; nothing outside protocol/ does.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol/messages.h"
+#include "protocol/proto.h"
+#include "protocol/reply.h"
+#include "protocol/request.h"
+#include "protocol/stats.h"
+#include "storage/storage.h"
+
+/* Values shorter than this are copied into the reply text (and the item released at once);
+ * longer ones are written from the item by reference (reply_add_item_data). */
+#define PROTO_INLINE_VALUE_MAX 512
+
+enum cmd_result {
+    CMD_DONE,      /* consumed the line and x->data_used bytes after it */
+    CMD_NEED_MORE, /* data block incomplete: nothing consumed, x->need set */
+    CMD_CLOSE,     /* consumed; close the connection once the replies are sent */
+};
+
+/* Everything a handler works with for one command. */
+struct proto_ctx {
+    struct proto_conn *pc;
+    struct reply *r;
+    struct proto_stats *st; /* never NULL (a dummy when the connection has none) */
+    struct request *q;
+    const char *data;       /* the bytes after the command line ... */
+    size_t avail;           /* ... and how many of them the buffer holds */
+    size_t data_used;       /* out: bytes after the line consumed (value + "\r\n") */
+    size_t need;            /* out, CMD_NEED_MORE: bytes after the line required in total */
+};
+
+typedef enum cmd_result (*proto_handler)(struct proto_ctx *x, int arg);
+
+/* One command table entry (protocol/proto.c, proto_cmds[]). */
+struct proto_cmd {
+    const char *name;
+    uint8_t len;
+    uint8_t min_tok, max_tok; /* token counts incl. the command; outside: "ERROR" (0: no max) */
+    proto_handler fn;
+    int arg;                  /* handler-specific (store op, get variant) */
+};
+
+extern const struct proto_hooks *proto_hooks_active; /* never NULL after proto_setup */
+
+/* ---- tokens ---- */
+
+/* Splits q->line into q->tok[] on ASCII spaces (memcached's tokenize_command). */
+void proto_tokenize(struct request *q);
+/* Next space-separated token in [*cur, end); false at the end. */
+bool proto_next_token(const char **cur, const char *end, struct token *t);
+
+static inline bool tok_is(const struct token *t, const char *s, size_t n)
+{
+    return t->len == n && __builtin_memcmp(t->p, s, n) == 0;
+}
+#define TOK_IS(t, lit) tok_is((t), (lit), sizeof(lit) - 1)
+
+/*
+ * Numbers, exactly as memcached's safe_strto* (util.c) accept them on a 64-bit host: leading
+ * whitespace and a sign are allowed, the number may end at the token end or at a whitespace
+ * byte; out-of-range input fails. tok_strtoul truncates to 32 bits and tok_strtol to a signed
+ * 32-bit value like memcached does (so `set k 4294967296 0 1` stores flags 0).
+ */
+bool tok_strtoull(const struct token *t, uint64_t *out);
+bool tok_strtoul(const struct token *t, uint32_t *out);
+bool tok_strtol(const struct token *t, int32_t *out);
+
+/* Sets q->noreply if the last token is "noreply" (memcached's set_noreply_maybe). */
+bool proto_noreply_maybe(struct request *q);
+
+/* ---- replies ---- */
+
+/* Appends a reply unless the command is noreply. */
+static inline void proto_out(struct proto_ctx *x, const char *s, size_t len)
+{
+    if (!x->q->noreply)
+        reply_add(x->r, s, len);
+}
+#define OUT(x, msg) proto_out((x), (msg), MSG_LEN(msg))
+
+/* Decimal digits of v at p; returns the end. p needs 20 (u64) / 10 (u32) bytes. */
+char *proto_u64toa(uint64_t v, char *p);
+
+/* "VALUE key flags bytes [cas]\r\n" + value + "\r\n" for get/gets/gat/gats. Consumes the
+ * caller's reference to it. */
+void proto_add_value(struct reply *r, struct item *it, bool with_cas);
+
+/* Appends "STAT name value\r\n". */
+void proto_stat_u64(struct reply *r, const char *name, uint64_t v);
+void proto_stat_str(struct reply *r, const char *name, const char *v);
+
+/* `stats ...` (protocol/stats.c). */
+enum cmd_result proto_cmd_stats(struct proto_ctx *x, int arg);

@@ -1,0 +1,40 @@
+/*
+ * messages: every reply string of the text protocol, in one place. Each is the exact byte
+ * sequence memcached 1.6.18 sends (checked against Debian's /usr/bin/memcached), "\r\n"
+ * included. MSG_LEN() gives the length at compile time so replies need no strlen().
+ */
+#pragma once
+
+#define MSG_LEN(m) (sizeof(m) - 1)
+
+/* `version` and `stats`: tools (memccapable, client libraries) read the leading 1.6.x number. */
+#define PROTO_VERSION "1.6.18-cached-0.1"
+
+#define MSG_STORED "STORED\r\n"
+#define MSG_NOT_STORED "NOT_STORED\r\n"
+#define MSG_EXISTS "EXISTS\r\n"
+#define MSG_NOT_FOUND "NOT_FOUND\r\n"
+#define MSG_DELETED "DELETED\r\n"
+#define MSG_TOUCHED "TOUCHED\r\n"
+#define MSG_END "END\r\n"
+#define MSG_OK "OK\r\n"
+#define MSG_RESET "RESET\r\n"
+#define MSG_CRLF "\r\n"
+#define MSG_VALUE "VALUE "
+#define MSG_VERSION "VERSION " PROTO_VERSION "\r\n"
+
+#define MSG_ERROR "ERROR\r\n"
+#define MSG_BAD_FORMAT "CLIENT_ERROR bad command line format\r\n"
+#define MSG_BAD_DATA_CHUNK "CLIENT_ERROR bad data chunk\r\n"
+#define MSG_DELETE_USAGE "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+#define MSG_INVALID_EXPTIME "CLIENT_ERROR invalid exptime argument\r\n"
+#define MSG_INVALID_DELTA "CLIENT_ERROR invalid numeric delta argument\r\n"
+#define MSG_NON_NUMERIC "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+#define MSG_FLUSH_DISABLED "CLIENT_ERROR flush_all not allowed\r\n"
+#define MSG_SHUTDOWN_DISABLED "ERROR: shutdown not enabled\r\n"
+#define MSG_SHUTDOWN_MODE "CLIENT_ERROR invalid shutdown mode\r\n"
+#define MSG_STATS_DETAIL_USAGE "CLIENT_ERROR usage: stats detail on|off|dump\r\n"
+#define MSG_TOO_LARGE "SERVER_ERROR object too large for cache\r\n"
+#define MSG_NO_MEMORY_STORE "SERVER_ERROR out of memory storing object\r\n"
+#define MSG_NO_MEMORY "SERVER_ERROR out of memory\r\n"
+#define MSG_STATS_SIZES "STAT sizes_status disabled\r\n"

@@ -1,0 +1,741 @@
+/*
+ * proto: memcached's classic text protocol. Frames command lines in a connection's read
+ * buffer, tokenizes them, looks the command up in proto_cmds[] and runs its handler, which
+ * calls storage and composes the reply (strings from protocol/messages.h).
+ *
+ * Every byte of every reply matches memcached 1.6.18; where memcached's behaviour is odd
+ * (32-bit truncation of numbers, which errors noreply hides, what a bad data block consumes)
+ * the comment says so. This file never touches sockets and never allocates per request.
+ */
+#include "protocol/proto.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "protocol/internal.h"
+#include "protocol/meta.h"
+
+static const struct proto_hooks no_hooks;
+const struct proto_hooks *proto_hooks_active = &no_hooks;
+static struct proto_hooks hooks_copy;
+
+void proto_setup(const struct proto_hooks *hooks)
+{
+    if (hooks) {
+        hooks_copy = *hooks;
+        proto_hooks_active = &hooks_copy;
+    } else {
+        proto_hooks_active = &no_hooks;
+    }
+}
+
+void proto_teardown(void)
+{
+    proto_hooks_active = &no_hooks;
+}
+
+/* ---- tokens and numbers ---- */
+
+void proto_tokenize(struct request *q)
+{
+    const char *p = q->line, *end = q->line + q->len;
+    unsigned n = 0;
+    q->rest = NULL;
+    q->end = end;
+    while (p < end) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        if (n == REQ_MAX_TOKENS) {
+            q->rest = p;
+            break;
+        }
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *e = sp ? sp : end;
+        q->tok[n].p = p;
+        q->tok[n].len = (size_t)(e - p);
+        n++;
+        p = e;
+    }
+    q->ntok = n;
+}
+
+bool proto_next_token(const char **cur, const char *end, struct token *t)
+{
+    const char *p = *cur;
+    while (p < end && *p == ' ')
+        p++;
+    if (p >= end) {
+        *cur = end;
+        return false;
+    }
+    const char *sp = memchr(p, ' ', (size_t)(end - p));
+    const char *e = sp ? sp : end;
+    t->p = p;
+    t->len = (size_t)(e - p);
+    *cur = e;
+    return true;
+}
+
+static inline bool is_cspace(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r'); /* isspace() in the C locale */
+}
+
+/*
+ * strtoull()/strtoll() on a token, with memcached's acceptance rule: at least one digit, the
+ * number ends at the token end or at a whitespace byte (tabs and '\r' can be inside tokens).
+ * *neg reports a '-' sign; *mag the magnitude. Fails on overflow of `limit` (ERANGE).
+ */
+static bool tok_number(const struct token *t, uint64_t limit_pos, uint64_t limit_neg, bool *neg,
+                       uint64_t *mag)
+{
+    const char *p = t->p, *end = t->p + t->len;
+    while (p < end && is_cspace((unsigned char)*p))
+        p++;
+    *neg = false;
+    if (p < end && (*p == '+' || *p == '-')) {
+        *neg = *p == '-';
+        p++;
+    }
+    const char *digits = p;
+    uint64_t v = 0;
+    bool range = true;
+    uint64_t limit = *neg ? limit_neg : limit_pos;
+    while (p < end && *p >= '0' && *p <= '9') {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (limit - d) / 10)
+            range = false; /* keep scanning: strto* consume every digit before failing */
+        else
+            v = v * 10 + d;
+        p++;
+    }
+    if (p == digits || !range)
+        return false;
+    if (p < end && !is_cspace((unsigned char)*p))
+        return false;
+    *mag = v;
+    return true;
+}
+
+bool tok_strtoull(const struct token *t, uint64_t *out)
+{
+    bool neg;
+    uint64_t v;
+    *out = 0;
+    if (!tok_number(t, UINT64_MAX, UINT64_MAX, &neg, &v))
+        return false;
+    if (neg)
+        v = (uint64_t)0 - v; /* strtoull negates in unsigned arithmetic */
+    /* memcached rejects a '-' only when the result looks negative as a signed number. */
+    if ((int64_t)v < 0 && memchr(t->p, '-', t->len))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool tok_strtoul(const struct token *t, uint32_t *out)
+{
+    uint64_t v;
+    *out = 0;
+    if (!tok_strtoull(t, &v)) /* unsigned long is 64 bits: same rules as strtoull */
+        return false;
+    *out = (uint32_t)v; /* memcached stores it into a uint32_t: truncation */
+    return true;
+}
+
+bool tok_strtol(const struct token *t, int32_t *out)
+{
+    bool neg;
+    uint64_t v;
+    *out = 0;
+    if (!tok_number(t, (uint64_t)INT64_MAX, (uint64_t)INT64_MAX + 1, &neg, &v))
+        return false;
+    uint64_t u = neg ? (uint64_t)0 - v : v;
+    *out = (int32_t)(uint32_t)u; /* long -> int32_t truncation, as memcached */
+    return true;
+}
+
+bool proto_noreply_maybe(struct request *q)
+{
+    if (q->ntok > 0 && TOK_IS(&q->tok[q->ntok - 1], "noreply"))
+        q->noreply = true;
+    return q->noreply;
+}
+
+char *proto_u64toa(uint64_t v, char *p)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+void proto_stat_u64(struct reply *r, const char *name, uint64_t v)
+{
+    size_t nl = strlen(name);
+    char *p = reply_reserve(r, nl + 30);
+    char *s = p;
+    memcpy(p, "STAT ", 5);
+    p += 5;
+    memcpy(p, name, nl);
+    p += nl;
+    *p++ = ' ';
+    p = proto_u64toa(v, p);
+    *p++ = '\r';
+    *p++ = '\n';
+    reply_commit(r, (size_t)(p - s));
+}
+
+void proto_stat_str(struct reply *r, const char *name, const char *v)
+{
+    reply_add(r, "STAT ", 5);
+    reply_add_str(r, name);
+    reply_add(r, " ", 1);
+    reply_add_str(r, v);
+    reply_add(r, MSG_CRLF, 2);
+}
+
+/* ---- get / gets / gat / gats ---- */
+
+void proto_add_value(struct reply *r, struct item *it, bool with_cas)
+{
+    size_t nbytes = it->nbytes;
+    bool inline_value = nbytes < PROTO_INLINE_VALUE_MAX;
+    /* "VALUE " key " " flags " " bytes " " cas "\r\n" [value "\r\n"] */
+    size_t max = 6 + it->nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2 + (inline_value ? nbytes + 2 : 0);
+    char *p = reply_reserve(r, max);
+    char *s = p;
+    memcpy(p, MSG_VALUE, 6);
+    p += 6;
+    memcpy(p, item_key(it), it->nkey);
+    p += it->nkey;
+    *p++ = ' ';
+    p = proto_u64toa(it->flags, p);
+    *p++ = ' ';
+    p = proto_u64toa(nbytes, p);
+    if (with_cas) {
+        *p++ = ' ';
+        p = proto_u64toa(item_cas(it), p);
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    if (inline_value) {
+        memcpy(p, item_value(it), nbytes);
+        p += nbytes;
+        *p++ = '\r';
+        *p++ = '\n';
+        reply_commit(r, (size_t)(p - s));
+        item_put(it);
+        return;
+    }
+    reply_commit(r, (size_t)(p - s));
+    reply_add_item_data(r, it, item_value(it), nbytes);
+    reply_add(r, MSG_CRLF, 2);
+}
+
+enum { GET_CAS = 1, GET_TOUCH = 2 };
+
+static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
+{
+    struct request *q = x->q;
+    bool touch = arg & GET_TOUCH, with_cas = arg & GET_CAS;
+    rel_time_t exptime = 0;
+    unsigned i = 1;
+    if (touch) {
+        int32_t e;
+        if (!tok_strtol(&q->tok[1], &e)) {
+            OUT(x, MSG_INVALID_EXPTIME);
+            return CMD_DONE;
+        }
+        exptime = clock_exptime(e);
+        i = 2;
+    }
+    struct reply_mark mark;
+    reply_mark(x->r, &mark);
+    const char *cursor = q->rest;
+    struct token t;
+    for (;;) {
+        if (i < q->ntok)
+            t = q->tok[i++];
+        else if (!cursor || !proto_next_token(&cursor, q->end, &t))
+            break;
+        if (t.len > KEY_MAX_LENGTH) {
+            /* memcached drops the VALUEs already composed and answers only the error. */
+            reply_rollback(x->r, &mark);
+            OUT(x, MSG_BAD_FORMAT);
+            return CMD_DONE;
+        }
+        struct item *it;
+        if (touch) {
+            it = storage_touch(t.p, t.len, exptime);
+            x->st->cmd_touch++;
+            if (it)
+                x->st->touch_hits++;
+            else
+                x->st->touch_misses++;
+        } else {
+            it = storage_get(t.p, t.len);
+            x->st->cmd_get++;
+            if (it)
+                x->st->get_hits++;
+            else
+                x->st->get_misses++;
+        }
+        if (it)
+            proto_add_value(x->r, it, with_cas);
+    }
+    reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
+    return CMD_DONE;
+}
+
+/* ---- set / add / replace / append / prepend / cas ---- */
+
+/* A value that cannot be stored: answer, drop the old value of a set, skip the data block. */
+static enum cmd_result store_refused(struct proto_ctx *x, enum st_result res, enum store_op op,
+                                     const struct token *key, size_t total)
+{
+    if (res == ST_TOO_LARGE) {
+        x->st->store_too_large++;
+        OUT(x, MSG_TOO_LARGE);
+    } else {
+        x->st->store_no_memory++;
+        OUT(x, MSG_NO_MEMORY_STORE);
+    }
+    /* memcached unlinks the old item so a failed set never leaves stale data behind. */
+    if (op == OP_SET)
+        storage_delete(key->p, key->len, 0);
+    if (x->avail >= total) {
+        x->data_used = total;
+    } else {
+        x->data_used = x->avail;
+        x->pc->swallow = total - x->avail;
+    }
+    return CMD_DONE;
+}
+
+static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
+{
+    struct request *q = x->q;
+    enum store_op op = (enum store_op)arg;
+    proto_noreply_maybe(q);
+    const struct token *key = &q->tok[1];
+    if (key->len > KEY_MAX_LENGTH) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    uint32_t flags;
+    int32_t exptime, vlen;
+    uint64_t cas = 0;
+    if (!(tok_strtoul(&q->tok[2], &flags) && tok_strtol(&q->tok[3], &exptime) &&
+          tok_strtol(&q->tok[4], &vlen))) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    if (op == OP_CAS && !tok_strtoull(&q->tok[5], &cas)) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    /* A bad length leaves the data block unread: it is parsed as commands next. */
+    if (vlen < 0 || vlen > INT32_MAX - 2) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    size_t total = (size_t)vlen + 2;
+    /* Decided without waiting for the data, so a huge value never makes the server grow its
+     * buffer: it is answered at once and swallowed as it arrives. */
+    if ((uint64_t)vlen > settings.item_size_max)
+        return store_refused(x, ST_TOO_LARGE, op, key, total);
+    if (x->avail < total) {
+        x->need = total;
+        return CMD_NEED_MORE;
+    }
+    enum st_result res = ST_OK;
+    struct item *it = item_alloc(key->p, key->len, flags, clock_exptime(exptime), (uint32_t)vlen,
+                                 &res);
+    if (!it)
+        return store_refused(x, res, op, key, total);
+    x->st->cmd_set++;
+    x->data_used = total;
+    /* The block must be exactly <bytes> then "\r\n"; memcached consumes bytes+2 either way
+     * and parses what follows as commands. */
+    if (x->data[vlen] != '\r' || x->data[vlen + 1] != '\n') {
+        item_put(it);
+        OUT(x, MSG_BAD_DATA_CHUNK);
+        return CMD_DONE;
+    }
+    memcpy(item_value(it), x->data, (size_t)vlen);
+    res = storage_store(it, op, cas, NULL);
+    item_put(it);
+    if (op == OP_CAS) {
+        if (res == ST_OK)
+            x->st->cas_hits++;
+        else if (res == ST_EXISTS)
+            x->st->cas_badval++;
+        else if (res == ST_NOT_FOUND)
+            x->st->cas_misses++;
+    }
+    switch (res) {
+    case ST_OK: OUT(x, MSG_STORED); break;
+    case ST_NOT_STORED: OUT(x, MSG_NOT_STORED); break;
+    case ST_EXISTS: OUT(x, MSG_EXISTS); break;
+    case ST_NOT_FOUND: OUT(x, MSG_NOT_FOUND); break;
+    case ST_TOO_LARGE: x->st->store_too_large++; OUT(x, MSG_TOO_LARGE); break;
+    case ST_NO_MEMORY: x->st->store_no_memory++; OUT(x, MSG_NO_MEMORY_STORE); break;
+    case ST_NON_NUMERIC: OUT(x, MSG_NOT_STORED); break;
+    }
+    return CMD_DONE;
+}
+
+/* ---- delete / incr / decr / touch ---- */
+
+static enum cmd_result cmd_delete(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    struct request *q = x->q;
+    if (q->ntok > 2) {
+        /* "delete k 0" is the legacy hold time, accepted only as 0. */
+        bool hold_zero = TOK_IS(&q->tok[2], "0");
+        bool noreply = proto_noreply_maybe(q);
+        bool valid = (q->ntok == 3 && (hold_zero || noreply)) ||
+                     (q->ntok == 4 && hold_zero && noreply);
+        if (!valid) {
+            OUT(x, MSG_DELETE_USAGE);
+            return CMD_DONE;
+        }
+    }
+    const struct token *key = &q->tok[1];
+    if (key->len > KEY_MAX_LENGTH) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    if (storage_delete(key->p, key->len, 0) == ST_OK) {
+        x->st->delete_hits++;
+        OUT(x, MSG_DELETED);
+    } else {
+        x->st->delete_misses++;
+        OUT(x, MSG_NOT_FOUND);
+    }
+    return CMD_DONE;
+}
+
+static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
+{
+    struct request *q = x->q;
+    proto_noreply_maybe(q);
+    const struct token *key = &q->tok[1];
+    if (key->len > KEY_MAX_LENGTH) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    uint64_t delta, value = 0;
+    if (!tok_strtoull(&q->tok[2], &delta)) {
+        OUT(x, MSG_INVALID_DELTA);
+        return CMD_DONE;
+    }
+    switch (storage_arith(key->p, key->len, incr, delta, &value, NULL)) {
+    case ST_OK: {
+        if (incr)
+            x->st->incr_hits++;
+        else
+            x->st->decr_hits++;
+        if (!q->noreply) {
+            char *p = reply_reserve(x->r, 22), *s = p;
+            p = proto_u64toa(value, p);
+            *p++ = '\r';
+            *p++ = '\n';
+            reply_commit(x->r, (size_t)(p - s));
+        }
+        break;
+    }
+    case ST_NOT_FOUND:
+        if (incr)
+            x->st->incr_misses++;
+        else
+            x->st->decr_misses++;
+        OUT(x, MSG_NOT_FOUND);
+        break;
+    case ST_NON_NUMERIC: OUT(x, MSG_NON_NUMERIC); break;
+    default: OUT(x, MSG_NO_MEMORY); break;
+    }
+    return CMD_DONE;
+}
+
+static enum cmd_result cmd_touch(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    struct request *q = x->q;
+    proto_noreply_maybe(q);
+    const struct token *key = &q->tok[1];
+    if (key->len > KEY_MAX_LENGTH) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    int32_t e;
+    if (!tok_strtol(&q->tok[2], &e)) {
+        OUT(x, MSG_INVALID_EXPTIME);
+        return CMD_DONE;
+    }
+    struct item *it = storage_touch(key->p, key->len, clock_exptime(e));
+    x->st->cmd_touch++;
+    if (it) {
+        x->st->touch_hits++;
+        item_put(it);
+        OUT(x, MSG_TOUCHED);
+    } else {
+        x->st->touch_misses++;
+        OUT(x, MSG_NOT_FOUND);
+    }
+    return CMD_DONE;
+}
+
+/* ---- flush_all / version / verbosity / quit / shutdown ---- */
+
+static enum cmd_result cmd_flush_all(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    struct request *q = x->q;
+    proto_noreply_maybe(q);
+    x->st->cmd_flush++; /* counted even when refused, as memcached */
+    if (settings.disable_flush_all) {
+        OUT(x, MSG_FLUSH_DISABLED);
+        return CMD_DONE;
+    }
+    int32_t delay = 0;
+    /* The delay is read unless the only argument is noreply; so "flush_all noreply 0" fails. */
+    if (q->ntok != (q->noreply ? 2u : 1u) && !tok_strtol(&q->tok[1], &delay)) {
+        OUT(x, MSG_INVALID_EXPTIME);
+        return CMD_DONE;
+    }
+    storage_flush(delay > 0 ? clock_exptime(delay) : clock_now());
+    OUT(x, MSG_OK);
+    return CMD_DONE;
+}
+
+static enum cmd_result cmd_version(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    reply_add(x->r, MSG_VERSION, MSG_LEN(MSG_VERSION));
+    return CMD_DONE;
+}
+
+static enum cmd_result cmd_verbosity(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    struct request *q = x->q;
+    proto_noreply_maybe(q);
+    uint32_t level;
+    if (!tok_strtoul(&q->tok[1], &level)) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    /* Workers write this one field at run time; a relaxed atomic store keeps that defined. */
+    __atomic_store_n(&settings.verbose, level > 3 ? 3 : level, __ATOMIC_RELAXED);
+    OUT(x, MSG_OK);
+    return CMD_DONE;
+}
+
+static enum cmd_result cmd_quit(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    x->pc->closing = true;
+    return CMD_CLOSE;
+}
+
+static enum cmd_result cmd_shutdown(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    struct request *q = x->q;
+    if (!settings.enable_shutdown) {
+        reply_add(x->r, MSG_SHUTDOWN_DISABLED, MSG_LEN(MSG_SHUTDOWN_DISABLED));
+        return CMD_DONE;
+    }
+    if (q->ntok == 1 || (q->ntok == 2 && TOK_IS(&q->tok[1], "graceful"))) {
+        if (proto_hooks_active->shutdown)
+            proto_hooks_active->shutdown();
+        x->pc->closing = true;
+        return CMD_CLOSE;
+    }
+    reply_add(x->r, MSG_SHUTDOWN_MODE, MSG_LEN(MSG_SHUTDOWN_MODE));
+    return CMD_DONE;
+}
+
+/* ---- meta hook ---- */
+
+/* Until protocol/meta.c provides the meta commands, these answer like an unknown command. */
+#define META_STUB(name)                                                                        \
+    __attribute__((weak)) enum cmd_result name(struct proto_ctx *x, int arg)                   \
+    {                                                                                          \
+        (void)arg;                                                                             \
+        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));                                        \
+        return CMD_DONE;                                                                       \
+    }
+META_STUB(proto_meta_mg)
+META_STUB(proto_meta_ms)
+META_STUB(proto_meta_md)
+META_STUB(proto_meta_ma)
+META_STUB(proto_meta_mn)
+META_STUB(proto_meta_me)
+
+/* ---- the command table ---- */
+
+#define CMD(n, mn, mx, f, a) {n, sizeof(n) - 1, mn, mx, f, a}
+/* Token counts include the command itself; memcached's WANT_TOKENS limits minus one. */
+static const struct proto_cmd proto_cmds[] = {
+    CMD("get", 2, 0, cmd_get, 0),
+    CMD("set", 5, 6, cmd_store, OP_SET),
+    CMD("gets", 2, 0, cmd_get, GET_CAS),
+    CMD("delete", 2, 4, cmd_delete, 0),
+    CMD("incr", 3, 4, cmd_arith, 1),
+    CMD("decr", 3, 4, cmd_arith, 0),
+    CMD("add", 5, 6, cmd_store, OP_ADD),
+    CMD("replace", 5, 6, cmd_store, OP_REPLACE),
+    CMD("append", 5, 6, cmd_store, OP_APPEND),
+    CMD("prepend", 5, 6, cmd_store, OP_PREPEND),
+    CMD("cas", 6, 7, cmd_store, OP_CAS),
+    CMD("touch", 3, 4, cmd_touch, 0),
+    CMD("gat", 2, 0, cmd_get, GET_TOUCH),
+    CMD("gats", 2, 0, cmd_get, GET_TOUCH | GET_CAS),
+    CMD("bget", 2, 0, cmd_get, 0), /* ancient alias memcached still answers */
+    /* meta commands: protocol/meta.c */
+    CMD("mg", 1, 0, proto_meta_mg, 0),
+    CMD("ms", 1, 0, proto_meta_ms, 0),
+    CMD("md", 1, 0, proto_meta_md, 0),
+    CMD("ma", 1, 0, proto_meta_ma, 0),
+    CMD("mn", 1, 0, proto_meta_mn, 0),
+    CMD("me", 1, 0, proto_meta_me, 0),
+    CMD("stats", 1, 0, proto_cmd_stats, 0),
+    CMD("flush_all", 1, 3, cmd_flush_all, 0),
+    CMD("version", 1, 0, cmd_version, 0),
+    CMD("verbosity", 2, 3, cmd_verbosity, 0),
+    CMD("quit", 1, 0, cmd_quit, 0),
+    CMD("shutdown", 1, 0, cmd_shutdown, 0),
+};
+#undef CMD
+
+static const struct proto_cmd *cmd_lookup(const struct token *t)
+{
+    for (size_t i = 0; i < sizeof(proto_cmds) / sizeof(proto_cmds[0]); i++) {
+        const struct proto_cmd *c = &proto_cmds[i];
+        if (c->len == t->len && c->name[0] == t->p[0] && memcmp(c->name, t->p, t->len) == 0)
+            return c;
+    }
+    return NULL;
+}
+
+/* An unknown command: "ERROR", except that memcached closes on what looks like HTTP (last
+ * token starting with "HTTP/") when the name does not start like one of its commands. */
+static enum cmd_result unknown_command(struct proto_ctx *x)
+{
+    const struct request *q = x->q;
+    const struct token *cmd = &q->tok[0];
+    bool known_prefix = (cmd->len == 2 && cmd->p[0] == 'm') || memchr("gsacidt", cmd->p[0], 7);
+    const struct token *last = &q->tok[q->ntok - 1];
+    if (!known_prefix && last->len >= 5 && memcmp(last->p, "HTTP/", 5) == 0) {
+        x->pc->closing = true;
+        return CMD_CLOSE;
+    }
+    reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+    return CMD_DONE;
+}
+
+static enum cmd_result dispatch(struct proto_ctx *x)
+{
+    struct request *q = x->q;
+    proto_tokenize(q);
+    /* No command is shorter than two bytes; an empty line has no token. */
+    if (q->ntok == 0 || q->tok[0].len < 2) {
+        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+        return CMD_DONE;
+    }
+    const struct proto_cmd *c = cmd_lookup(&q->tok[0]);
+    if (!c)
+        return unknown_command(x);
+    if (q->ntok < c->min_tok || (c->max_tok && q->ntok > c->max_tok)) {
+        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+        return CMD_DONE;
+    }
+    return c->fn(x, c->arg);
+}
+
+/* A long line without its newline may only be a multi-get (up to 100 leading spaces). */
+static bool long_get_line(const char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len && p[i] == ' ')
+        i++;
+    if (i > 100)
+        return false;
+    p += i;
+    len -= i;
+    return (len >= 4 && memcmp(p, "get ", 4) == 0) || (len >= 5 && memcmp(p, "gets ", 5) == 0);
+}
+
+enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const char *buf,
+                                size_t len, size_t *consumed, size_t *need, unsigned max_reqs,
+                                size_t max_output)
+{
+    static _Thread_local struct proto_stats dummy_stats;
+    struct request q;
+    struct proto_ctx x = {.pc = pc, .r = r, .st = pc->stats ? pc->stats : &dummy_stats, .q = &q};
+    enum proto_action action = PROTO_CONTINUE;
+    size_t pos = 0;
+    unsigned nreq = 0;
+
+    *need = 0;
+    while (pos < len && !pc->closing) {
+        if (pc->swallow) {
+            size_t n = len - pos < pc->swallow ? len - pos : (size_t)pc->swallow;
+            pos += n;
+            pc->swallow -= n;
+            continue;
+        }
+        if (nreq >= max_reqs || r->pending > max_output) {
+            action = PROTO_YIELD;
+            break;
+        }
+        const char *line = buf + pos;
+        size_t avail = len - pos;
+        const char *nl = memchr(line, '\n', avail);
+        if (!nl) {
+            if (avail > REQ_LINE_MAX && !long_get_line(line, avail)) {
+                pc->closing = true; /* REQ_TOO_BIG */
+                action = PROTO_CLOSE;
+            }
+            break;
+        }
+        size_t ll = (size_t)(nl - line);
+        q.line_total = ll + 1;
+        if (ll > 1 && line[ll - 1] == '\r') /* "\r\n" or a bare "\n" */
+            ll--;
+        q.line = line;
+        q.len = strnlen(line, ll); /* memcached sees the line as a C string */
+        q.noreply = false;
+        x.data = nl + 1;
+        x.avail = avail - q.line_total;
+        x.data_used = 0;
+        x.need = 0;
+        enum cmd_result res = dispatch(&x);
+        if (res == CMD_NEED_MORE) {
+            *need = q.line_total + x.need;
+            break;
+        }
+        pos += q.line_total + x.data_used;
+        nreq++;
+        if (res == CMD_CLOSE) {
+            action = PROTO_CLOSE;
+            break;
+        }
+    }
+    if (pc->closing)
+        action = PROTO_CLOSE;
+    *consumed = pos;
+    return action;
+}
