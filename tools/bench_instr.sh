@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# User-space instructions per request (get and set) of cached and memcached, under callgrind.
+#
+# Hardware counters are not available on this VM (`perf stat -e instructions:u true` says
+# "not supported"), so each server runs with -t 1 under `valgrind --tool=callgrind
+# --separate-threads=yes`, is preloaded, and then three windows are measured with
+# callgrind_control (-z to zero the counters, -d to dump them per thread):
+#   idle  nothing sent for INSTR_IDLE seconds (background threads' baseline, per second)
+#   get   N gets of preloaded 100-byte values (cached-bench -c 50 -d 1 -n N)
+#   set   N sets of 100-byte values            (cached-bench -c 50 -d 1 -r 0:1 -n N)
+# per request = (instructions in the window - idle rate x window length) / N, both for the
+# worker thread (the thread that did most of the work) and for the whole process. Opening and
+# closing the 50 connections falls inside the window (a few instructions per request).
+#
+# Environment: INSTR_REQUESTS [100000]  INSTR_IDLE [5]  INSTR_TOP [0]: print the top N
+# functions (self cost) of each server's get and set windows; CACHED, MEMCACHED, BENCH;
+# INSTR_SERVERS ["cached memcached"]; INSTR_DIR [build/bench/callgrind].
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${INSTR_REQUESTS:-100000}
+IDLE=${INSTR_IDLE:-5}
+TOP=${INSTR_TOP:-0}
+CACHED=${CACHED:-build/cached}
+MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
+BENCH=${BENCH:-build/cached-bench}
+SERVERS=${INSTR_SERVERS:-"cached memcached"}
+DIR=${INSTR_DIR:-build/bench/callgrind}
+KEYS=10000
+
+command -v valgrind >/dev/null || { echo "bench_instr: valgrind missing (make deps)" >&2; exit 2; }
+mkdir -p "$DIR"
+
+VPID=
+cleanup() { [ -z "$VPID" ] || { kill "$VPID" 2>/dev/null; wait "$VPID" 2>/dev/null; } || true; }
+trap cleanup EXIT
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+now() { date +%s.%N; }
+
+# summary of thread files of dump number $2 for pid $1: lines "thread instructions"
+dump_threads() {
+  for f in "$DIR"/cg.out."$1"."$2"-*; do
+    echo "${f##*-} $(sed -n 's/^summary: //p' "$f")"
+  done
+}
+
+declare -A RESULT
+for name in $SERVERS; do
+  if [ "$name" = cached ]; then bin=$CACHED; else bin=$MEMCACHED; fi
+  [ -x "$bin" ] || { echo "bench_instr: $bin missing" >&2; exit 2; }
+  asroot=()
+  if [ "$(id -u)" -eq 0 ]; then
+    if [[ "$(basename "$bin")" == memcached* ]]; then asroot=(-u root); else asroot=(--run-as-root); fi
+  fi
+  port=$(free_port)
+  rm -f "$DIR"/cg.out.*
+  # valgrind keeps a few descriptors above the limit for itself and refuses a setrlimit that
+  # moves the hard limit; memcached sets both limits to -c, so the limit here is -c + 12.
+  (ulimit -n 1036; ulimit -Hn 1036
+   exec valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$DIR/cg.out.%p" \
+     "$bin" "${asroot[@]}" -l 127.0.0.1 -p "$port" -t 1 -m 1024 -c 1024) \
+     > "$DIR/$name.valgrind.log" 2>&1 &
+  VPID=$!
+  for _ in $(seq 300); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  "$BENCH" -q -p "$port" -k "$KEYS" --preload -c 4 -d 64 -v 100 > /dev/null
+  # the server's real pid is valgrind's (exec), which callgrind_control addresses
+  declare -A secs=()
+  dump=0
+  for phase in idle get set; do
+    callgrind_control -z "$VPID" > /dev/null 2>&1
+    t0=$(now)
+    case $phase in
+      idle) sleep "$IDLE" ;;
+      get) "$BENCH" -q -p "$port" -k "$KEYS" -c 50 -d 1 -v 100 -w 0 -n "$N" > "$DIR/$name.get.txt" ;;
+      set) "$BENCH" -q -p "$port" -k "$KEYS" -c 50 -d 1 -v 100 -r 0:1 -w 0 -n "$N" > "$DIR/$name.set.txt" ;;
+    esac
+    t1=$(now)
+    callgrind_control -d "$VPID" > /dev/null 2>&1
+    dump=$((dump + 1))
+    secs[$phase]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}')
+    dump_threads "$VPID" "$dump" > "$DIR/$name.$phase.threads"
+  done
+  for phase in get set; do
+    grep -q 'errors=0' "$DIR/$name.$phase.txt" || { echo "bench_instr: $name $phase had errors" >&2; exit 1; }
+    # worker = the thread with the most instructions after removing its idle baseline
+    read -r worker total < <(awk -v ti="${secs[idle]}" -v tp="${secs[$phase]}" -v n="$N" '
+      FNR == NR { idle[$1] = $2; next }
+      { v = $2 - idle[$1] / ti * tp; if (v > best) best = v; sum += v }
+      END { printf "%.0f %.0f\n", best / n, sum / n }' \
+      "$DIR/$name.idle.threads" "$DIR/$name.$phase.threads")
+    RESULT[$name.$phase.worker]=$worker
+    RESULT[$name.$phase.total]=$total
+    printf '%-9s %-3s %6s instructions/request in the worker thread, %6s in the process (%s s window, %s requests)\n' \
+      "$name" "$phase" "$worker" "$total" "$(printf '%.1f' "${secs[$phase]}")" "$N"
+    if [ "$TOP" -gt 0 ]; then
+      n=$([ $phase = get ] && echo 2 || echo 3)
+      wt=$(sort -k2 -n -r "$DIR/$name.$phase.threads" | head -1 | cut -d' ' -f1)
+      # self cost; functions on the stack when the counters were zeroed (thread start,
+      # the event loop) show as ~100% and are skipped
+      callgrind_annotate --inclusive=no --threshold=100 "$DIR/cg.out.$VPID.$n-$wt" 2>/dev/null |
+        grep -E '^ *[0-9,]+ \( *[0-9.]+%\)  ' | grep -v -E 'PROGRAM TOTALS|\((99|100)\.[0-9]+%\)' |
+        head -n "$TOP" | sed 's/^/    /'
+    fi
+  done
+  kill "$VPID"
+  wait "$VPID" 2>/dev/null || true
+  VPID=
+done
+
+if [[ " $SERVERS " == *" cached "* && " $SERVERS " == *" memcached "* ]]; then
+  for phase in get set; do
+    for scope in worker total; do
+      a=${RESULT[cached.$phase.$scope]} b=${RESULT[memcached.$phase.$scope]}
+      printf 'ratio cached/memcached %-3s %-6s %s (%s / %s)\n' "$phase" "$scope" \
+        "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", a / b}')" "$a" "$b"
+    done
+  done
+fi
