@@ -297,7 +297,7 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
         proto_process(&c->pc, &c->reply, c->rbuf + c->rstart, have, &consumed, &need,
                       (unsigned)settings.reqs_per_event, max_output);
     if (act == PROTO_YIELD && c->reply.pending <= max_output)
-        w->conn_yields++;
+        w->conn_yields++; /* the -R budget, not backpressure */
     worker_stats_unlock(w);
     if (consumed > have)
         consumed = have; /* defensive: never trust a count to move past the data */

@@ -32,7 +32,7 @@
 #include "storage/clock.h"
 #include "storage/storage.h"
 
-#define SHUTDOWN_GRACE_MS 700  /* in-flight replies get this long; exit stays under 1 s */
+#define SHUTDOWN_GRACE_MS 500  /* in-flight replies get this long; exit stays under 1 s */
 #define MAINT_INTERVAL_MS 100  /* maintenance timer period */
 #define SWEEP_BUDGET 500       /* items the expiry sweeper examines per tick */
 #define AUTOMOVE_EVERY 10      /* ticks between slab automove steps (1 s) */
@@ -118,6 +118,16 @@ static int run(void)
     if (rc != 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
+    /* Clients (and test harnesses) may connect as soon as listen() returns, well before the
+     * signal events exist: hold SIGTERM/SIGINT/SIGHUP pending until they do, so an early
+     * signal takes the graceful path instead of the default action. Held again during
+     * teardown, so a second SIGTERM cannot kill a process that is already exiting. */
+    sigset_t lifecycle_sigs, old_mask;
+    sigemptyset(&lifecycle_sigs);
+    sigaddset(&lifecycle_sigs, SIGTERM);
+    sigaddset(&lifecycle_sigs, SIGINT);
+    sigaddset(&lifecycle_sigs, SIGHUP);
+    sigprocmask(SIG_BLOCK, &lifecycle_sigs, &old_mask);
     daemon_fit_nofile(settings.conn_limit + FD_HEADROOM + 2 * settings.threads);
 
     if (listen_setup(&settings) < 0)
@@ -186,6 +196,7 @@ static int run(void)
         worker_join();
         goto out_events;
     }
+    sigprocmask(SIG_SETMASK, &old_mask, NULL); /* pending signals are delivered now */
 
     char ready[64];
     snprintf(ready, sizeof ready, "READY=1\nMAINPID=%ld", (long)getpid());
@@ -195,6 +206,7 @@ static int run(void)
              (unsigned long)settings.mem_limit_mb);
 
     event_base_dispatch(main_base);
+    sigprocmask(SIG_BLOCK, &lifecycle_sigs, NULL);
     begin_shutdown("event loop ended"); /* no-op after a signal */
     worker_join();
     rc = 0;

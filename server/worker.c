@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -255,17 +256,27 @@ void worker_sum_stats(struct proto_stats *out)
     }
 }
 
-void worker_extra_stats(uint64_t *conn_yields, uint64_t *idle_kicks)
+static uint64_t sum_field(size_t offset)
 {
-    *conn_yields = *idle_kicks = 0;
+    uint64_t sum = 0;
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
         bool locked = stats_enter(w);
-        *conn_yields += w->conn_yields;
-        *idle_kicks += w->idle_kicks;
+        sum += *(uint64_t *)((char *)w + offset);
         if (locked)
             pthread_mutex_unlock(&w->stats_lock);
     }
+    return sum;
+}
+
+uint64_t worker_idle_kicks(void)
+{
+    return sum_field(offsetof(struct worker, idle_kicks));
+}
+
+uint64_t worker_conn_yields(void)
+{
+    return sum_field(offsetof(struct worker, conn_yields));
 }
 
 void worker_reset_stats(void)
@@ -274,7 +285,7 @@ void worker_reset_stats(void)
         struct worker *w = &workers[i];
         bool locked = stats_enter(w);
         memset(&w->stats, 0, sizeof w->stats);
-        w->conn_yields = w->idle_kicks = 0;
+        w->idle_kicks = w->conn_yields = 0;
         if (locked)
             pthread_mutex_unlock(&w->stats_lock);
     }

@@ -48,7 +48,8 @@ struct worker {
     pthread_mutex_t stats_lock;
     bool in_stats_lock;       /* owner holds stats_lock (see above) */
     struct proto_stats stats;
-    uint64_t conn_yields, idle_kicks;
+    uint64_t idle_kicks;      /* closed by idle_timeout */
+    uint64_t conn_yields;     /* gave up the thread after -R commands */
 
     pthread_mutex_t conns_lock;
     struct conn *conns;       /* live connections, doubly linked */
@@ -78,8 +79,9 @@ extern _Thread_local struct worker *worker_self;
 /* proto_hooks implementations. */
 void worker_sum_stats(struct proto_stats *out);
 void worker_reset_stats(void);
-/* Sums of the server-level per-worker counters. */
-void worker_extra_stats(uint64_t *conn_yields, uint64_t *idle_kicks);
+/* Sums of the server's own per-worker counters (kept beside proto_stats, same lock). */
+uint64_t worker_idle_kicks(void);
+uint64_t worker_conn_yields(void);
 
 static inline void worker_stats_lock(struct worker *w)
 {
