@@ -1,0 +1,156 @@
+/*
+ * storage internals shared by the storage .c files (and a later storage/meta_ops.c).
+ * Nothing outside storage/ may include this header.
+ *
+ * Lock order:  automove lock -> shard lock -> slab class lock -> arena lock.
+ * A holder of a class lock only *tries* shard locks (eviction, page moves), except for the
+ * shard this thread already holds (tl_held_shard), which it may use as locked.
+ * do_*() functions require the shard lock of the key they touch.
+ */
+#pragma once
+
+#include <pthread.h>
+
+#include "storage/mem.h"
+#include "storage/storage.h"
+
+/* ---- arena and slab classes (slab.c) ---- */
+
+#define SLAB_MAX_CLASSES 250
+/* refcount at or above this in storage_get: treat as a miss instead of overflowing 16 bits */
+#define ITEM_REFCOUNT_LIMIT 65000
+
+struct page_meta {
+    uint32_t used;     /* allocated chunks in this page */
+    uint8_t cls;       /* class index (0-based) */
+    uint8_t draining;  /* automove is emptying it: freed chunks stay off the free list */
+};
+
+struct slab_class {
+    pthread_mutex_t lock;
+    uint32_t size, perslab;
+    uint32_t free_head;           /* ref of the first free chunk, 0 = none */
+    uint64_t free_count;
+    uint32_t *pages, npages, pages_cap; /* pages owned by this class */
+    uint32_t hand_page, hand_chunk; /* CLOCK hand: index into pages[], chunk in that page */
+    uint64_t used_chunks, mem_requested;
+    uint64_t evicted, evicted_unfetched, evicted_active, expired_unfetched, reclaimed;
+    uint64_t outofmemory;
+    uint64_t pressure;            /* evictions + out-of-memory since automove last looked */
+} __attribute__((aligned(64)));
+
+/* ---- hash shards (items.c) ---- */
+
+struct shard_stats {
+    uint64_t curr_items, total_items, bytes;
+    uint64_t get_expired, get_flushed, expired_unfetched, sweeper_reclaimed, ref_saturated;
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    uint32_t *table;       /* buckets: refs of chain heads */
+    uint32_t power;        /* log2 of buckets in table */
+    uint32_t *old;         /* non-NULL while growing: the previous, half-size table */
+    uint32_t old_power;
+    uint32_t migrate_pos;  /* old buckets below this have moved to table */
+    uint64_t count;
+    struct shard_stats st;
+    char pad[64]; /* keeps neighbouring shards' locks off one cache line */
+};
+
+struct storage_globals {
+    struct storage_config cfg;
+    bool ready;
+    uint32_t header_size;  /* 24, or 32 with CAS */
+
+    char *arena;
+    size_t arena_bytes;
+    uint32_t page_size, npages;
+    pthread_mutex_t arena_lock;
+    uint32_t pages_assigned;     /* pages [0, pages_assigned) have been given to classes */
+    struct page_meta *pmeta;
+
+    struct slab_class classes[SLAB_MAX_CLASSES];
+    unsigned nclasses;
+
+    struct shard *shards;
+    uint32_t nshards, shard_shift;
+
+    _Atomic uint64_t cas_next;
+    _Atomic rel_time_t oldest_live;
+    _Atomic uint64_t oldest_cas;
+
+    pthread_mutex_t bg_lock;     /* sweeper cursor and automove state */
+    uint32_t sweep_shard, sweep_bucket;
+    uint64_t sweeper_runs, slabs_moved;
+    int drain_page;              /* page being emptied by automove, -1 none */
+    unsigned drain_dst, drain_tries;
+};
+
+extern struct storage_globals stg;
+extern _Thread_local struct shard *tl_held_shard;
+
+static inline struct item *ref_item(uint32_t ref)
+{
+    return (struct item *)(stg.arena + ((size_t)(ref - 1) << 3));
+}
+
+static inline uint32_t item_ref_of(const struct item *it)
+{
+    return (uint32_t)(((const char *)it - stg.arena) >> 3) + 1;
+}
+
+static inline uint32_t item_page(const struct item *it)
+{
+    return (uint32_t)(((const char *)it - stg.arena) / stg.page_size);
+}
+
+uint64_t storage_hash(const void *key, size_t len);
+
+int slab_setup(char *errbuf, size_t errlen);
+void slab_teardown(void);
+unsigned slab_class_for(size_t ntotal);  /* nclasses when too large */
+/* A chunk for an item of ntotal bytes, header uninitialised; NULL with *res set. */
+struct item *slab_alloc(size_t ntotal, enum st_result *res);
+void slab_free(struct item *it);         /* refcount has reached 0 */
+void slab_stats_reset(void);
+
+/* ---- items and the table (items.c) ---- */
+
+static inline struct shard *shard_of(uint64_t hv)
+{
+    return &stg.shards[stg.shard_shift >= 64 ? 0 : (hv >> stg.shard_shift)];
+}
+
+void shard_lock(struct shard *sh);
+void shard_unlock(struct shard *sh);
+
+enum item_state { ITEM_LIVE = 0, ITEM_EXPIRED, ITEM_FLUSHED };
+enum item_state item_state_at(const struct item *it, rel_time_t now);
+
+/* The live item for key, or NULL; an expired/flushed one found is unlinked and counted.
+ * Takes no reference. */
+struct item *do_item_find(struct shard *sh, const char *key, size_t nkey, uint64_t hv);
+/* Links it (takes the table's reference), giving it a new CAS and atime. */
+void do_item_link(struct shard *sh, struct item *it, uint64_t hv);
+/* Unlinks it and drops the table's reference (which may free it). */
+void do_item_unlink(struct shard *sh, struct item *it, uint64_t hv);
+void do_item_replace(struct shard *sh, struct item *old, struct item *it, uint64_t hv);
+/* Unlinks without dropping the table's reference: for eviction under a class lock. */
+void do_item_unlink_keepref(struct shard *sh, struct item *it, uint64_t hv);
+uint64_t storage_next_cas(void);
+
+static inline void item_ref(struct item *it)
+{
+    atomic_fetch_add_explicit(&it->refcount, 1, memory_order_relaxed);
+}
+
+static inline void item_flag_set(struct item *it, uint8_t f)
+{
+    atomic_fetch_or_explicit(&it->iflags, f, memory_order_relaxed);
+}
+
+static inline void item_flag_clear(struct item *it, uint8_t f)
+{
+    atomic_fetch_and_explicit(&it->iflags, (uint8_t)~f, memory_order_relaxed);
+}

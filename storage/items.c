@@ -1,0 +1,636 @@
+/*
+ * items: the sharded hash table and every keyed operation (get, store, touch, delete,
+ * arith), flush, the expiry sweeper, incremental table growth and the storage counters.
+ *
+ * A key's 64-bit hash picks its shard (top bits) and bucket (low bits). Each shard has its
+ * own mutex, table and counters, so hits take no global lock. Chains are linked through
+ * item->hnext (32-bit arena refs). A shard grows by doubling: the old table stays until its
+ * buckets have moved, a few per write and more per storage_maintenance_step(); lookups pick
+ * the old or the new table by comparing the old bucket index with migrate_pos.
+ *
+ * The table holds one reference on every linked item; callers get one more. An item is freed
+ * when the last reference goes, so replies can be written from an item replaced meanwhile.
+ */
+#include "storage/internal.h"
+
+#include <stdio.h>
+
+struct storage_globals stg;
+_Thread_local struct shard *tl_held_shard;
+
+/* buckets moved per write while a shard grows, and per shard per maintenance step */
+#define MIGRATE_PER_OP 2
+#define MIGRATE_PER_STEP 1024
+/* initial buckets over all shards (like memcached's default hashpower 16) */
+#define TABLE_INITIAL_POWER 16
+
+void shard_lock(struct shard *sh)
+{
+    pthread_mutex_lock(&sh->lock);
+    tl_held_shard = sh;
+}
+
+void shard_unlock(struct shard *sh)
+{
+    tl_held_shard = NULL;
+    pthread_mutex_unlock(&sh->lock);
+}
+
+uint64_t storage_next_cas(void)
+{
+    return atomic_fetch_add_explicit(&stg.cas_next, 1, memory_order_relaxed);
+}
+
+static uint64_t mask_of(uint32_t power)
+{
+    return ((uint64_t)1 << power) - 1;
+}
+
+static uint32_t *bucket_of(struct shard *sh, uint64_t hv)
+{
+    if (sh->old) {
+        uint32_t oi = (uint32_t)(hv & mask_of(sh->old_power));
+        if (oi >= sh->migrate_pos)
+            return &sh->old[oi];
+    }
+    return &sh->table[hv & mask_of(sh->power)];
+}
+
+static void migrate_one(struct shard *sh)
+{
+    uint32_t ref = sh->old[sh->migrate_pos];
+    sh->old[sh->migrate_pos] = 0;
+    while (ref) {
+        struct item *it = ref_item(ref);
+        uint32_t next = it->hnext;
+        uint64_t hv = storage_hash(item_key(it), it->nkey);
+        uint32_t *b = &sh->table[hv & mask_of(sh->power)];
+        it->hnext = *b;
+        *b = ref;
+        ref = next;
+    }
+    if (++sh->migrate_pos >= ((uint64_t)1 << sh->old_power)) {
+        mem_free(sh->old);
+        sh->old = NULL;
+        sh->migrate_pos = 0;
+    }
+}
+
+static void migrate_some(struct shard *sh, unsigned n)
+{
+    while (n-- && sh->old)
+        migrate_one(sh);
+}
+
+static void maybe_grow(struct shard *sh)
+{
+    if (sh->old || sh->power >= 30 || sh->count <= (3ull << sh->power) / 2)
+        return;
+    sh->old = sh->table;
+    sh->old_power = sh->power;
+    sh->migrate_pos = 0;
+    sh->power++;
+    sh->table = mem_calloc((size_t)1 << sh->power, sizeof(uint32_t));
+}
+
+enum item_state item_state_at(const struct item *it, rel_time_t now)
+{
+    if (it->exptime != 0 && it->exptime <= now)
+        return ITEM_EXPIRED;
+    /* memcached's rule: once oldest_live has passed, items last stored or used at or before
+     * it are gone, and so are items whose CAS predates an immediate flush (same second). */
+    rel_time_t ol = atomic_load_explicit(&stg.oldest_live, memory_order_relaxed);
+    if (ol != 0 && ol <= now) {
+        if (it->atime <= ol)
+            return ITEM_FLUSHED;
+        uint64_t oc = atomic_load_explicit(&stg.oldest_cas, memory_order_relaxed);
+        uint64_t cas = item_cas(it);
+        if (oc != 0 && cas != 0 && cas < oc)
+            return ITEM_FLUSHED;
+    }
+    return ITEM_LIVE;
+}
+
+/* Bookkeeping once it has left its chain. */
+static void unlinked(struct shard *sh, struct item *it)
+{
+    it->hnext = 0;
+    item_flag_clear(it, ITEM_LINKED);
+    sh->count--;
+    sh->st.curr_items--;
+    sh->st.bytes -= item_total_size(it);
+}
+
+void do_item_unlink_keepref(struct shard *sh, struct item *it, uint64_t hv)
+{
+    uint32_t ref = item_ref_of(it);
+    uint32_t *p = bucket_of(sh, hv);
+    while (*p && *p != ref)
+        p = &ref_item(*p)->hnext;
+    if (*p)
+        *p = it->hnext;
+    unlinked(sh, it);
+}
+
+void do_item_unlink(struct shard *sh, struct item *it, uint64_t hv)
+{
+    do_item_unlink_keepref(sh, it, hv);
+    item_put(it);
+}
+
+void do_item_link(struct shard *sh, struct item *it, uint64_t hv)
+{
+    if (stg.cfg.use_cas)
+        item_set_cas(it, storage_next_cas());
+    it->atime = clock_now();
+    uint32_t *b = bucket_of(sh, hv);
+    it->hnext = *b;
+    *b = item_ref_of(it);
+    item_ref(it);
+    atomic_fetch_or_explicit(&it->iflags, ITEM_LINKED, memory_order_release);
+    sh->count++;
+    sh->st.curr_items++;
+    sh->st.total_items++;
+    sh->st.bytes += item_total_size(it);
+    maybe_grow(sh);
+    migrate_some(sh, MIGRATE_PER_OP);
+}
+
+void do_item_replace(struct shard *sh, struct item *old, struct item *it, uint64_t hv)
+{
+    do_item_unlink(sh, old, hv);
+    do_item_link(sh, it, hv);
+}
+
+struct item *do_item_find(struct shard *sh, const char *key, size_t nkey, uint64_t hv)
+{
+    struct item *it = NULL;
+    for (uint32_t ref = *bucket_of(sh, hv); ref; ref = it->hnext) {
+        it = ref_item(ref);
+        if (it->nkey == nkey && memcmp(item_key(it), key, nkey) == 0)
+            goto found;
+    }
+    return NULL;
+found:;
+    enum item_state s = item_state_at(it, clock_now());
+    if (s == ITEM_LIVE)
+        return it;
+    if (s == ITEM_EXPIRED) {
+        sh->st.get_expired++;
+        if (!(item_iflags(it) & ITEM_FETCHED))
+            sh->st.expired_unfetched++;
+    } else {
+        sh->st.get_flushed++;
+    }
+    do_item_unlink(sh, it, hv);
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static unsigned log2u(uint64_t v)
+{
+    unsigned n = 0;
+    while (v > 1) {
+        v >>= 1;
+        n++;
+    }
+    return n;
+}
+
+int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
+{
+    if (stg.ready) {
+        snprintf(errbuf, errlen, "storage is already set up");
+        return -1;
+    }
+    uint32_t nshards = cfg->shards ? cfg->shards : 16;
+    if ((nshards & (nshards - 1)) != 0 || nshards > 65536) {
+        snprintf(errbuf, errlen, "hash shards must be a power of two up to 65536, not %u",
+                 cfg->shards);
+        return -1;
+    }
+    memset(&stg, 0, sizeof(stg));
+    stg.cfg = *cfg;
+    stg.header_size = (uint32_t)sizeof(struct item) + (cfg->use_cas ? 8 : 0);
+    if (slab_setup(errbuf, errlen) != 0) {
+        slab_teardown();
+        return -1;
+    }
+    stg.nshards = nshards;
+    unsigned bits = log2u(nshards);
+    stg.shard_shift = 64 - bits;
+    unsigned power = TABLE_INITIAL_POWER > bits + 8 ? TABLE_INITIAL_POWER - bits : 8;
+    stg.shards = mem_calloc(nshards, sizeof(struct shard));
+    for (uint32_t i = 0; i < nshards; i++) {
+        struct shard *sh = &stg.shards[i];
+        pthread_mutex_init(&sh->lock, NULL);
+        sh->power = power;
+        sh->table = mem_calloc((size_t)1 << power, sizeof(uint32_t));
+    }
+    atomic_store(&stg.cas_next, 1);
+    atomic_store(&stg.oldest_live, 0);
+    atomic_store(&stg.oldest_cas, 0);
+    pthread_mutex_init(&stg.bg_lock, NULL);
+    stg.drain_page = -1;
+    stg.ready = true;
+    return 0;
+}
+
+void storage_teardown(void)
+{
+    if (!stg.ready)
+        return;
+    for (uint32_t i = 0; i < stg.nshards; i++) {
+        struct shard *sh = &stg.shards[i];
+        mem_free(sh->table);
+        mem_free(sh->old);
+        pthread_mutex_destroy(&sh->lock);
+    }
+    mem_free(stg.shards);
+    stg.shards = NULL;
+    slab_teardown();
+    pthread_mutex_destroy(&stg.bg_lock);
+    stg.ready = false;
+}
+
+/* ---- items ---- */
+
+struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t exptime,
+                        uint32_t nbytes, enum st_result *res)
+{
+    size_t ntotal = stg.header_size + nkey + (size_t)nbytes;
+    if (nkey == 0 || nkey > KEY_MAX_LENGTH || ntotal > stg.cfg.item_size_max) {
+        *res = ST_TOO_LARGE;
+        return NULL;
+    }
+    struct item *it = slab_alloc(ntotal, res);
+    if (!it)
+        return NULL;
+    it->hnext = 0;
+    it->exptime = exptime;
+    it->atime = clock_now();
+    it->flags = flags;
+    it->nbytes = nbytes;
+    it->nkey = (uint8_t)nkey;
+    atomic_store_explicit(&it->iflags, stg.cfg.use_cas ? ITEM_CAS : 0, memory_order_relaxed);
+    item_set_cas(it, 0);
+    memcpy(item_key(it), key, nkey);
+    return it;
+}
+
+void item_put(struct item *it)
+{
+    if (atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_acq_rel) == 1)
+        slab_free(it);
+}
+
+/* Builds old+it (append) or it+old (prepend) as a new item. Shard lock held. */
+static enum st_result do_concat(struct shard *sh, struct item *old, struct item *it,
+                                bool append, uint64_t hv, uint64_t *cas_out)
+{
+    size_t nb = (size_t)old->nbytes + it->nbytes;
+    if (nb > UINT32_MAX || stg.header_size + it->nkey + nb > stg.cfg.item_size_max)
+        return ST_NOT_STORED;
+    enum st_result r;
+    item_ref(old); /* keeps the eviction this allocation may run off it */
+    struct item *nit = item_alloc(item_key(it), it->nkey, old->flags, old->exptime,
+                                  (uint32_t)nb, &r);
+    if (!nit) {
+        item_put(old);
+        return r == ST_TOO_LARGE ? ST_NOT_STORED : r;
+    }
+    char *v = item_value(nit);
+    const struct item *first = append ? old : it, *second = append ? it : old;
+    memcpy(v, item_value(first), first->nbytes);
+    memcpy(v + first->nbytes, item_value(second), second->nbytes);
+    nit->exptime = old->exptime;
+    do_item_replace(sh, old, nit, hv);
+    if (cas_out)
+        *cas_out = item_cas(nit);
+    item_put(old);
+    item_put(nit);
+    return ST_OK;
+}
+
+enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, uint64_t *cas_out)
+{
+    const char *key = item_key(it);
+    uint64_t hv = storage_hash(key, it->nkey);
+    struct shard *sh = shard_of(hv);
+    enum st_result res = ST_OK;
+    shard_lock(sh);
+    struct item *old = do_item_find(sh, key, it->nkey, hv);
+    switch (op) {
+    case OP_SET:
+        break;
+    case OP_ADD:
+        if (old)
+            res = ST_NOT_STORED;
+        break;
+    case OP_REPLACE:
+        if (!old)
+            res = ST_NOT_STORED;
+        break;
+    case OP_CAS:
+        if (!old)
+            res = ST_NOT_FOUND;
+        else if (item_cas(old) != cas)
+            res = ST_EXISTS;
+        break;
+    case OP_APPEND:
+    case OP_PREPEND:
+        res = old ? do_concat(sh, old, it, op == OP_APPEND, hv, cas_out) : ST_NOT_STORED;
+        shard_unlock(sh);
+        return res;
+    }
+    if (res == ST_OK) {
+        if (old)
+            do_item_replace(sh, old, it, hv);
+        else
+            do_item_link(sh, it, hv);
+        if (cas_out)
+            *cas_out = item_cas(it);
+    }
+    shard_unlock(sh);
+    return res;
+}
+
+struct item *storage_get(const char *key, size_t nkey)
+{
+    uint64_t hv = storage_hash(key, nkey);
+    struct shard *sh = shard_of(hv);
+    shard_lock(sh);
+    struct item *it = do_item_find(sh, key, nkey, hv);
+    if (it) {
+        if (atomic_load_explicit(&it->refcount, memory_order_relaxed) >= ITEM_REFCOUNT_LIMIT) {
+            /* 16-bit refcount nearly full (one key repeated ~65k times in flight): answer a
+             * miss rather than overflow; counted, and harmless for a cache. */
+            sh->st.ref_saturated++;
+            it = NULL;
+        } else {
+            item_ref(it);
+            if ((item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE)) != (ITEM_FETCHED | ITEM_ACTIVE))
+                item_flag_set(it, ITEM_FETCHED | ITEM_ACTIVE);
+            it->atime = clock_now();
+        }
+    }
+    shard_unlock(sh);
+    return it;
+}
+
+struct item *storage_touch(const char *key, size_t nkey, rel_time_t exptime)
+{
+    uint64_t hv = storage_hash(key, nkey);
+    struct shard *sh = shard_of(hv);
+    shard_lock(sh);
+    struct item *it = do_item_find(sh, key, nkey, hv);
+    if (it && atomic_load_explicit(&it->refcount, memory_order_relaxed) >= ITEM_REFCOUNT_LIMIT) {
+        sh->st.ref_saturated++;
+        it = NULL;
+    }
+    if (it) {
+        item_ref(it);
+        it->exptime = exptime;
+        it->atime = clock_now();
+        item_flag_set(it, ITEM_FETCHED | ITEM_ACTIVE);
+    }
+    shard_unlock(sh);
+    return it;
+}
+
+enum st_result storage_delete(const char *key, size_t nkey, uint64_t cas)
+{
+    uint64_t hv = storage_hash(key, nkey);
+    struct shard *sh = shard_of(hv);
+    enum st_result res = ST_OK;
+    shard_lock(sh);
+    struct item *it = do_item_find(sh, key, nkey, hv);
+    if (!it)
+        res = ST_NOT_FOUND;
+    else if (cas != 0 && item_cas(it) != cas)
+        res = ST_EXISTS;
+    else
+        do_item_unlink(sh, it, hv);
+    shard_unlock(sh);
+    return res;
+}
+
+/*
+ * Parses a stored value the way memcached's safe_strtoull does: leading white space, an
+ * optional sign, at least one digit, then the end or white space; out of range is refused,
+ * and so is a '-' whose value would be negative as a signed number.
+ */
+static bool parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')))
+        i++;
+    bool neg = false;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    size_t start = i;
+    uint64_t v = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (i == start)
+        return false;
+    if (i < n && !(s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')))
+        return false;
+    if (neg) {
+        v = (uint64_t)0 - v;
+        if ((int64_t)v < 0)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+enum st_result storage_arith(const char *key, size_t nkey, bool incr, uint64_t delta,
+                             uint64_t *value, uint64_t *cas_out)
+{
+    uint64_t hv = storage_hash(key, nkey);
+    struct shard *sh = shard_of(hv);
+    enum st_result res = ST_OK;
+    shard_lock(sh);
+    struct item *it = do_item_find(sh, key, nkey, hv);
+    uint64_t v;
+    if (!it) {
+        res = ST_NOT_FOUND;
+    } else if (!parse_u64(item_value(it), it->nbytes, &v)) {
+        res = ST_NON_NUMERIC;
+    } else {
+        if (incr)
+            v += delta; /* wraps at 2^64 */
+        else
+            v = v < delta ? 0 : v - delta;
+        char buf[24];
+        int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+        item_ref(it);
+        struct item *nit = item_alloc(key, nkey, it->flags, it->exptime, (uint32_t)len, &res);
+        if (nit) {
+            memcpy(item_value(nit), buf, (size_t)len);
+            do_item_replace(sh, it, nit, hv);
+            *value = v;
+            if (cas_out)
+                *cas_out = item_cas(nit);
+            item_put(nit);
+        } else if (res == ST_TOO_LARGE) {
+            res = ST_NO_MEMORY;
+        }
+        item_put(it);
+    }
+    shard_unlock(sh);
+    return res;
+}
+
+void storage_flush(rel_time_t when)
+{
+    rel_time_t now = clock_now();
+    rel_time_t oldest = when > now ? when : now;
+    if (stg.cfg.use_cas) {
+        /* memcached: oldest_live one second back; the CAS mark separates items stored
+         * before the flush from those stored after it within the same second. */
+        if (oldest - 1 <= now)
+            atomic_store(&stg.oldest_cas, atomic_load(&stg.cas_next));
+        atomic_store(&stg.oldest_live, oldest - 1);
+    } else {
+        atomic_store(&stg.oldest_live, oldest);
+    }
+}
+
+/* ---- background work ---- */
+
+size_t storage_sweep_step(size_t max_items)
+{
+    if (!stg.ready)
+        return 0;
+    size_t work = 0, reclaimed = 0;
+    pthread_mutex_lock(&stg.bg_lock);
+    rel_time_t now = clock_now();
+    uint32_t shards_done = 0;
+    while (work < max_items && shards_done <= stg.nshards) {
+        struct shard *sh = &stg.shards[stg.sweep_shard];
+        shard_lock(sh);
+        if (sh->old) {
+            /* growing: help the move along; sweep this shard once it is done */
+            migrate_some(sh, (unsigned)(max_items - work));
+            shard_unlock(sh);
+            break;
+        }
+        uint32_t nb = 1u << sh->power;
+        while (stg.sweep_bucket < nb && work < max_items) {
+            uint32_t *p = &sh->table[stg.sweep_bucket++];
+            if ((stg.sweep_bucket & 3) == 0)
+                work++; /* empty buckets are cheap but not free */
+            while (*p) {
+                struct item *it = ref_item(*p);
+                work++;
+                enum item_state s = item_state_at(it, now);
+                if (s == ITEM_LIVE) {
+                    p = &it->hnext;
+                    continue;
+                }
+                if (s == ITEM_EXPIRED && !(item_iflags(it) & ITEM_FETCHED))
+                    sh->st.expired_unfetched++;
+                sh->st.sweeper_reclaimed++;
+                reclaimed++;
+                *p = it->hnext;
+                unlinked(sh, it);
+                item_put(it);
+            }
+        }
+        shard_unlock(sh);
+        if (stg.sweep_bucket >= nb) {
+            stg.sweep_bucket = 0;
+            shards_done++;
+            if (++stg.sweep_shard >= stg.nshards) {
+                stg.sweep_shard = 0;
+                stg.sweeper_runs++;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&stg.bg_lock);
+    return reclaimed;
+}
+
+void storage_maintenance_step(void)
+{
+    if (!stg.ready)
+        return;
+    for (uint32_t i = 0; i < stg.nshards; i++) {
+        struct shard *sh = &stg.shards[i];
+        if (!sh->old) /* racy peek; rechecked under the lock */
+            continue;
+        shard_lock(sh);
+        migrate_some(sh, MIGRATE_PER_STEP);
+        shard_unlock(sh);
+    }
+}
+
+/* ---- statistics ---- */
+
+void storage_stats(struct storage_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!stg.ready)
+        return;
+    uint64_t buckets = 0;
+    for (uint32_t i = 0; i < stg.nshards; i++) {
+        struct shard *sh = &stg.shards[i];
+        shard_lock(sh);
+        out->curr_items += sh->st.curr_items;
+        out->total_items += sh->st.total_items;
+        out->bytes += sh->st.bytes;
+        out->get_expired += sh->st.get_expired;
+        out->get_flushed += sh->st.get_flushed;
+        out->expired_unfetched += sh->st.expired_unfetched;
+        out->sweeper_reclaimed += sh->st.sweeper_reclaimed;
+        buckets += (uint64_t)1 << sh->power;
+        out->hash_bytes += ((uint64_t)1 << sh->power) * sizeof(uint32_t);
+        if (sh->old) {
+            out->hash_bytes += ((uint64_t)1 << sh->old_power) * sizeof(uint32_t);
+            out->hash_is_expanding = 1;
+        }
+        shard_unlock(sh);
+    }
+    out->hash_power_level = log2u(buckets);
+    for (unsigned i = 0; i < stg.nclasses; i++) {
+        struct slab_class *c = &stg.classes[i];
+        pthread_mutex_lock(&c->lock);
+        out->evictions += c->evicted;
+        out->evicted_unfetched += c->evicted_unfetched;
+        out->evicted_active += c->evicted_active;
+        out->expired_unfetched += c->expired_unfetched;
+        out->reclaimed += c->reclaimed;
+        out->total_malloced += (uint64_t)c->npages * stg.page_size;
+        pthread_mutex_unlock(&c->lock);
+    }
+    pthread_mutex_lock(&stg.bg_lock);
+    out->slabs_moved = stg.slabs_moved;
+    out->sweeper_runs = stg.sweeper_runs;
+    pthread_mutex_unlock(&stg.bg_lock);
+    out->item_header_bytes = stg.header_size;
+}
+
+void storage_stats_reset(void)
+{
+    if (!stg.ready)
+        return;
+    for (uint32_t i = 0; i < stg.nshards; i++) {
+        struct shard *sh = &stg.shards[i];
+        shard_lock(sh);
+        sh->st.total_items = sh->st.get_expired = sh->st.get_flushed = 0;
+        sh->st.expired_unfetched = sh->st.sweeper_reclaimed = sh->st.ref_saturated = 0;
+        shard_unlock(sh);
+    }
+    slab_stats_reset();
+    pthread_mutex_lock(&stg.bg_lock);
+    stg.slabs_moved = stg.sweeper_runs = 0;
+    pthread_mutex_unlock(&stg.bg_lock);
+}

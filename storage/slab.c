@@ -1,0 +1,621 @@
+/*
+ * slab: the item arena, its size classes, CLOCK eviction and page moves (automove).
+ *
+ * The arena is one mmap(MAP_NORESERVE) region of whole pages (page = max(-I, 1 MB)); pages
+ * are handed to classes on first need, so RSS grows only with use and -m is never exceeded.
+ * A class cuts its pages into equal chunks; free chunks carry ITEM_FREE and sit on the
+ * class's doubly-linked free list (links stored in the chunk: hnext = next, exptime = prev),
+ * so a page being moved can pull its free chunks out one by one in O(1).
+ *
+ * Eviction is CLOCK (second chance) per class: the hand walks the class's chunks, clears
+ * ITEM_ACTIVE on the way, reclaims expired or flushed items and evicts the first inactive
+ * item that only the hash table references. The walk is bounded (CLOCK_BUDGET chunks); a
+ * second bounded pass then evicts active items too (counted as evicted_active), so a set
+ * fails with ST_NO_MEMORY only when nothing in reach can be evicted.
+ *
+ * Locks: class lock -> arena lock. Under a class lock shard locks are only tried, except the
+ * shard this thread already holds (tl_held_shard: append/incr allocate under it).
+ */
+#include "storage/internal.h"
+
+#include <stdio.h>
+#include <sys/mman.h>
+
+#define CLOCK_BUDGET 1024
+/* Below this chunk size classes step by 8 bytes; above it they grow by -f (see README). */
+#define SLAB_FINE_LIMIT 256
+/* A page move that cannot finish (items stay referenced) is abandoned after this many steps. */
+#define DRAIN_MAX_TRIES 64
+
+#define FREE_NEXT(it) ((it)->hnext)
+#define FREE_PREV(it) ((it)->exptime)
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static char *page_base(uint32_t pg)
+{
+    return stg.arena + (size_t)pg * stg.page_size;
+}
+
+/* ---- free lists (class lock held) ---- */
+
+static void free_push(struct slab_class *c, struct item *it)
+{
+    uint32_t ref = item_ref_of(it);
+    FREE_NEXT(it) = c->free_head;
+    FREE_PREV(it) = 0;
+    if (c->free_head)
+        FREE_PREV(ref_item(c->free_head)) = ref;
+    c->free_head = ref;
+    c->free_count++;
+}
+
+static void free_remove(struct slab_class *c, struct item *it)
+{
+    uint32_t next = FREE_NEXT(it), prev = FREE_PREV(it);
+    if (prev)
+        FREE_NEXT(ref_item(prev)) = next;
+    else
+        c->free_head = next;
+    if (next)
+        FREE_PREV(ref_item(next)) = prev;
+    c->free_count--;
+}
+
+static struct item *free_pop(struct slab_class *c)
+{
+    if (!c->free_head)
+        return NULL;
+    struct item *it = ref_item(c->free_head);
+    free_remove(c, it);
+    return it;
+}
+
+/* ---- pages ---- */
+
+static void page_give(struct slab_class *c, unsigned ci, uint32_t pg)
+{
+    stg.pmeta[pg] = (struct page_meta){.used = 0, .cls = (uint8_t)ci, .draining = 0};
+    if (c->npages == c->pages_cap) {
+        c->pages_cap = c->pages_cap ? c->pages_cap * 2 : 8;
+        c->pages = mem_realloc(c->pages, (size_t)c->pages_cap * sizeof(*c->pages));
+    }
+    c->pages[c->npages++] = pg;
+    /* pushed from the end so that allocation proceeds in address order */
+    char *base = page_base(pg);
+    for (uint32_t i = c->perslab; i-- > 0;) {
+        struct item *it = (struct item *)(base + (size_t)i * c->size);
+        atomic_store_explicit(&it->refcount, 0, memory_order_relaxed);
+        atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_relaxed);
+        free_push(c, it);
+    }
+}
+
+static bool page_grab(struct slab_class *c, unsigned ci)
+{
+    pthread_mutex_lock(&stg.arena_lock);
+    if (stg.pages_assigned >= stg.npages) {
+        pthread_mutex_unlock(&stg.arena_lock);
+        return false;
+    }
+    uint32_t pg = stg.pages_assigned++;
+    pthread_mutex_unlock(&stg.arena_lock);
+    page_give(c, ci, pg);
+    return true;
+}
+
+static void page_remove(struct slab_class *c, uint32_t pg)
+{
+    for (uint32_t i = 0; i < c->npages; i++) {
+        if (c->pages[i] != pg)
+            continue;
+        c->pages[i] = c->pages[--c->npages];
+        if (c->hand_page == i)
+            c->hand_chunk = 0;
+        else if (c->hand_page == c->npages)
+            c->hand_page = i;
+        return;
+    }
+}
+
+/* ---- classes ---- */
+
+unsigned slab_class_for(size_t ntotal)
+{
+    unsigned lo = 0, hi = stg.nclasses;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (stg.classes[mid].size < ntotal)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int slab_setup(char *errbuf, size_t errlen)
+{
+    const struct storage_config *cfg = &stg.cfg;
+    size_t page = cfg->item_size_max > (1u << 20) ? cfg->item_size_max : (1u << 20);
+    page = align8(page);
+    if (page > (1u << 30)) {
+        snprintf(errbuf, errlen, "item size max %zu is above the 1 GB limit", cfg->item_size_max);
+        return -1;
+    }
+    stg.page_size = (uint32_t)page;
+    size_t npages = cfg->mem_limit / page;
+    if (npages == 0)
+        npages = 1; /* the smallest arena is one page */
+    /* 32-bit refs count 8-byte units: the arena must stay within 32 GB. */
+    if ((uint64_t)npages * page > ((uint64_t)1 << 35)) {
+        snprintf(errbuf, errlen, "memory limit %zu MB is above the 32768 MB this build supports",
+                 cfg->mem_limit >> 20);
+        return -1;
+    }
+    stg.npages = (uint32_t)npages;
+    stg.arena_bytes = npages * page;
+    void *p = mmap(NULL, stg.arena_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        snprintf(errbuf, errlen, "cannot reserve %zu bytes for items", stg.arena_bytes);
+        return -1;
+    }
+    stg.arena = p;
+    stg.pmeta = mem_calloc(npages, sizeof(*stg.pmeta));
+    pthread_mutex_init(&stg.arena_lock, NULL);
+    stg.pages_assigned = 0;
+
+    if (!(cfg->growth_factor > 1.0)) {
+        snprintf(errbuf, errlen, "growth factor must be above 1.0");
+        return -1;
+    }
+    size_t sz = align8(stg.header_size + (size_t)cfg->chunk_min);
+    unsigned n = 0;
+    while (n < SLAB_MAX_CLASSES - 1 && sz <= page / 2) {
+        stg.classes[n++].size = (uint32_t)sz;
+        size_t next = sz < SLAB_FINE_LIMIT ? sz + 8 : align8((size_t)((double)sz * cfg->growth_factor));
+        sz = next > sz ? next : sz + 8;
+    }
+    stg.classes[n++].size = (uint32_t)page;
+    stg.nclasses = n;
+    for (unsigned i = 0; i < n; i++) {
+        struct slab_class *c = &stg.classes[i];
+        pthread_mutex_init(&c->lock, NULL);
+        c->perslab = (uint32_t)(page / c->size);
+    }
+    return 0;
+}
+
+void slab_teardown(void)
+{
+    for (unsigned i = 0; i < stg.nclasses; i++) {
+        struct slab_class *c = &stg.classes[i];
+        pthread_mutex_destroy(&c->lock);
+        mem_free(c->pages);
+        memset(c, 0, sizeof(*c));
+    }
+    stg.nclasses = 0;
+    mem_free(stg.pmeta);
+    stg.pmeta = NULL;
+    if (stg.arena)
+        munmap(stg.arena, stg.arena_bytes);
+    stg.arena = NULL;
+    pthread_mutex_destroy(&stg.arena_lock);
+}
+
+/* ---- eviction ---- */
+
+/*
+ * Takes a linked item that only the table references out of the table, leaving its chunk
+ * allocated (refcount 0) for the caller. Live items only when allow_live. Class lock held.
+ */
+static struct item *clock_take(struct slab_class *c, struct item *it, bool allow_live,
+                               bool count_pressure)
+{
+    uint8_t fl = atomic_load_explicit(&it->iflags, memory_order_acquire);
+    if ((fl & (ITEM_FREE | ITEM_LINKED)) != ITEM_LINKED ||
+        atomic_load_explicit(&it->refcount, memory_order_relaxed) != 1)
+        return NULL;
+    /* The key cannot change under us: the chunk is allocated and only a class-lock holder
+     * can free it. */
+    uint64_t hv = storage_hash(item_key(it), it->nkey);
+    struct shard *sh = shard_of(hv);
+    bool held = sh == tl_held_shard;
+    if (!held && pthread_mutex_trylock(&sh->lock) != 0)
+        return NULL;
+    struct item *got = NULL;
+    fl = item_iflags(it);
+    if ((fl & ITEM_LINKED) && atomic_load(&it->refcount) == 1) {
+        enum item_state s = item_state_at(it, clock_now());
+        if (s != ITEM_LIVE || allow_live) {
+            do_item_unlink_keepref(sh, it, hv);
+            atomic_store(&it->refcount, 0);
+            if (s != ITEM_LIVE) {
+                c->reclaimed++;
+                if (!(fl & ITEM_FETCHED))
+                    c->expired_unfetched++;
+            } else {
+                c->evicted++;
+                if (count_pressure)
+                    c->pressure++;
+                if (!(fl & ITEM_FETCHED))
+                    c->evicted_unfetched++;
+                if (fl & ITEM_ACTIVE)
+                    c->evicted_active++;
+            }
+            c->mem_requested -= item_total_size(it);
+            got = it;
+        }
+    }
+    if (!held)
+        pthread_mutex_unlock(&sh->lock);
+    return got;
+}
+
+/* After the first evictable item the hand looks this many chunks further for an expired
+ * one, so expired items are reclaimed in preference to live ones nearby. */
+#define CLOCK_LOOKAHEAD 32
+
+static struct item *clock_evict(struct slab_class *c)
+{
+    bool ev = stg.cfg.evictions;
+    rel_time_t now = clock_now();
+    for (int pass = 0; pass < (ev ? 2 : 1); pass++) {
+        struct item *cand = NULL;
+        unsigned left = CLOCK_BUDGET;
+        for (unsigned n = 0; n < left; n++) {
+            if (c->npages == 0)
+                return NULL;
+            if (c->hand_page >= c->npages) {
+                c->hand_page = 0;
+                c->hand_chunk = 0;
+            }
+            uint32_t pg = c->pages[c->hand_page];
+            if (stg.pmeta[pg].draining) {
+                c->hand_page++;
+                c->hand_chunk = 0;
+                continue;
+            }
+            struct item *it = (struct item *)(page_base(pg) + (size_t)c->hand_chunk * c->size);
+            if (++c->hand_chunk >= c->perslab) {
+                c->hand_chunk = 0;
+                c->hand_page++;
+            }
+            uint8_t fl = item_iflags(it);
+            if ((fl & (ITEM_FREE | ITEM_LINKED)) != ITEM_LINKED ||
+                atomic_load_explicit(&it->refcount, memory_order_relaxed) != 1)
+                continue;
+            /* unlocked peek (a hint only; clock_take decides under the shard lock) */
+            if (item_state_at(it, now) != ITEM_LIVE) {
+                struct item *got = clock_take(c, it, false, true);
+                if (got)
+                    return got;
+                continue;
+            }
+            if (!ev || cand)
+                continue;
+            if (pass == 0 && (fl & ITEM_ACTIVE)) {
+                item_flag_clear(it, ITEM_ACTIVE); /* second chance */
+                continue;
+            }
+            cand = it;
+            if (n + CLOCK_LOOKAHEAD < left)
+                left = n + CLOCK_LOOKAHEAD;
+        }
+        if (cand) {
+            struct item *got = clock_take(c, cand, true, true);
+            if (got)
+                return got;
+        }
+    }
+    return NULL;
+}
+
+static void drain_start(struct slab_class *c, uint32_t pg);
+static void drain_cancel(struct slab_class *c, uint32_t pg);
+static bool drain_page_now(struct slab_class *src, uint32_t pg);
+
+/*
+ * A class that owns no page cannot evict. When the arena is used up, take the emptiest page
+ * of the class holding the most pages at once (evicting its items), rather than fail every
+ * store of this size until automove runs. With fewer pages than sizes in use (a tiny -m)
+ * pages then change hands often, but -m holds and stores succeed.
+ * Class lock of c held; the source's is only tried.
+ */
+static bool page_steal(struct slab_class *c, unsigned ci)
+{
+    unsigned src = stg.nclasses;
+    uint32_t most = 0;
+    for (unsigned i = 0; i < stg.nclasses; i++) {
+        uint32_t np = *(volatile uint32_t *)&stg.classes[i].npages; /* hint */
+        if (i != ci && np > most) {
+            most = np;
+            src = i;
+        }
+    }
+    if (src == stg.nclasses)
+        return false;
+    struct slab_class *s = &stg.classes[src];
+    if (pthread_mutex_trylock(&s->lock) != 0)
+        return false;
+    uint32_t pick = UINT32_MAX, least = UINT32_MAX;
+    for (uint32_t i = 0; i < s->npages; i++) {
+        uint32_t pg = s->pages[i];
+        if (!stg.pmeta[pg].draining && stg.pmeta[pg].used < least) {
+            least = stg.pmeta[pg].used;
+            pick = pg;
+        }
+    }
+    bool ok = false;
+    if (pick != UINT32_MAX) {
+        drain_start(s, pick);
+        ok = drain_page_now(s, pick);
+        if (ok)
+            page_remove(s, pick);
+        else
+            drain_cancel(s, pick);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (ok)
+        page_give(c, ci, pick);
+    return ok;
+}
+
+struct item *slab_alloc(size_t ntotal, enum st_result *res)
+{
+    unsigned ci = slab_class_for(ntotal);
+    if (ci >= stg.nclasses) {
+        *res = ST_TOO_LARGE;
+        return NULL;
+    }
+    struct slab_class *c = &stg.classes[ci];
+    pthread_mutex_lock(&c->lock);
+    struct item *it = free_pop(c);
+    if (!it && page_grab(c, ci))
+        it = free_pop(c);
+    if (!it && c->npages == 0 && stg.cfg.evictions && page_steal(c, ci))
+        it = free_pop(c);
+    if (it) {
+        c->used_chunks++;
+        stg.pmeta[item_page(it)].used++;
+    } else {
+        it = clock_evict(c);
+    }
+    if (!it) {
+        c->outofmemory++;
+        c->pressure++;
+        pthread_mutex_unlock(&c->lock);
+        *res = ST_NO_MEMORY;
+        return NULL;
+    }
+    c->mem_requested += ntotal;
+    atomic_store_explicit(&it->iflags, 0, memory_order_relaxed);
+    atomic_store_explicit(&it->refcount, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&c->lock);
+    *res = ST_OK;
+    return it;
+}
+
+/* Class lock held; it has refcount 0 and was allocated. */
+static void do_slab_release(struct slab_class *c, uint32_t pg, struct item *it)
+{
+    c->used_chunks--;
+    stg.pmeta[pg].used--;
+    atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_release);
+    if (!stg.pmeta[pg].draining)
+        free_push(c, it);
+}
+
+void slab_free(struct item *it)
+{
+    /* The page cannot change class meanwhile: it holds this allocated chunk. */
+    uint32_t pg = item_page(it);
+    struct slab_class *c = &stg.classes[stg.pmeta[pg].cls];
+    pthread_mutex_lock(&c->lock);
+    c->mem_requested -= item_total_size(it);
+    do_slab_release(c, pg, it);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- automove ---- */
+
+/* Starts emptying page pg of class c: its free chunks leave the free list. Class lock held. */
+static void drain_start(struct slab_class *c, uint32_t pg)
+{
+    stg.pmeta[pg].draining = 1;
+    char *base = page_base(pg);
+    for (uint32_t i = 0; i < c->perslab; i++) {
+        struct item *it = (struct item *)(base + (size_t)i * c->size);
+        if (item_iflags(it) & ITEM_FREE)
+            free_remove(c, it);
+    }
+}
+
+/* Undoes drain_start: the page's free chunks go back on the list. Class lock held. */
+static void drain_cancel(struct slab_class *c, uint32_t pg)
+{
+    stg.pmeta[pg].draining = 0;
+    char *base = page_base(pg);
+    for (uint32_t i = 0; i < c->perslab; i++) {
+        struct item *it = (struct item *)(base + (size_t)i * c->size);
+        if (item_iflags(it) & ITEM_FREE)
+            free_push(c, it);
+    }
+}
+
+/* Evicts what it can from a draining page; true when the page is empty. Class lock held. */
+static bool drain_page_now(struct slab_class *src, uint32_t pg)
+{
+    char *base = page_base(pg);
+    for (uint32_t i = 0; i < src->perslab && stg.pmeta[pg].used; i++) {
+        struct item *it = (struct item *)(base + (size_t)i * src->size);
+        if (item_iflags(it) & ITEM_FREE)
+            continue;
+        struct item *got = clock_take(src, it, stg.cfg.evictions, false);
+        if (got)
+            do_slab_release(src, pg, got);
+    }
+    if (stg.pmeta[pg].used == 0)
+        return true;
+    return false;
+}
+
+static void drain_abort(void)
+{
+    uint32_t pg = (uint32_t)stg.drain_page;
+    struct slab_class *c = &stg.classes[stg.pmeta[pg].cls];
+    pthread_mutex_lock(&c->lock);
+    drain_cancel(c, pg);
+    pthread_mutex_unlock(&c->lock);
+    stg.drain_page = -1;
+}
+
+/* One attempt to finish the page move in progress. bg_lock held. */
+static bool drain_try(void)
+{
+    uint32_t pg = (uint32_t)stg.drain_page;
+    unsigned si = stg.pmeta[pg].cls;
+    struct slab_class *c = &stg.classes[si];
+    pthread_mutex_lock(&c->lock);
+    if (!drain_page_now(c, pg)) {
+        pthread_mutex_unlock(&c->lock);
+        if (++stg.drain_tries >= DRAIN_MAX_TRIES)
+            drain_abort();
+        return false;
+    }
+    page_remove(c, pg);
+    pthread_mutex_unlock(&c->lock);
+
+    struct slab_class *d = &stg.classes[stg.drain_dst];
+    pthread_mutex_lock(&d->lock);
+    page_give(d, stg.drain_dst, pg);
+    pthread_mutex_unlock(&d->lock);
+    stg.slabs_moved++;
+    stg.drain_page = -1;
+    return true;
+}
+
+bool storage_automove_step(void)
+{
+    if (!stg.ready || !stg.cfg.automove)
+        return false;
+    pthread_mutex_lock(&stg.bg_lock);
+    if (stg.drain_page < 0) {
+        uint64_t press[SLAB_MAX_CLASSES];
+        unsigned dst = stg.nclasses;
+        uint64_t best = 0;
+        for (unsigned i = 0; i < stg.nclasses; i++) {
+            struct slab_class *c = &stg.classes[i];
+            pthread_mutex_lock(&c->lock);
+            press[i] = c->pressure;
+            c->pressure = 0;
+            pthread_mutex_unlock(&c->lock);
+            if (press[i] > best) {
+                best = press[i];
+                dst = i;
+            }
+        }
+        pthread_mutex_lock(&stg.arena_lock);
+        bool arena_full = stg.pages_assigned >= stg.npages;
+        pthread_mutex_unlock(&stg.arena_lock);
+        /* Only when the arena is used up: a needy class otherwise takes a fresh page. */
+        if (dst == stg.nclasses || !arena_full) {
+            pthread_mutex_unlock(&stg.bg_lock);
+            return false;
+        }
+        /* Source: a class under no pressure; one holding a page's worth of free chunks
+         * first, else the one with the most pages (its emptiest page is the cheapest). */
+        unsigned src = stg.nclasses;
+        uint64_t src_free = 0, src_pages = 0;
+        bool src_has_free = false;
+        for (unsigned i = 0; i < stg.nclasses; i++) {
+            if (i == dst || press[i] != 0)
+                continue;
+            struct slab_class *c = &stg.classes[i];
+            pthread_mutex_lock(&c->lock);
+            bool has_free = c->npages > 0 && c->free_count >= c->perslab;
+            uint64_t fr = c->free_count, np = c->npages;
+            pthread_mutex_unlock(&c->lock);
+            if (has_free && (!src_has_free || fr > src_free)) {
+                src = i, src_free = fr, src_has_free = true;
+            } else if (!src_has_free && np >= 2 && np > src_pages && stg.cfg.evictions) {
+                src = i, src_pages = np;
+            }
+        }
+        if (src == stg.nclasses) {
+            pthread_mutex_unlock(&stg.bg_lock);
+            return false;
+        }
+        struct slab_class *c = &stg.classes[src];
+        pthread_mutex_lock(&c->lock);
+        uint32_t pick = UINT32_MAX, least = UINT32_MAX;
+        for (uint32_t i = 0; i < c->npages; i++) {
+            uint32_t pg = c->pages[i];
+            if (stg.pmeta[pg].used < least) {
+                least = stg.pmeta[pg].used;
+                pick = pg;
+            }
+        }
+        if (pick != UINT32_MAX)
+            drain_start(c, pick);
+        pthread_mutex_unlock(&c->lock);
+        if (pick == UINT32_MAX) {
+            pthread_mutex_unlock(&stg.bg_lock);
+            return false;
+        }
+        stg.drain_page = (int)pick;
+        stg.drain_dst = dst;
+        stg.drain_tries = 0;
+    }
+    bool moved = drain_try();
+    pthread_mutex_unlock(&stg.bg_lock);
+    return moved;
+}
+
+/* ---- statistics ---- */
+
+unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats *s), void *arg)
+{
+    unsigned n = 0;
+    if (!stg.ready)
+        return 0;
+    for (unsigned i = 0; i < stg.nclasses; i++) {
+        struct slab_class *c = &stg.classes[i];
+        struct slab_class_stats s = {0};
+        pthread_mutex_lock(&c->lock);
+        s.id = i + 1;
+        s.chunk_size = c->size;
+        s.chunks_per_page = c->perslab;
+        s.total_pages = c->npages;
+        s.total_chunks = (uint64_t)c->npages * c->perslab;
+        s.used_chunks = c->used_chunks;
+        s.free_chunks = c->free_count;
+        s.mem_requested = c->mem_requested;
+        s.number = c->used_chunks;
+        s.evicted = c->evicted;
+        s.evicted_unfetched = c->evicted_unfetched;
+        s.expired_unfetched = c->expired_unfetched;
+        s.reclaimed = c->reclaimed;
+        s.outofmemory = c->outofmemory;
+        pthread_mutex_unlock(&c->lock);
+        if (s.total_pages == 0)
+            continue;
+        n++;
+        fn(arg, &s);
+    }
+    return n;
+}
+
+void slab_stats_reset(void)
+{
+    for (unsigned i = 0; i < stg.nclasses; i++) {
+        struct slab_class *c = &stg.classes[i];
+        pthread_mutex_lock(&c->lock);
+        c->evicted = c->evicted_unfetched = c->evicted_active = 0;
+        c->expired_unfetched = c->reclaimed = c->outofmemory = 0;
+        pthread_mutex_unlock(&c->lock);
+    }
+}
