@@ -69,9 +69,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             log_info("SIGHUP: no config file to reload");
             return;
         }
+        unsigned old_verbose = (unsigned)settings.verbose;
         if (cfg_reload(&settings, stderr) == 0) {
             apply_runtime_settings();
-            log_info("reloaded %s", settings.config_file);
+            log_info("reloaded %s (verbose %u -> %u)", settings.config_file, old_verbose,
+                     (unsigned)settings.verbose);
         } else {
             log_warn("reload of %s failed; settings unchanged", settings.config_file);
         }

@@ -237,6 +237,8 @@ def pipelined_burst(srv):
         print("pipelined burst of %d commands answered in %.3f s" % (n, time.time() - t0))
         ck.check(got == want, "10,000 pipelined commands answered in order")
         ck.eq(c.read_available(0.2), b"", "nothing extra after the burst")
+        yields = int(c.stats().get("conn_yields", 0))
+        ck.check(yields >= 1, "the burst yielded to other connections per -R (conn_yields %d)" % yields)
 
 
 def slow_reader(srv):
