@@ -25,7 +25,7 @@ case "${1:-}" in
   *) secs=$1; shift ;;
 esac
 
-SRCS=(tests/fuzz/fuzz_proto.c tests/fuzz/mem_shim.c)
+SRCS=(tests/fuzz/fuzz_proto.c tests/fuzz/mem_shim.c ${FUZZ_EXTRA_SRCS:-})
 for f in storage/*.c protocol/*.c config/*.c; do
   [ -f "$f" ] || continue
   [ "$f" = storage/mem.c ] && continue
@@ -34,7 +34,7 @@ done
 
 CFLAGS=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -I.
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-        -Wall -Wextra -Wno-unused-parameter)
+        -Wall -Wextra -Wno-unused-parameter ${FUZZ_CFLAGS:-})
 
 # Rebuild when any source or header is newer than the binary (the build takes ~20 s).
 need_build=1
@@ -56,7 +56,8 @@ if [ $need_build = 1 ]; then
   done
   wait
   for o in "${objs[@]}"; do [ -f "$o" ] || { echo "fuzz build failed" >&2; exit 1; }; done
-  "$CC" "${CFLAGS[@]}" -o "$BIN" "${objs[@]}" -lpthread -lm
+  # protocol/stats.c reports the libevent version, so libevent is linked (nothing else of it runs)
+  "$CC" "${CFLAGS[@]}" -o "$BIN" "${objs[@]}" $(pkg-config --libs libevent 2>/dev/null || echo -levent) -lpthread -lm
   rm -f "${objs[@]}"
 fi
 [ "$mode" = build ] && { echo "built $BIN"; exit 0; }
