@@ -85,6 +85,8 @@ struct cfg {
     /* Derived after parsing. */
     size_t mem_limit;       /* bytes */
     const char *config_file; /* --config FILE, or NULL */
+    uint64_t cmdline_set;    /* bit i: table row i was given on the command line (a reload
+                                from the file leaves it alone: command line > file) */
 };
 
 /* Exit codes of a failed parse (sysexits.h). */
@@ -111,9 +113,12 @@ int cfg_parse(struct cfg *c, int argc, char **argv, FILE *out, FILE *err, bool *
  * log. Returns 0, or CFG_EXIT_CONFIG (c is unchanged then). */
 int cfg_reload(struct cfg *c, FILE *log);
 
-/* Iterates a LIST value: *pos starts at NULL; copies the next element into buf. */
+/* Iterates a LIST value: *pos starts at NULL; copies the next element into buf (elements are
+ * validated at parse time to be at most 255 bytes; a smaller buf truncates). */
 bool cfg_list_next(const char *list, const char **pos, char *buf, size_t bufsz);
 
-/* Writes "name value" pairs of every setting, for `stats settings`. */
+/* Writes "name value" pairs of every setting, for `stats settings`: names are the config-file
+ * keys with '_' (max_item_size), values plain (bytes, yes/no, octal unix_mask, "NULL" for an
+ * empty string); then "config" (the file or "NULL"). */
 void cfg_each(const struct cfg *c, void (*fn)(void *arg, const char *name, const char *value),
               void *arg);

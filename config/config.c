@@ -1,0 +1,1184 @@
+/*
+ * config: the settings table (config.h, CFG_SETTINGS) turned into behaviour — embedded
+ * defaults, memcached-compatible flags and their long options (getopt_long, built from the
+ * table), -o key=value extended settings, the `key = value` config file, validation, SIGHUP
+ * reload of the reloadable settings, and the name/value listing for `stats settings`.
+ *
+ * Must never: include another module's header (config is below everyone), print more than one
+ * line for an error, or touch anything but the struct cfg it is given (main applies it).
+ *
+ * Allocation uses plain libc malloc/strdup, not storage/mem.h: config sits below storage and
+ * may not depend on it, and it runs once at startup (and on SIGHUP), never on a hot path.
+ * When the binary links jemalloc, jemalloc replaces malloc process-wide, so these strings
+ * are jemalloc allocations and show up in its statistics anyway.
+ *
+ * Where a value comes from: defaults < config file < command line. cfg_parse scans argv once
+ * for --config/--help/--version (and syntax errors), loads the file, then applies argv on top.
+ * LIST settings (listen): the first occurrence in a source replaces what the previous source
+ * gave; later occurrences in the same source append.
+ *
+ * Choices worth knowing:
+ *   --config has no short flag: -f is memcached's growth factor.
+ *   -m is megabytes like memcached (-m 64); a k/m/g suffix is also accepted (-m 1g = 1024)
+ *     but must come to a whole number of megabytes.
+ *   -a is octal like memcached (-a 0770 or -a 770).
+ *   -v/-vv/-vvv count (capped at 3); --verbose=N sets the level.
+ *   Switches (BOOL) take an optional value as long options: --slab-automove=no.
+ *   -U 0 (memcached's "no UDP") is accepted; cached has no UDP, so any other -U is an error.
+ *   -o accepts every long name ('-' or '_'), "no_NAME" for switches, memcached's
+ *     slab_automove=0|1|2, and ignores memcached tuning knobs that have no meaning here
+ *     (modern, hashpower, lru_crawler ...). -o values cannot contain commas.
+ */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#define CFG_VERSION_LINE "cached 0.1 (memcached 1.6.18 compatible)"
+#define MIB (1024ull * 1024ull)
+#define NAME_MAX_LEN 64
+/* A listen element must fit the server's host:port buffer (server/listen.c uses 256). */
+#define LIST_ELEM_MAX 255
+
+struct cfg settings;
+
+/* ---- the table, as data ---- */
+
+struct cfg_desc {
+    const char *name; /* long option / file key, with '-' */
+    enum cfg_type type;
+    int short_flag;
+    double min, max;
+    bool reloadable;
+    const char *help;
+    size_t offset;
+};
+
+#define CFG_DESC(field, type, sf, lf, def, mn, mx, rl, help)                                       \
+    {lf, CFG_##type, sf, (double)(mn), (double)(mx), rl, help, offsetof(struct cfg, field)},
+static const struct cfg_desc descs[] = {CFG_SETTINGS(CFG_DESC)};
+#undef CFG_DESC
+#define NDESC (sizeof descs / sizeof *descs)
+_Static_assert(NDESC <= 64, "cfg.cmdline_set is a 64-bit mask");
+
+/* getopt_long values of the options that are not settings (settings use 256 + index). */
+enum { OPT_CONFIG = 1000, OPT_SETTING = 256 };
+
+/* memcached -o knobs that tune machinery cached does not have: accepted, ignored. */
+static const char *const ignored_ext[] = {
+    "modern",
+    "no_modern",
+    "maxconns_fast",
+    "no_maxconns_fast",
+    "slab_reassign",
+    "no_slab_reassign",
+    "lru_crawler",
+    "no_lru_crawler",
+    "lru_maintainer",
+    "no_lru_maintainer",
+    "hash_algorithm",
+    "hashpower",
+    "tail_repair_time",
+    "temporary_ttl",
+    "hot_lru_pct",
+    "warm_lru_pct",
+    "hot_max_factor",
+    "warm_max_factor",
+    "lru_crawler_sleep",
+    "lru_crawler_tocrawl",
+    "track_sizes",
+    "no_hashexpand",
+    "slab_chunk_max",
+    "watcher_logbuf_size",
+    "worker_logbuf_size",
+    "read_buf_mem_limit",
+    "slab_automove_freeratio",
+};
+
+/* memcached flags cached does not implement, named so the error says what they were. */
+static const struct {
+    char flag;
+    const char *what;
+} unsupported[] = {
+    {'r', "core dump limits"},
+    {'k', "memory locking"},
+    {'L', "large pages"},
+    {'D', "prefix stats"},
+    {'B', "binary protocol"},
+    {'S', "SASL"},
+    {'X', "dump commands"},
+    {'W', "watch commands"},
+    {'Y', "auth file"},
+    {'e', "memory file"},
+    {'Z', "TLS"},
+    {'N', "NAPI ids"},
+    {'i', "license text"},
+};
+
+static void *field_of(struct cfg *c, const struct cfg_desc *d)
+{
+    return (char *)c + d->offset;
+}
+
+static const void *cfield_of(const struct cfg *c, const struct cfg_desc *d)
+{
+    return (const char *)c + d->offset;
+}
+
+static bool is(const struct cfg_desc *d, size_t offset)
+{
+    return d->offset == offset;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (p == NULL) { /* startup only: nothing sensible to do without memory */
+        fputs("cached: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static void set_str(char **slot, char *val)
+{
+    free(*slot);
+    *slot = val;
+}
+
+/* ---- init / free ---- */
+
+#define CFG_DEF_BOOL(f, v) c->f = (v);
+#define CFG_DEF_UINT(f, v) c->f = (v);
+#define CFG_DEF_SIZE(f, v) c->f = (v);
+#define CFG_DEF_DOUBLE(f, v) c->f = (v);
+#define CFG_DEF_STR(f, v) c->f = xstrdup(v);
+#define CFG_DEF_LIST(f, v) c->f = xstrdup(v);
+#define CFG_DEFAULT(field, type, sf, lf, def, mn, mx, rl, help) CFG_DEF_##type(field, def)
+
+static void derive(struct cfg *c)
+{
+    c->mem_limit = (size_t)(c->mem_limit_mb * MIB);
+}
+
+void cfg_init(struct cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    CFG_SETTINGS(CFG_DEFAULT)
+    derive(c);
+}
+
+void cfg_free(struct cfg *c)
+{
+    for (size_t i = 0; i < NDESC; i++) {
+        if (descs[i].type == CFG_STR || descs[i].type == CFG_LIST) {
+            char **slot = field_of(c, &descs[i]);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+    free((char *)c->config_file);
+    c->config_file = NULL;
+}
+
+/* ---- names and suggestions ---- */
+
+/* Copies name with '_' turned into '-' (the canonical spelling); false if too long. */
+static bool canon(const char *in, size_t len, char *out)
+{
+    if (len >= NAME_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        out[i] = in[i] == '_' ? '-' : in[i];
+    out[len] = '\0';
+    return true;
+}
+
+static void underscored(const char *name, char *out)
+{
+    size_t i = 0;
+    for (; name[i] != '\0' && i + 1 < NAME_MAX_LEN; i++)
+        out[i] = name[i] == '-' ? '_' : name[i];
+    out[i] = '\0';
+}
+
+static int find_desc(const char *canon_name)
+{
+    for (size_t i = 0; i < NDESC; i++)
+        if (strcmp(descs[i].name, canon_name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Case-insensitive edit distance of two short names. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), prev[NAME_MAX_LEN + 1], cur[NAME_MAX_LEN + 1];
+    if (la > NAME_MAX_LEN || lb > NAME_MAX_LEN)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] +
+                         (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof *prev);
+    }
+    return prev[lb];
+}
+
+/* The closest candidate to `word` (canonical '-' spelling): edit distance <= 2, or one is a
+ * prefix of the other (at least 3 characters). NULL if nothing is close. */
+static const char *suggest(const char *word, const char *const *extra, size_t nextra)
+{
+    const char *best = NULL;
+    size_t best_d = 3, wl = strlen(word);
+    for (size_t i = 0; i < NDESC + nextra; i++) {
+        const char *cand = i < NDESC ? descs[i].name : extra[i - NDESC];
+        size_t d = distance(word, cand), cl = strlen(cand);
+        if (d > 2 && wl >= 3 && cl >= 3 && (strncasecmp(word, cand, wl < cl ? wl : cl) == 0))
+            d = 2; /* "--mem" for memory-limit, "--portx" for port */
+        if (d < best_d) {
+            best_d = d;
+            best = cand;
+        }
+    }
+    return best;
+}
+
+/* " (did you mean 'X'?)" in the caller's spelling, or "". */
+static void did_you_mean(char *out, size_t n, const char *prefix, const char *word, bool underscore,
+                         const char *const *extra, size_t nextra)
+{
+    char c[NAME_MAX_LEN], u[NAME_MAX_LEN];
+    out[0] = '\0';
+    if (!canon(word, strlen(word), c))
+        return;
+    const char *s = suggest(c, extra, nextra);
+    if (s == NULL)
+        return;
+    if (underscore)
+        underscored(s, u);
+    snprintf(out, n, " (did you mean '%s%s'?)", prefix, underscore ? u : s);
+}
+
+/* "-p/--port" or "--idle-timeout": how the command line names a setting. */
+static void flag_label(const struct cfg_desc *d, char *out, size_t n)
+{
+    if (d->short_flag)
+        snprintf(out, n, "-%c/--%s", d->short_flag, d->name);
+    else
+        snprintf(out, n, "--%s", d->name);
+}
+
+/* ---- values ---- */
+
+/* "1m", "512k", "3g" when exact, else the byte count. */
+static void fmt_size(uint64_t v, char *out, size_t n)
+{
+    if (v != 0 && v % (1ull << 30) == 0)
+        snprintf(out, n, "%llug", (unsigned long long)(v >> 30));
+    else if (v != 0 && v % (1ull << 20) == 0)
+        snprintf(out, n, "%llum", (unsigned long long)(v >> 20));
+    else if (v != 0 && v % (1ull << 10) == 0)
+        snprintf(out, n, "%lluk", (unsigned long long)(v >> 10));
+    else
+        snprintf(out, n, "%llu", (unsigned long long)v);
+}
+
+/* A value as text. human: sizes with suffixes (help, docs); else plain bytes and "NULL" for an
+ * empty string (stats settings, like memcached's domain_socket NULL). Both forms parse back. */
+static void fmt_value(const struct cfg *c, const struct cfg_desc *d, char *out, size_t n,
+                      bool human)
+{
+    const void *p = cfield_of(c, d);
+    switch (d->type) {
+    case CFG_BOOL:
+        snprintf(out, n, "%s", *(const bool *)p ? "yes" : "no");
+        break;
+    case CFG_UINT:
+        if (is(d, offsetof(struct cfg, unix_mask)))
+            snprintf(out, n, "0%03llo", (unsigned long long)*(const uint64_t *)p);
+        else
+            snprintf(out, n, "%llu", (unsigned long long)*(const uint64_t *)p);
+        break;
+    case CFG_SIZE:
+        if (human)
+            fmt_size(*(const uint64_t *)p, out, n);
+        else
+            snprintf(out, n, "%llu", (unsigned long long)*(const uint64_t *)p);
+        break;
+    case CFG_DOUBLE:
+        snprintf(out, n, "%g", *(const double *)p);
+        break;
+    case CFG_STR:
+    case CFG_LIST: {
+        const char *s = *(char *const *)p;
+        snprintf(out, n, "%s", s && *s ? s : human ? "" : "NULL");
+        break;
+    }
+    }
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0)
+            return *out = true, true;
+        if (strcasecmp(s, no[i]) == 0)
+            return *out = false, true;
+    }
+    return false;
+}
+
+/* Unsigned integer in `base`, digits only (no sign, no spaces), with an optional binary
+ * k/m/g suffix when `suffix` is set. Returns 0, or -1 not a number, -2 too large. */
+static int parse_u64(const char *s, int base, bool suffix, uint64_t *out)
+{
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, base);
+    if (errno == ERANGE)
+        return -2;
+    unsigned shift = 0;
+    if (suffix && *end != '\0' && end[1] == '\0') {
+        switch (tolower((unsigned char)*end)) {
+        case 'k':
+            shift = 10;
+            break;
+        case 'm':
+            shift = 20;
+            break;
+        case 'g':
+            shift = 30;
+            break;
+        default:
+            return -1;
+        }
+        end++;
+    }
+    if (*end != '\0')
+        return -1;
+    if (shift && v > (UINT64_MAX >> shift))
+        return -2;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+/* One listen element: host, host:port, *, IPv4, IPv6 (bare with two or more colons), [IPv6]
+ * or [IPv6]:port — the forms server/listen.c splits. NULL if fine, else why not. */
+static const char *check_listen_elem(const char *e, size_t len)
+{
+    char host[LIST_ELEM_MAX + 1];
+    const char *port = NULL;
+    if (len == 0)
+        return "empty address";
+    if (len > LIST_ELEM_MAX)
+        return "address too long";
+    if (e[0] == '[') {
+        const char *close = memchr(e, ']', len);
+        if (close == NULL)
+            return "missing ']'";
+        memcpy(host, e + 1, (size_t)(close - e - 1));
+        host[close - e - 1] = '\0';
+        struct in6_addr a6;
+        if (inet_pton(AF_INET6, host, &a6) != 1)
+            return "not an IPv6 address inside [ ]";
+        if ((size_t)(close - e) + 1 < len) {
+            if (close[1] != ':')
+                return "junk after ']'";
+            port = close + 2;
+        }
+    } else {
+        memcpy(host, e, len);
+        host[len] = '\0';
+        char *colon = strchr(host, ':');
+        if (colon != NULL && strchr(colon + 1, ':') != NULL) {
+            struct in6_addr a6;
+            if (inet_pton(AF_INET6, host, &a6) != 1)
+                return "not an IPv6 address";
+        } else {
+            if (colon != NULL) {
+                *colon = '\0';
+                port = e + (colon - host) + 1;
+            }
+            for (const char *h = host; *h; h++)
+                if (!isalnum((unsigned char)*h) && *h != '.' && *h != '-' && *h != '_' && *h != '*')
+                    return "not a host name or address";
+        }
+    }
+    if (port != NULL) {
+        char pbuf[16];
+        size_t plen = strcspn(port, ",");
+        uint64_t pv;
+        if (plen == 0 || plen >= sizeof pbuf)
+            return "bad port";
+        memcpy(pbuf, port, plen);
+        pbuf[plen] = '\0';
+        if (parse_u64(pbuf, 10, false, &pv) != 0 || pv > 65535)
+            return "bad port";
+    }
+    return NULL;
+}
+
+/*
+ * Parses `val` for setting d and stores it in c; `append` adds to a LIST instead of replacing.
+ * On error c is unchanged and msg says what is wrong with the value (without naming where).
+ */
+static int set_value(struct cfg *c, const struct cfg_desc *d, const char *val, bool append,
+                     char *msg, size_t msgsz)
+{
+    void *p = field_of(c, d);
+    switch (d->type) {
+    case CFG_BOOL: {
+        bool b;
+        if (!parse_bool(val, &b)) {
+            snprintf(msg, msgsz, "'%s' is not a boolean (true/false, yes/no, on/off, 1/0)", val);
+            return -1;
+        }
+        *(bool *)p = b;
+        return 0;
+    }
+    case CFG_UINT:
+    case CFG_SIZE: {
+        bool octal = is(d, offsetof(struct cfg, unix_mask));
+        bool mb = is(d, offsetof(struct cfg, mem_limit_mb));
+        uint64_t v, umin = (uint64_t)d->min, umax = (uint64_t)d->max;
+        int rc = parse_u64(val, octal ? 8 : 10, d->type == CFG_SIZE || mb, &v);
+        if (rc == 0 && mb && !isdigit((unsigned char)val[strlen(val) - 1])) {
+            if (v % MIB != 0) {
+                snprintf(msg, msgsz, "'%s' is not a whole number of megabytes", val);
+                return -1;
+            }
+            v /= MIB; /* a suffix gave bytes; the field is megabytes */
+        }
+        if (rc == -1) {
+            snprintf(msg, msgsz,
+                     octal                       ? "'%s' is not an octal number"
+                     : d->type == CFG_SIZE || mb ? "'%s' is not a size (e.g. 64, 512k, 1m, 1g)"
+                                                 : "'%s' is not a number",
+                     val);
+            return -1;
+        }
+        if (rc == -2 || v < umin || v > umax) {
+            char lo[32], hi[32];
+            if (d->type == CFG_SIZE) {
+                fmt_size(umin, lo, sizeof lo);
+                fmt_size(umax, hi, sizeof hi);
+            } else {
+                snprintf(lo, sizeof lo, octal ? "0%llo" : "%llu", (unsigned long long)umin);
+                snprintf(hi, sizeof hi, octal ? "0%llo" : "%llu", (unsigned long long)umax);
+            }
+            snprintf(msg, msgsz, "%s is out of range (%s to %s)", val, lo, hi);
+            return -1;
+        }
+        if (is(d, offsetof(struct cfg, shards)) && (v & (v - 1)) != 0) {
+            snprintf(msg, msgsz, "%s is not a power of two", val);
+            return -1;
+        }
+        *(uint64_t *)p = v;
+        return 0;
+    }
+    case CFG_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(val, &end);
+        if (val[0] == '\0' || isspace((unsigned char)val[0]) || *end != '\0' || errno != 0 ||
+            !isfinite(v)) {
+            snprintf(msg, msgsz, "'%s' is not a number", val);
+            return -1;
+        }
+        if (v < d->min || v > d->max) {
+            snprintf(msg, msgsz, "%s is out of range (%g to %g)", val, d->min, d->max);
+            return -1;
+        }
+        *(double *)p = v;
+        return 0;
+    }
+    case CFG_STR:
+        if (is(d, offsetof(struct cfg, unix_socket)) &&
+            strlen(val) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            snprintf(msg, msgsz, "path is too long (at most %zu bytes)",
+                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+            return -1;
+        }
+        set_str(p, xstrdup(val));
+        return 0;
+    case CFG_LIST: {
+        /* Validate each comma-separated element, dropping spaces around them. */
+        size_t vlen = strlen(val);
+        char *clean = malloc(vlen + 1), *w = clean;
+        if (clean == NULL) {
+            snprintf(msg, msgsz, "out of memory");
+            return -1;
+        }
+        for (const char *s = val;;) {
+            while (*s == ' ' || *s == '\t')
+                s++;
+            size_t len = strcspn(s, ",");
+            size_t tl = len;
+            while (tl > 0 && (s[tl - 1] == ' ' || s[tl - 1] == '\t'))
+                tl--;
+            const char *why = check_listen_elem(s, tl);
+            if (why != NULL) {
+                snprintf(msg, msgsz, "'%.*s': %s", (int)(tl > 200 ? 200 : tl), s, why);
+                free(clean);
+                return -1;
+            }
+            if (w != clean)
+                *w++ = ',';
+            memcpy(w, s, tl);
+            w += tl;
+            if (s[len] == '\0')
+                break;
+            s += len + 1;
+        }
+        *w = '\0';
+        char **slot = p;
+        if (append && *slot != NULL && **slot != '\0') {
+            size_t ol = strlen(*slot), nl = strlen(clean);
+            char *joined = malloc(ol + 1 + nl + 1);
+            if (joined == NULL) {
+                free(clean);
+                snprintf(msg, msgsz, "out of memory");
+                return -1;
+            }
+            memcpy(joined, *slot, ol);
+            joined[ol] = ',';
+            memcpy(joined + ol + 1, clean, nl + 1);
+            free(clean);
+            clean = joined;
+        }
+        set_str(slot, clean);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+/* ---- where values came from ---- */
+
+enum src_kind { SRC_DEFAULT, SRC_FILE, SRC_ARGV };
+
+struct src {
+    enum src_kind kind[NDESC];
+    unsigned line[NDESC]; /* file line, for SRC_FILE */
+    bool list_seen[NDESC];
+};
+
+static void err_line(FILE *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void err_line(FILE *err, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("cached: ", err);
+    va_start(ap, fmt);
+    vfprintf(err, fmt, ap);
+    va_end(ap);
+    fputc('\n', err);
+    fflush(err);
+}
+
+/* ---- config file ---- */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* One line of a config file; 0 or -1 after printing "cached: FILE:LINE: ...". */
+static int file_line(struct cfg *c, struct src *src, char *line, const char *path, unsigned lineno,
+                     FILE *err)
+{
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#')
+        return 0;
+    /* A '#' after whitespace starts a trailing comment; "a#b" stays a value. */
+    for (char *h = s + 1; *h; h++) {
+        if (*h == '#' && isspace((unsigned char)h[-1])) {
+            *h = '\0';
+            break;
+        }
+    }
+    s = trim(s);
+    char *eq = strchr(s, '=');
+    if (eq == NULL) {
+        err_line(err, "%s:%u: expected 'key = value'%s", path, lineno,
+                 s[0] == '-' ? " (flags like '-p 11211' are for the command line; write "
+                               "'port = 11211')"
+                             : "");
+        return -1;
+    }
+    *eq = '\0';
+    char *key = trim(s), *val = trim(eq + 1);
+    size_t vl = strlen(val);
+    if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+        val[vl - 1] = '\0';
+        val++;
+    }
+    char cn[NAME_MAX_LEN], hint[NAME_MAX_LEN + 32];
+    int i = -1;
+    if (*key == '\0') {
+        err_line(err, "%s:%u: missing key before '='", path, lineno);
+        return -1;
+    }
+    if (canon(key, strlen(key), cn))
+        i = find_desc(cn);
+    if (i < 0) {
+        if (strcmp(cn, "config") == 0) {
+            err_line(err, "%s:%u: 'config' cannot be set inside a config file", path, lineno);
+            return -1;
+        }
+        did_you_mean(hint, sizeof hint, "", key, strchr(key, '_') != NULL, NULL, 0);
+        err_line(err, "%s:%u: unknown key '%s'%s", path, lineno, key, hint);
+        return -1;
+    }
+    const struct cfg_desc *d = &descs[i];
+    char msg[320];
+    if (set_value(c, d, val, src->list_seen[i], msg, sizeof msg) != 0) {
+        err_line(err, "%s:%u: %s: %s", path, lineno, key, msg);
+        return -1;
+    }
+    src->list_seen[i] = true;
+    src->kind[i] = SRC_FILE;
+    src->line[i] = lineno;
+    return 0;
+}
+
+/* Applies the file on top of c. Returns 0 or CFG_EXIT_CONFIG after one line to err. */
+static int load_file(struct cfg *c, struct src *src, const char *path, FILE *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        err_line(err, "cannot open config file %s: %s", path, strerror(errno));
+        return CFG_EXIT_CONFIG;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    int rc = 0;
+    errno = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        lineno++;
+        if (strlen(line) != strcspn(line, "\n") + (strchr(line, '\n') ? 1 : 0)) {
+            err_line(err, "%s:%u: NUL byte in line", path, lineno);
+            rc = CFG_EXIT_CONFIG;
+            break;
+        }
+        if (file_line(c, src, line, path, lineno, err) != 0) {
+            rc = CFG_EXIT_CONFIG;
+            break;
+        }
+        errno = 0;
+    }
+    if (rc == 0 && ferror(f)) {
+        err_line(err, "cannot read config file %s: %s", path, strerror(errno ? errno : EIO));
+        rc = CFG_EXIT_CONFIG;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+/* ---- checks across settings ---- */
+
+/* Reports the first inconsistency; returns 0, CFG_EXIT_USAGE (a command-line value is
+ * involved) or CFG_EXIT_CONFIG (only the file's and the defaults). */
+static int cross_check(const struct cfg *c, const struct src *src, const char *path, FILE *err)
+{
+    static const size_t item = offsetof(struct cfg, item_size_max);
+    static const size_t mem = offsetof(struct cfg, mem_limit_mb);
+    static const size_t cmin = offsetof(struct cfg, chunk_min);
+    char what[256], a[32], b[32];
+    size_t pair[2] = {0, 0};
+    if (c->item_size_max > c->mem_limit_mb * MIB) {
+        fmt_size(c->item_size_max, a, sizeof a);
+        snprintf(what, sizeof what,
+                 "max item size %s (-I) is larger than the memory limit %llu MB (-m)", a,
+                 (unsigned long long)c->mem_limit_mb);
+        pair[0] = item, pair[1] = mem;
+    } else if (c->chunk_min >= c->item_size_max) {
+        fmt_size(c->item_size_max, b, sizeof b);
+        snprintf(what, sizeof what,
+                 "slab min size %llu (-n) must be smaller than the max item size %s (-I)",
+                 (unsigned long long)c->chunk_min, b);
+        pair[0] = cmin, pair[1] = item;
+    } else {
+        return 0;
+    }
+    unsigned line = 0;
+    bool argv = false;
+    for (size_t i = 0; i < NDESC; i++) {
+        if (descs[i].offset != pair[0] && descs[i].offset != pair[1])
+            continue;
+        if (src->kind[i] == SRC_ARGV)
+            argv = true;
+        if (src->kind[i] == SRC_FILE && src->line[i] > line)
+            line = src->line[i];
+    }
+    if (argv || path == NULL || line == 0) {
+        err_line(err, "%s", what);
+        return argv ? CFG_EXIT_USAGE : CFG_EXIT_CONFIG;
+    }
+    err_line(err, "%s:%u: %s", path, line, what);
+    return CFG_EXIT_CONFIG;
+}
+
+/* ---- command line ---- */
+
+static void usage(FILE *out)
+{
+    static const char *const arg_of[] = {
+        [CFG_BOOL] = "",     [CFG_UINT] = "=N",  [CFG_SIZE] = "=SIZE",
+        [CFG_DOUBLE] = "=X", [CFG_STR] = "=STR", [CFG_LIST] = "=ADDR[,ADDR]"};
+    struct cfg def;
+    cfg_init(&def);
+    fprintf(out, "Usage: cached [options]\n"
+                 "A memcached-compatible cache daemon (text protocol).\n\n");
+    for (size_t i = 0; i < NDESC; i++) {
+        const struct cfg_desc *d = &descs[i];
+        char opt[80], val[128];
+        const char *arg = arg_of[d->type];
+        if (is(d, offsetof(struct cfg, verbose)))
+            arg = "[=N]";
+        if (d->short_flag)
+            snprintf(opt, sizeof opt, "-%c, --%s%s", d->short_flag, d->name, arg);
+        else
+            snprintf(opt, sizeof opt, "    --%s%s", d->name, arg);
+        fmt_value(&def, d, val, sizeof val, true);
+        char tail[160];
+        snprintf(tail, sizeof tail, "(default: %s)%s", val[0] ? val : "none",
+                 d->reloadable ? " [reloadable]" : "");
+        /* Keep lines within 100 columns: a long help line gets its default on the next. */
+        bool wrap = 2 + 34 + 1 + strlen(d->help) + 1 + strlen(tail) > 100;
+        fprintf(out, "  %-34s %s%s%s\n", opt, d->help,
+                wrap ? "\n                                     " : " ", tail);
+    }
+    fprintf(out, "  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n\n",
+            "-o, --extended=KEY=VAL[,KEY=VAL]",
+            "extended settings by config-file name, e.g. -o idle_timeout=10", "    --config=FILE",
+            "read settings from FILE (no short flag; -f is the growth factor)", "-h, --help",
+            "print this help and exit", "-V, --version", "print version and exit");
+    fprintf(out,
+            "Switches also take a value as long options (--slab-automove=no).\n"
+            "SIZE accepts k, m and g suffixes (binary); -m is megabytes (or 1g, 512m).\n"
+            "Every long option is also a config-file key: 'name = value' lines, '-' or '_' in\n"
+            "names, '#' comments. Precedence: command line > config file > defaults.\n"
+            "Settings marked [reloadable] are re-read from the config file on SIGHUP.\n"
+            "Exit status: 64 usage error, 78 configuration error.\n");
+    cfg_free(&def);
+}
+
+struct argv_ctx {
+    struct option opts[NDESC + 6];
+    char shorts[3 + 2 * NDESC + 16];
+};
+
+static void build_opts(struct argv_ctx *a)
+{
+    size_t n = 0;
+    char *s = a->shorts;
+    *s++ = '+'; /* stop at the first non-option; never permute the caller's argv */
+    *s++ = ':'; /* report a missing value as ':' */
+    for (size_t i = 0; i < NDESC; i++) {
+        const struct cfg_desc *d = &descs[i];
+        bool sw = d->type == CFG_BOOL || is(d, offsetof(struct cfg, verbose));
+        a->opts[n++] = (struct option){d->name, sw ? optional_argument : required_argument, NULL,
+                                       OPT_SETTING + (int)i};
+        if (d->short_flag) {
+            *s++ = (char)d->short_flag;
+            if (!sw)
+                *s++ = ':';
+        }
+    }
+    a->opts[n++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
+    a->opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    a->opts[n++] = (struct option){"version", no_argument, NULL, 'V'};
+    a->opts[n++] = (struct option){"extended", required_argument, NULL, 'o'};
+    a->opts[n++] = (struct option){"udp-port", required_argument, NULL, 'U'};
+    a->opts[n] = (struct option){NULL, 0, NULL, 0};
+    strcpy(s, "hVo:U:");
+}
+
+static int short_index(int ch)
+{
+    for (size_t i = 0; i < NDESC; i++)
+        if (descs[i].short_flag == ch)
+            return (int)i;
+    return -1;
+}
+
+static const char *const extra_longs[] = {"config", "help", "version", "extended", "udp-port"};
+
+/* The one line for getopt's '?' and ':' returns. */
+static void report_getopt_error(int ch, char **argv, FILE *err)
+{
+    const char *arg = argv[optind - 1];
+    if (ch == ':') {
+        if (optopt >= OPT_SETTING && optopt < OPT_SETTING + (int)NDESC)
+            err_line(err, "option --%s needs a value", descs[optopt - OPT_SETTING].name);
+        else if (optopt == OPT_CONFIG)
+            err_line(err, "option --config needs a file name");
+        else if (strncmp(arg, "--", 2) == 0)
+            err_line(err, "option %s needs a value", arg);
+        else
+            err_line(err, "option -%c needs a value", optopt);
+        return;
+    }
+    if (optopt != 0 && strncmp(arg, "--", 2) != 0) {
+        for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
+            if (unsupported[i].flag == optopt) {
+                err_line(err, "option -%c (memcached's %s) is not supported by cached", optopt,
+                         unsupported[i].what);
+                return;
+            }
+        }
+        err_line(err, "unknown option -%c (see cached --help)", optopt);
+        return;
+    }
+    /* A long option: unknown, ambiguous, or given a value it does not take. */
+    const char *name = arg + 2;
+    size_t len = strcspn(name, "=");
+    char word[NAME_MAX_LEN], hint[NAME_MAX_LEN + 32];
+    if (len >= NAME_MAX_LEN) {
+        err_line(err, "unknown option '%.*s'", 100, arg);
+        return;
+    }
+    memcpy(word, name, len);
+    word[len] = '\0';
+    if (strcmp(word, "help") == 0 || strcmp(word, "version") == 0) {
+        err_line(err, "option --%s takes no value", word);
+        return;
+    }
+    char matches[256] = "";
+    size_t nmatch = 0;
+    for (size_t i = 0; i < NDESC + 5; i++) {
+        const char *cand = i < NDESC ? descs[i].name : extra_longs[i - NDESC];
+        if (len > 0 && strncmp(cand, word, len) == 0) {
+            size_t used = strlen(matches);
+            snprintf(matches + used, sizeof matches - used, "%s--%s", nmatch ? ", " : "", cand);
+            nmatch++;
+        }
+    }
+    if (nmatch > 1) {
+        err_line(err, "ambiguous option '--%s' (could be %s)", word, matches);
+        return;
+    }
+    did_you_mean(hint, sizeof hint, "--", word, false, extra_longs, 5);
+    err_line(err, "unknown option '--%s'%s", word, hint);
+}
+
+/* -U: memcached's UDP port. cached has no UDP; "-U 0" (off) is accepted for drop-in use. */
+static int udp_port(const char *val, FILE *err)
+{
+    uint64_t v;
+    if (parse_u64(val, 10, false, &v) == 0 && v == 0)
+        return 0;
+    err_line(err, "-U/--udp-port %s: cached has no UDP (only -U 0 is accepted)", val);
+    return CFG_EXIT_USAGE;
+}
+
+static bool in_list(const char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* One -o element: "key=value", "key" (switch on) or "no_key" (switch off). */
+static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
+{
+    char *eq = strchr(kv, '=');
+    const char *val = NULL;
+    if (eq != NULL) {
+        *eq = '\0';
+        val = eq + 1;
+    }
+    char cn[NAME_MAX_LEN], u[NAME_MAX_LEN], hint[NAME_MAX_LEN + 32], msg[320];
+    if (*kv == '\0') {
+        err_line(err, "-o: missing key in '%s%s'", eq ? "=" : "", val ? val : "");
+        return CFG_EXIT_USAGE;
+    }
+    if (strlen(kv) >= NAME_MAX_LEN) {
+        err_line(err, "-o: unknown key '%.64s...'", kv);
+        return CFG_EXIT_USAGE;
+    }
+    underscored(kv, u);
+    if (in_list(ignored_ext, sizeof ignored_ext / sizeof *ignored_ext, u))
+        return 0; /* a memcached tuning knob without meaning here */
+    bool negate = false;
+    canon(kv, strlen(kv), cn);
+    int i = find_desc(cn);
+    if (i < 0 && strncmp(cn, "no-", 3) == 0 && val == NULL) {
+        i = find_desc(cn + 3);
+        negate = i >= 0 && descs[i].type == CFG_BOOL;
+        if (!negate)
+            i = -1;
+    }
+    if (i < 0) {
+        /* Suggest among the -o spellings: the table's names and the ignored memcached ones. */
+        char cands[sizeof ignored_ext / sizeof *ignored_ext][NAME_MAX_LEN];
+        const char *ptrs[sizeof ignored_ext / sizeof *ignored_ext];
+        for (size_t k = 0; k < sizeof ignored_ext / sizeof *ignored_ext; k++) {
+            canon(ignored_ext[k], strlen(ignored_ext[k]), cands[k]);
+            ptrs[k] = cands[k];
+        }
+        did_you_mean(hint, sizeof hint, "", kv, true, ptrs, sizeof ptrs / sizeof *ptrs);
+        err_line(err, "unknown -o key '%s'%s", kv, hint);
+        return CFG_EXIT_USAGE;
+    }
+    const struct cfg_desc *d = &descs[i];
+    underscored(d->name, u);
+    if (val == NULL) {
+        if (d->type != CFG_BOOL) {
+            err_line(err, "-o %s needs a value (-o %s=VALUE)", kv, u);
+            return CFG_EXIT_USAGE;
+        }
+        val = negate ? "no" : "yes";
+    }
+    /* memcached's slab_automove is 0 (off), 1 or 2 (two algorithms); cached has one. */
+    char mapped[4];
+    if (is(d, offsetof(struct cfg, slab_automove)) && val[0] >= '0' && val[0] <= '2' &&
+        val[1] == '\0') {
+        snprintf(mapped, sizeof mapped, "%c", val[0] == '0' ? '0' : '1');
+        val = mapped;
+    }
+    if (set_value(c, d, val, src->list_seen[i], msg, sizeof msg) != 0) {
+        err_line(err, "-o %s: %s", u, msg);
+        return CFG_EXIT_USAGE;
+    }
+    src->list_seen[i] = true;
+    src->kind[i] = SRC_ARGV;
+    c->cmdline_set |= 1ull << i;
+    return 0;
+}
+
+static int extended(struct cfg *c, struct src *src, const char *arg, FILE *err)
+{
+    char *copy = xstrdup(arg), *save = NULL;
+    int rc = 0;
+    if (*copy == '\0') {
+        err_line(err, "-o needs key=value (e.g. -o idle_timeout=10)");
+        rc = CFG_EXIT_USAGE;
+    }
+    for (char *kv = strtok_r(copy, ",", &save); kv != NULL && rc == 0;
+         kv = strtok_r(NULL, ",", &save))
+        rc = extended_one(c, src, kv, err);
+    free(copy);
+    return rc;
+}
+
+/* A setting from argv (short or long form). */
+static int argv_setting(struct cfg *c, struct src *src, size_t i, const char *val, FILE *err)
+{
+    const struct cfg_desc *d = &descs[i];
+    char msg[320], label[NAME_MAX_LEN + 8];
+    if (is(d, offsetof(struct cfg, verbose)) && val == NULL) {
+        /* -v counts; the first -v on the command line starts over from the file's level. */
+        uint64_t v = src->kind[i] == SRC_ARGV ? c->verbose : 0;
+        c->verbose = v < d->max ? v + 1 : (uint64_t)d->max;
+    } else {
+        if (val == NULL) /* a switch without a value */
+            val = "yes";
+        if (set_value(c, d, val, src->kind[i] == SRC_ARGV, msg, sizeof msg) != 0) {
+            flag_label(d, label, sizeof label);
+            err_line(err, "%s: %s", label, msg);
+            return CFG_EXIT_USAGE;
+        }
+    }
+    src->kind[i] = SRC_ARGV;
+    c->cmdline_set |= 1ull << i;
+    return 0;
+}
+
+int cfg_parse(struct cfg *c, int argc, char **argv, FILE *out, FILE *err, bool *exit_now)
+{
+    struct argv_ctx a;
+    struct src src = {0};
+    const char *config = NULL;
+    bool help = false, version = false;
+    int ch, rc = 0;
+    *exit_now = false;
+    build_opts(&a);
+
+    /* Pass 1: syntax, --help, --version and --config; nothing is applied yet. */
+    opterr = 0;
+    optind = 0; /* 0 makes glibc's getopt start over (tests parse many times) */
+    while ((ch = getopt_long(argc, argv, a.shorts, a.opts, NULL)) != -1) {
+        if (ch == '?' || ch == ':') {
+            report_getopt_error(ch, argv, err);
+            return CFG_EXIT_USAGE;
+        }
+        if (ch == 'h')
+            help = true;
+        else if (ch == 'V')
+            version = true;
+        else if (ch == OPT_CONFIG)
+            config = optarg;
+    }
+    if (optind < argc) {
+        err_line(err, "unexpected argument '%s' (see cached --help)", argv[optind]);
+        return CFG_EXIT_USAGE;
+    }
+    if (help || version) {
+        if (help)
+            usage(out);
+        else
+            fprintf(out, "%s\n", CFG_VERSION_LINE);
+        fflush(out);
+        *exit_now = true;
+        return 0;
+    }
+
+    if (config != NULL) {
+        free((char *)c->config_file);
+        c->config_file = xstrdup(config);
+        rc = load_file(c, &src, config, err);
+        if (rc != 0)
+            return rc;
+    }
+
+    /* Pass 2: the command line on top. */
+    memset(src.list_seen, 0, sizeof src.list_seen);
+    optind = 0;
+    while (rc == 0 && (ch = getopt_long(argc, argv, a.shorts, a.opts, NULL)) != -1) {
+        int i = -1;
+        if (ch >= OPT_SETTING && ch < OPT_SETTING + (int)NDESC)
+            i = ch - OPT_SETTING;
+        else if (ch == 'o')
+            rc = extended(c, &src, optarg, err);
+        else if (ch == 'U')
+            rc = udp_port(optarg, err);
+        else if (ch != OPT_CONFIG)
+            i = short_index(ch);
+        if (i >= 0)
+            rc = argv_setting(c, &src, (size_t)i, optarg, err);
+    }
+    if (rc != 0)
+        return rc;
+    rc = cross_check(c, &src, c->config_file, err);
+    derive(c);
+    return rc;
+}
+
+/* ---- reload ---- */
+
+static bool same_value(const struct cfg *a, const struct cfg *b, const struct cfg_desc *d)
+{
+    char va[512], vb[512];
+    fmt_value(a, d, va, sizeof va, false);
+    fmt_value(b, d, vb, sizeof vb, false);
+    return strcmp(va, vb) == 0;
+}
+
+int cfg_reload(struct cfg *c, FILE *log)
+{
+    if (c->config_file == NULL) {
+        err_line(log, "config: no config file to reload (start with --config FILE)");
+        return CFG_EXIT_CONFIG;
+    }
+    /* Defaults + file, as at startup; the command line still wins (cmdline_set). */
+    struct cfg n;
+    struct src src = {0};
+    cfg_init(&n);
+    int rc = load_file(&n, &src, c->config_file, log);
+    if (rc == 0)
+        rc = cross_check(&n, &src, c->config_file, log) ? CFG_EXIT_CONFIG : 0;
+    if (rc != 0) {
+        cfg_free(&n);
+        return CFG_EXIT_CONFIG;
+    }
+    for (size_t i = 0; i < NDESC; i++) {
+        const struct cfg_desc *d = &descs[i];
+        char name[NAME_MAX_LEN], from[256], to[256];
+        if ((c->cmdline_set >> i) & 1 || same_value(c, &n, d))
+            continue;
+        underscored(d->name, name);
+        fmt_value(c, d, from, sizeof from, true);
+        fmt_value(&n, d, to, sizeof to, true);
+        if (!d->reloadable) {
+            fprintf(log, "config: %s %s -> %s needs a restart; kept %s\n", name, from, to, from);
+            continue;
+        }
+        fprintf(log, "config: %s %s -> %s\n", name, from, to);
+        void *dst = field_of(c, d), *srcp = field_of(&n, d);
+        /* Workers read these without a lock: store whole words atomically. */
+        switch (d->type) {
+        case CFG_BOOL:
+            __atomic_store_n((bool *)dst, *(bool *)srcp, __ATOMIC_RELAXED);
+            break;
+        case CFG_UINT:
+        case CFG_SIZE:
+            __atomic_store_n((uint64_t *)dst, *(uint64_t *)srcp, __ATOMIC_RELAXED);
+            break;
+        case CFG_DOUBLE:
+            *(double *)dst = *(double *)srcp;
+            break;
+        case CFG_STR:
+        case CFG_LIST: {
+            char *tmp = *(char **)dst; /* swap, so cfg_free(&n) frees the old one */
+            *(char **)dst = *(char **)srcp;
+            *(char **)srcp = tmp;
+            break;
+        }
+        }
+    }
+    fflush(log);
+    cfg_free(&n);
+    return 0;
+}
+
+/* ---- listing ---- */
+
+bool cfg_list_next(const char *list, const char **pos, char *buf, size_t bufsz)
+{
+    const char *p = *pos != NULL ? *pos : list;
+    if (p == NULL || bufsz == 0)
+        return false;
+    while (*p == ',')
+        p++;
+    if (*p == '\0') {
+        *pos = p;
+        return false;
+    }
+    size_t len = strcspn(p, ",");
+    size_t n = len < bufsz - 1 ? len : bufsz - 1;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    *pos = p + len;
+    return true;
+}
+
+void cfg_each(const struct cfg *c, void (*fn)(void *arg, const char *name, const char *value),
+              void *arg)
+{
+    for (size_t i = 0; i < NDESC; i++) {
+        char name[NAME_MAX_LEN], val[1024];
+        underscored(descs[i].name, name);
+        fmt_value(c, &descs[i], val, sizeof val, false);
+        fn(arg, name, val);
+    }
+    char cf[1024];
+    snprintf(cf, sizeof cf, "%s", c->config_file ? c->config_file : "NULL");
+    fn(arg, "config", cf);
+}
