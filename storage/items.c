@@ -281,6 +281,8 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t
 
 void item_put(struct item *it)
 {
+    if (!it)
+        return;
     if (atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_acq_rel) == 1)
         slab_free(it);
 }
