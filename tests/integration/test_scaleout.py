@@ -251,7 +251,6 @@ def main():
     import apichecks
     groups = {"cached": [], "memcached": []}
     proxies = {}
-    started = []
     try:
         for _ in range(3):
             for name, binary in (("cached", harness.CACHED), ("memcached", harness.MEMCACHED)):

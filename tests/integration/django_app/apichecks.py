@@ -12,8 +12,6 @@ import decimal
 import hashlib
 import time
 
-from django.core.cache import InvalidCacheKey  # noqa: F401  (re-exported for callers)
-
 
 class Custom:
     """A user class, to check that pickled instances round-trip."""
