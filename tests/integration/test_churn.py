@@ -13,6 +13,10 @@ are the key's own (flags = a hash of the key, set by every writer).
 Expiry: each thread also writes keys of its own (x:<thread>:<n>) once, with exptime 1, and
 never again; 3 s after the set was acknowledged such a key must miss. Numeric keys (n:*) only
 see incr/decr/set-of-a-number, and must always read back as a decimal number.
+
+"SERVER_ERROR out of memory storing object" is an allowed answer to a store (with -m 8 there
+are only 8 slab pages, so a size class may have none when a value arrives); such replies are
+counted and printed, not treated as wrong.
 """
 import os
 import random
@@ -30,6 +34,7 @@ KEYS = 400
 NUM_KEYS = 50
 EXPIRED_AFTER = 3.0
 ALPHABET = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+OOM = b"SERVER_ERROR out of memory storing object\r\n"
 BLOB = bytes(random.Random(7).choice(ALPHABET) for _ in range(1 << 17))
 
 
@@ -101,6 +106,11 @@ class Client:
         self.ops[op] = self.ops.get(op, 0) + 1
 
     def expect(self, line, allowed, op):
+        if line == OOM:
+            # Legitimate under pressure (a class that has no page and cannot get one now):
+            # not a wrong answer, but counted and printed.
+            self.count("out of memory replies")
+            return
         if line not in allowed:
             self.bad("%s: unexpected reply %r" % (op, line[:100]))
 
@@ -184,7 +194,9 @@ class Client:
             verb = (b"incr", b"decr")[op & 1]
             self.c.send(b"%s %s %d\r\n" % (verb, nkey, rnd.randrange(1, 1000)))
             line = self.c.readline()
-            if line != b"NOT_FOUND\r\n" and not line.strip().isdigit():
+            if line == OOM:
+                self.count("out of memory replies")
+            elif line != b"NOT_FOUND\r\n" and not line.strip().isdigit():
                 self.bad("%s: unexpected reply %r" % (verb.decode(), line[:80]))
             self.c.send(b"get %s\r\n" % nkey)
             head = self.c.readline()
