@@ -567,23 +567,6 @@ static enum cmd_result cmd_shutdown(struct proto_ctx *x, int arg)
     return CMD_DONE;
 }
 
-/* ---- meta hook ---- */
-
-/* Until protocol/meta.c provides the meta commands, these answer like an unknown command. */
-#define META_STUB(name)                                                                        \
-    __attribute__((weak)) enum cmd_result name(struct proto_ctx *x, int arg)                   \
-    {                                                                                          \
-        (void)arg;                                                                             \
-        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));                                        \
-        return CMD_DONE;                                                                       \
-    }
-META_STUB(proto_meta_mg)
-META_STUB(proto_meta_ms)
-META_STUB(proto_meta_md)
-META_STUB(proto_meta_ma)
-META_STUB(proto_meta_mn)
-META_STUB(proto_meta_me)
-
 /* ---- the command table ---- */
 
 #define CMD(n, mn, mx, f, a) {n, sizeof(n) - 1, mn, mx, f, a}

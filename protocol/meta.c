@@ -1,0 +1,565 @@
+/*
+ * meta: memcached's meta commands mg ms md ma mn me. Each handler parses its flags
+ * (protocol/meta_flags.c), runs one storage/meta.h operation under the key's shard lock, and
+ * composes the status line with the return flags in the order the client gave them.
+ *
+ * What q hides differs per command and follows memcached 1.6.18: mg hides EN; ms and md hide
+ * HD; ma hides HD/VA of an existing counter (not of one N just created). Errors are never
+ * hidden. Only `me` counts in cmd_meta; the others count as gets/sets/deletes/incr/decr.
+ */
+#include "protocol/meta.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "storage/meta.h"
+
+/* Longest status line: "VA " + size, then up to 17 flags, of which one k with a key
+ * (base64 of 250 bytes is 336 + " b"), and O tokens of 32 bytes; numbers of 20 digits. */
+#define META_LINE_MAX 2048
+
+struct line {
+    char buf[META_LINE_MAX];
+    char *p;
+};
+
+static void line_start(struct line *l, const char *status)
+{
+    size_t n = strlen(status);
+    memcpy(l->buf, status, n);
+    l->p = l->buf + n;
+}
+
+static void line_flag_u64(struct line *l, char flag, uint64_t v)
+{
+    *l->p++ = ' ';
+    *l->p++ = flag;
+    l->p = proto_u64toa(v, l->p);
+}
+
+static void line_token(struct line *l, const struct token *t)
+{
+    *l->p++ = ' ';
+    memcpy(l->p, t->p, t->len);
+    l->p += t->len;
+}
+
+/* " k<key>", base64-encoded with " b" after it when the key was given that way. */
+static void line_key(struct line *l, const char *key, size_t nkey, bool binary)
+{
+    *l->p++ = ' ';
+    *l->p++ = 'k';
+    if (binary) {
+        l->p += meta_base64_encode((const unsigned char *)key, nkey, l->p);
+        *l->p++ = ' ';
+        *l->p++ = 'b';
+    } else {
+        memcpy(l->p, key, nkey);
+        l->p += nkey;
+    }
+}
+
+static void line_end(struct line *l, struct proto_ctx *x, bool hide)
+{
+    *l->p++ = '\r';
+    *l->p++ = '\n';
+    if (!hide)
+        reply_add(x->r, l->buf, (size_t)(l->p - l->buf));
+}
+
+static enum cmd_result meta_error(struct proto_ctx *x, const char *msg)
+{
+    reply_add_str(x->r, msg);
+    return CMD_DONE;
+}
+
+static bool opaque_too_long(const struct token *t)
+{
+    return t->p[0] == 'O' && t->len > META_OPAQUE_MAX;
+}
+
+/* O and k flags for replies that carry no item (EN, NF, EX, NS of md/ma). False: an O token
+ * is too long (memcached answers the error instead). */
+static bool line_opaque_key(struct line *l, const struct request *q, const struct meta_flags *f)
+{
+    for (unsigned i = 2; i < q->ntok; i++) {
+        const struct token *t = &q->tok[i];
+        if (t->p[0] == 'O') {
+            if (opaque_too_long(t))
+                return false;
+            line_token(l, t);
+        } else if (t->p[0] == 'k') {
+            line_key(l, f->key, f->nkey, f->key_binary);
+        }
+    }
+    return true;
+}
+
+/* The checks every meta command with a key makes first. Returns an error reply or NULL. */
+static const char *meta_prologue(const struct proto_ctx *x)
+{
+    const struct request *q = x->q;
+    if (q->ntok < 2)
+        return MSG_ERROR; /* memcached's token count check */
+    if (q->tok[1].len > KEY_MAX_LENGTH)
+        return MSG_BAD_FORMAT;
+    return NULL;
+}
+
+/* ---- mn ---- */
+
+enum cmd_result proto_meta_mn(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    reply_add(x->r, MSG_META_MN, MSG_LEN(MSG_META_MN));
+    return CMD_DONE;
+}
+
+/* ---- me ---- */
+
+enum cmd_result proto_meta_me(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    const struct request *q = x->q;
+    if (q->ntok < 2 || q->tok[1].len > KEY_MAX_LENGTH)
+        return meta_error(x, MSG_BAD_FORMAT);
+    const char *key = q->tok[1].p;
+    size_t nkey = q->tok[1].len;
+    char keybuf[KEY_MAX_LENGTH];
+    if (q->ntok >= 3 && TOK_IS(&q->tok[2], "b")) {
+        nkey = meta_base64_decode(key, nkey, keybuf, sizeof(keybuf));
+        if (nkey == 0)
+            return meta_error(x, MSG_BAD_FORMAT);
+        key = keybuf;
+    }
+    x->st->cmd_meta++;
+    unsigned cls = 0;
+    struct item *it = storage_meta_peek(key, nkey, &cls);
+    if (!it) {
+        reply_add(x->r, "EN\r\n", 4);
+        return CMD_DONE;
+    }
+    rel_time_t now = clock_now();
+    struct line l;
+    line_start(&l, "ME ");
+    if (item_iflags(it) & ITEM_KEY_BINARY) {
+        l.p += meta_base64_encode((const unsigned char *)item_key(it), it->nkey, l.p);
+    } else {
+        memcpy(l.p, item_key(it), it->nkey);
+        l.p += it->nkey;
+    }
+    /* memcached prints exp as now - exptime (negative while the item lives) and size/cls
+     * of its own layout; ours are cached's item size and slab class. */
+    int exp = it->exptime == 0 ? -1 : (int)(now - it->exptime);
+    l.p += snprintf(l.p, 128, " exp=%d la=%llu cas=%llu fetch=%s cls=%u size=%zu", exp,
+                    (unsigned long long)(now - it->atime), (unsigned long long)item_cas(it),
+                    (item_iflags(it) & ITEM_FETCHED) ? "yes" : "no", cls, item_total_size(it));
+    item_put(it);
+    line_end(&l, x, false);
+    return CMD_DONE;
+}
+
+/* ---- mg ---- */
+
+/* Appends "VA <n> flags\r\n<value>\r\n" or "HD flags\r\n" for a hit; consumes the ref. */
+static void add_hit(struct proto_ctx *x, struct line *l, struct item *it, bool value)
+{
+    *l->p++ = '\r';
+    *l->p++ = '\n';
+    reply_add(x->r, l->buf, (size_t)(l->p - l->buf));
+    if (!value) {
+        item_put(it);
+        return;
+    }
+    if (it->nbytes < PROTO_INLINE_VALUE_MAX) {
+        reply_add(x->r, item_value(it), it->nbytes);
+        item_put(it);
+    } else {
+        reply_add_item_data(x->r, it, item_value(it), it->nbytes);
+    }
+    reply_add(x->r, MSG_CRLF, 2);
+}
+
+enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    const struct request *q = x->q;
+    const char *err = meta_prologue(x);
+    if (err)
+        return meta_error(x, err);
+    if (q->ntok > META_MAX_TOKENS)
+        return meta_error(x, MSG_META_MG_TOO_MANY);
+    struct meta_flags f;
+    memset(&f, 0, sizeof(f));
+    if ((err = meta_flags_parse(q, 2, &f)))
+        return meta_error(x, err);
+
+    /* memcached walks the flags in order and stops at an over-long O token with an error;
+     * T/N/R before it have taken effect by then. */
+    unsigned cutoff = q->ntok;
+    for (unsigned i = 2; i < q->ntok; i++)
+        if (opaque_too_long(&q->tok[i])) {
+            cutoff = i;
+            break;
+        }
+    struct meta_get_args a = {.no_update = f.no_update, .locked = f.locked,
+                              .vivify = f.vivify, .vivify_exptime = f.autoviv_exptime,
+                              .ttl = f.exptime, .recache_time = f.recache_time,
+                              .aborted = cutoff < q->ntok};
+    bool seen_t = false;
+    for (unsigned i = 2; i < cutoff; i++) {
+        char c = q->tok[i].p[0];
+        if (c == 'N')
+            a.vivify_ttl = true;
+        else if (c == 'T')
+            a.set_ttl = seen_t = true;
+        else if (c == 'R') {
+            a.recache = true;
+            a.ttl_before_recache = seen_t;
+        }
+    }
+    struct meta_get_result g;
+    enum st_result res = storage_meta_get(f.key, f.nkey, &a, &g);
+    if (res == ST_NO_MEMORY)
+        return meta_error(x, MSG_META_REFCOUNT);
+    if (res != ST_OK) {
+        x->st->cmd_get++;
+        x->st->get_misses++;
+        struct line l;
+        line_start(&l, "EN");
+        if (!line_opaque_key(&l, q, &f))
+            return meta_error(x, MSG_META_OPAQUE_LONG);
+        line_end(&l, x, f.no_reply);
+        return CMD_DONE;
+    }
+    struct item *it = g.it;
+    if (a.aborted) {
+        item_put(it);
+        return meta_error(x, MSG_META_OPAQUE_LONG);
+    }
+    if (a.set_ttl) {
+        x->st->cmd_touch++;
+        x->st->touch_hits++;
+    } else {
+        x->st->cmd_get++;
+        x->st->get_hits++;
+    }
+    rel_time_t now = clock_now();
+    rel_time_t exptime = g.exptime; /* as the flags before the current one left it */
+    struct line l;
+    if (f.value) {
+        line_start(&l, "VA ");
+        l.p = proto_u64toa(it->nbytes, l.p);
+    } else {
+        line_start(&l, "HD");
+    }
+    for (unsigned i = 2; i < q->ntok; i++) {
+        const struct token *t = &q->tok[i];
+        switch (t->p[0]) {
+        case 'T': exptime = f.exptime; break;
+        case 'N':
+            if (g.created)
+                exptime = f.autoviv_exptime;
+            break;
+        case 's': line_flag_u64(&l, 's', it->nbytes); break;
+        case 't':
+            if (exptime == 0) {
+                memcpy(l.p, " t-1", 4);
+                l.p += 4;
+            } else {
+                line_flag_u64(&l, 't', (uint32_t)(exptime - now)); /* u32 as memcached */
+            }
+            break;
+        case 'c': line_flag_u64(&l, 'c', item_cas(it)); break;
+        case 'f': line_flag_u64(&l, 'f', it->flags); break;
+        case 'l': line_flag_u64(&l, 'l', (uint32_t)(now - g.atime)); break;
+        case 'h': line_flag_u64(&l, 'h', g.fetched ? 1 : 0); break;
+        case 'O': line_token(&l, t); break;
+        case 'k':
+            line_key(&l, item_key(it), it->nkey, item_iflags(it) & ITEM_KEY_BINARY);
+            break;
+        default: break;
+        }
+    }
+    /* Z before X before W, so a client never sees W together with Z. */
+    if (g.token_sent) {
+        memcpy(l.p, " Z", 2);
+        l.p += 2;
+    }
+    if (g.stale) {
+        memcpy(l.p, " X", 2);
+        l.p += 2;
+    }
+    if (g.won) {
+        memcpy(l.p, " W", 2);
+        l.p += 2;
+    }
+    add_hit(x, &l, it, f.value);
+    return CMD_DONE;
+}
+
+/* ---- ms ---- */
+
+/* An ms that fails before its value is read: answer, then skip the value as it arrives. */
+static enum cmd_result ms_refuse(struct proto_ctx *x, const char *msg, size_t total)
+{
+    reply_add_str(x->r, msg);
+    if (x->avail >= total) {
+        x->data_used = total;
+    } else {
+        x->data_used = x->avail;
+        x->pc->swallow = total - x->avail;
+    }
+    return CMD_DONE;
+}
+
+enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    const struct request *q = x->q;
+    const char *err = meta_prologue(x);
+    if (err)
+        return meta_error(x, err);
+    if (q->ntok == 2)
+        return meta_error(x, MSG_BAD_FORMAT);
+    if (q->ntok > META_MAX_TOKENS)
+        return meta_error(x, MSG_META_TOO_MANY);
+    int32_t vlen;
+    if (!tok_strtol(&q->tok[2], &vlen) || vlen < 0 || vlen > INT32_MAX - 2)
+        return meta_error(x, MSG_BAD_FORMAT); /* the value is not skipped */
+    size_t total = (size_t)vlen + 2;
+    struct meta_flags f;
+    memset(&f, 0, sizeof(f));
+    if ((err = meta_flags_parse(q, 3, &f)))
+        return ms_refuse(x, err, total);
+    bool opaque_error = false;
+    for (unsigned i = 3; i < q->ntok; i++)
+        if (opaque_too_long(&q->tok[i]))
+            opaque_error = true;
+    enum store_op op;
+    switch (f.mode) {
+    case 0:
+    case 'S': op = OP_SET; break;
+    case 'E': op = OP_ADD; break;
+    case 'A': op = OP_APPEND; break;
+    case 'P': op = OP_PREPEND; break;
+    case 'R': op = OP_REPLACE; break;
+    default: return ms_refuse(x, MSG_META_MS_MODE, total);
+    }
+    if (f.has_cas && (op == OP_SET || op == OP_REPLACE))
+        op = OP_CAS; /* replace + CAS works the same as CAS */
+    if (opaque_error)
+        return ms_refuse(x, MSG_META_OPAQUE_LONG, total);
+
+    /* Too large: answered without waiting for the value; like memcached, the old value
+     * goes too (whatever the mode) so a failed write never leaves stale data behind. */
+    enum st_result res = ST_OK;
+    struct item *it = NULL;
+    if ((uint64_t)vlen > settings.item_size_max) {
+        res = ST_TOO_LARGE;
+    } else {
+        if (x->avail < total) {
+            x->need = total;
+            return CMD_NEED_MORE;
+        }
+        it = item_alloc(f.key, f.nkey, f.client_flags, f.exptime, (uint32_t)vlen, &res);
+    }
+    if (!it) {
+        if (res == ST_TOO_LARGE)
+            x->st->store_too_large++;
+        else
+            x->st->store_no_memory++;
+        storage_delete(f.key, f.nkey, 0);
+        return ms_refuse(x, res == ST_TOO_LARGE ? MSG_TOO_LARGE : MSG_NO_MEMORY_STORE, total);
+    }
+    x->st->cmd_set++;
+    x->data_used = total;
+    if (x->data[vlen] != '\r' || x->data[vlen + 1] != '\n') {
+        item_put(it);
+        return meta_error(x, MSG_BAD_DATA_CHUNK);
+    }
+    memcpy(item_value(it), x->data, (size_t)vlen);
+    uint64_t cas = 0;
+    res = storage_meta_store(it, op, f.has_cas, f.req_cas, f.set_stale && op == OP_CAS,
+                             f.key_binary, &cas);
+    if (op == OP_CAS) {
+        if (res == ST_OK)
+            x->st->cas_hits++;
+        else if (res == ST_EXISTS)
+            x->st->cas_badval++;
+        else if (res == ST_NOT_FOUND)
+            x->st->cas_misses++;
+    }
+    const char *status;
+    switch (res) {
+    case ST_OK: status = "HD"; break;
+    case ST_EXISTS: status = "EX"; break;
+    case ST_NOT_FOUND: status = "NF"; break;
+    case ST_NOT_STORED: status = "NS"; break;
+    case ST_NO_MEMORY:
+        x->st->store_no_memory++;
+        item_put(it);
+        return meta_error(x, MSG_NO_MEMORY_STORE);
+    default:
+        item_put(it);
+        return meta_error(x, "SERVER_ERROR Unhandled storage type.\r\n");
+    }
+    struct line l;
+    line_start(&l, status);
+    for (unsigned i = 3; i < q->ntok; i++) {
+        const struct token *t = &q->tok[i];
+        if (t->p[0] == 'O')
+            line_token(&l, t);
+        else if (t->p[0] == 'k')
+            line_key(&l, item_key(it), it->nkey, f.key_binary);
+        else if (t->p[0] == 'c')
+            line_flag_u64(&l, 'c', cas);
+    }
+    item_put(it);
+    line_end(&l, x, res == ST_OK && f.no_reply);
+    return CMD_DONE;
+}
+
+/* ---- md ---- */
+
+enum cmd_result proto_meta_md(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    const struct request *q = x->q;
+    const char *err = meta_prologue(x);
+    if (err)
+        return meta_error(x, err);
+    if (q->ntok > META_MAX_TOKENS)
+        return meta_error(x, MSG_META_TOO_MANY);
+    struct meta_flags f;
+    memset(&f, 0, sizeof(f));
+    if (meta_flags_parse(q, 2, &f))
+        return meta_error(x, MSG_META_INVALID_OR_DUP);
+    struct line l;
+    line_start(&l, "HD"); /* status rewritten below; same length */
+    if (!line_opaque_key(&l, q, &f))
+        return meta_error(x, MSG_META_OPAQUE_LONG);
+    enum st_result res = storage_meta_delete(f.key, f.nkey, f.has_cas, f.req_cas, f.set_stale,
+                                             f.new_ttl, f.exptime);
+    switch (res) {
+    case ST_OK:
+        if (!f.set_stale)
+            x->st->delete_hits++;
+        break;
+    case ST_EXISTS:
+        x->st->delete_misses++;
+        memcpy(l.buf, "EX", 2);
+        break;
+    default:
+        x->st->delete_misses++;
+        memcpy(l.buf, "NF", 2);
+        break;
+    }
+    line_end(&l, x, res == ST_OK && f.no_reply);
+    return CMD_DONE;
+}
+
+/* ---- ma ---- */
+
+enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    const struct request *q = x->q;
+    const char *err = meta_prologue(x);
+    if (err)
+        return meta_error(x, err);
+    if (q->ntok > META_MAX_TOKENS)
+        return meta_error(x, MSG_META_TOO_MANY);
+    struct meta_flags f;
+    memset(&f, 0, sizeof(f));
+    f.delta = 1;
+    if (meta_flags_parse(q, 2, &f))
+        return meta_error(x, MSG_META_INVALID_OR_DUP);
+    bool incr;
+    switch (f.mode) {
+    case 0: case 'I': case '+': incr = true; break;
+    case 'D': case '-': incr = false; break;
+    default: return meta_error(x, MSG_META_MA_MODE);
+    }
+    struct meta_arith_args a = {.incr = incr, .delta = f.delta, .cas = f.req_cas,
+                                .vivify = f.vivify, .initial = f.initial,
+                                .vivify_exptime = f.autoviv_exptime, .set_ttl = f.new_ttl,
+                                .ttl = f.exptime, .key_binary = f.key_binary};
+    struct meta_arith_result m;
+    enum st_result res = storage_meta_arith(f.key, f.nkey, &a, &m);
+    struct line l;
+    switch (res) {
+    case ST_OK:
+        if (!m.created) {
+            if (incr)
+                x->st->incr_hits++;
+            else
+                x->st->decr_hits++;
+        }
+        break;
+    case ST_NON_NUMERIC: return meta_error(x, MSG_NON_NUMERIC);
+    case ST_NO_MEMORY: return meta_error(x, MSG_NO_MEMORY);
+    case ST_NOT_STORED: return meta_error(x, MSG_META_VIVIFY_NOMEM);
+    case ST_NOT_FOUND:
+    case ST_EXISTS:
+    default:
+        if (res == ST_NOT_FOUND) {
+            if (incr)
+                x->st->incr_misses++;
+            else
+                x->st->decr_misses++;
+        }
+        line_start(&l, res == ST_NOT_FOUND ? "NF" : "EX");
+        if (!line_opaque_key(&l, q, &f))
+            return meta_error(x, MSG_META_OPAQUE_LONG);
+        line_end(&l, x, false);
+        return CMD_DONE;
+    }
+    char num[24];
+    size_t nlen = (size_t)(proto_u64toa(m.value, num) - num);
+    if (f.value) {
+        line_start(&l, "VA ");
+        l.p = proto_u64toa(nlen, l.p);
+    } else {
+        line_start(&l, "HD");
+    }
+    rel_time_t exptime = m.exptime, now = clock_now();
+    for (unsigned i = 2; i < q->ntok; i++) {
+        const struct token *t = &q->tok[i];
+        switch (t->p[0]) {
+        case 'c': line_flag_u64(&l, 'c', m.cas); break;
+        case 't':
+            if (exptime == 0) {
+                memcpy(l.p, " t-1", 4);
+                l.p += 4;
+            } else {
+                line_flag_u64(&l, 't', (uint32_t)(exptime - now));
+            }
+            break;
+        case 'T': exptime = f.exptime; break;
+        case 'N':
+            if (m.created)
+                exptime = f.autoviv_exptime;
+            break;
+        case 'O':
+            if (opaque_too_long(t))
+                return meta_error(x, MSG_META_OPAQUE_LONG); /* after the update, as memcached */
+            line_token(&l, t);
+            break;
+        case 'k': line_key(&l, f.key, f.nkey, f.key_binary); break;
+        default: break;
+        }
+    }
+    *l.p++ = '\r';
+    *l.p++ = '\n';
+    if (f.value) {
+        memcpy(l.p, num, nlen);
+        l.p += nlen;
+        *l.p++ = '\r';
+        *l.p++ = '\n';
+    }
+    if (!(f.no_reply && !m.created))
+        reply_add(x->r, l.buf, (size_t)(l.p - l.buf));
+    return CMD_DONE;
+}

@@ -1,0 +1,102 @@
+/*
+ * storage/meta: the keyed operations behind memcached's meta commands (mg ms md ma me), each
+ * done under its key's shard lock in one step so win/stale tokens, CAS checks and TTL changes
+ * are atomic, exactly as memcached does them under its item lock. Implemented in
+ * storage/meta_ops.c with the do_* primitives of storage/internal.h. Knows no protocol text:
+ * the caller gets typed results and composes the reply.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/storage.h"
+
+/* iflags bit: the key arrived base64-encoded (meta `b`); meta replies print it encoded again.
+ * Bit 7 of item->iflags, unused by storage/item.h's ITEM_* bits. */
+#define ITEM_KEY_BINARY (1 << 7)
+
+/* ---- mg ---- */
+
+struct meta_get_args {
+    bool no_update;          /* u: leave fetched/atime as they are */
+    bool locked;             /* h l T N R given: memcached bumps after reading, under lock */
+    bool vivify;             /* N: create an empty item on a miss ... */
+    bool vivify_ttl;         /* ... and give it vivify_exptime (N came before any bad token) */
+    rel_time_t vivify_exptime;
+    bool set_ttl;            /* T: new exptime */
+    rel_time_t ttl;
+    bool recache;            /* R: win when the remaining TTL is below recache_time */
+    rel_time_t recache_time;
+    bool ttl_before_recache; /* T preceded R on the line (R then sees the new exptime) */
+    bool aborted;            /* the reply will be an error: no tokens, no locked bump */
+};
+
+struct meta_get_result {
+    struct item *it;          /* referenced (caller item_put()s it), NULL on a miss */
+    bool created;             /* N made it just now */
+    bool won;                 /* W: this client should recache */
+    bool token_sent;          /* Z: a win token was already handed out */
+    bool stale;               /* X: invalidated by md I / ms I */
+    bool fetched;             /* h: fetched before this request */
+    rel_time_t atime;         /* last access before this request (l) */
+    rel_time_t exptime;       /* exptime before T/N of this request (t shows it in order) */
+};
+
+/* ST_OK (res->it set), ST_NOT_FOUND, or ST_NO_MEMORY when the item's reference count is
+ * saturated (memcached: "refcount overflow during fetch"). */
+enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_get_args *a,
+                                struct meta_get_result *res);
+
+/* ---- ms ---- */
+
+/*
+ * Stores it by op (OP_SET ADD REPLACE APPEND PREPEND CAS), memcached's do_store_item rules
+ * for meta: OP_CAS compares cas (0 never matches a live item); with set_stale a CAS older
+ * than the item's still stores, keeping the old exptime and marking the new item stale
+ * (and keeping a token already handed out). Append/prepend with has_cas && cas != 0 refuse
+ * a mismatch with ST_EXISTS. key_binary marks the stored item's key as base64-given.
+ * *cas_out gets the new CAS on ST_OK.
+ */
+enum st_result storage_meta_store(struct item *it, enum store_op op, bool has_cas, uint64_t cas,
+                                  bool set_stale, bool key_binary, uint64_t *cas_out);
+
+/* ---- md ---- */
+
+/* Deletes, or with stale marks the item stale (new CAS, token cleared, exptime = ttl when
+ * set_ttl). has_cas: only when the CAS matches (else ST_EXISTS). ST_OK, ST_NOT_FOUND. */
+enum st_result storage_meta_delete(const char *key, size_t nkey, bool has_cas, uint64_t cas,
+                                   bool stale, bool set_ttl, rel_time_t ttl);
+
+/* ---- ma ---- */
+
+struct meta_arith_args {
+    bool incr;
+    uint64_t delta;
+    uint64_t cas;            /* 0: no check */
+    bool vivify;             /* N: create with `initial` on a miss */
+    uint64_t initial;
+    rel_time_t vivify_exptime;
+    bool set_ttl;            /* T */
+    rel_time_t ttl;
+    bool key_binary;
+};
+
+struct meta_arith_result {
+    uint64_t value;
+    uint64_t cas;
+    rel_time_t exptime;      /* the item's exptime before T/N of this request */
+    bool created;
+};
+
+/* ST_OK, ST_NOT_FOUND, ST_NON_NUMERIC, ST_EXISTS (CAS mismatch), ST_NO_MEMORY (new value
+ * could not be allocated), ST_NOT_STORED (vivify could not allocate). */
+enum st_result storage_meta_arith(const char *key, size_t nkey, const struct meta_arith_args *a,
+                                  struct meta_arith_result *res);
+
+/* ---- me ---- */
+
+/* The live item for key, referenced, without marking it fetched or touching its atime; NULL
+ * on a miss. *cls receives its slab class id (memcached numbers them from 1). */
+struct item *storage_meta_peek(const char *key, size_t nkey, unsigned *cls);

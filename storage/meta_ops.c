@@ -1,0 +1,338 @@
+/*
+ * meta_ops: the storage side of the meta commands (storage/meta.h). Each function hashes the
+ * key, takes its shard lock and does the whole operation with the do_* primitives of
+ * storage/internal.h, so a win token, a stale mark or a CAS check can never interleave with
+ * another client's request for the same key. Never includes protocol headers.
+ */
+#include "storage/meta.h"
+
+#include <stdio.h>
+
+#include "storage/internal.h"
+
+/* Marks a hit as used: memcached's bump (fetched, CLOCK bit, last access). */
+static void bump(struct item *it)
+{
+    if ((item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE)) != (ITEM_FETCHED | ITEM_ACTIVE))
+        item_flag_set(it, ITEM_FETCHED | ITEM_ACTIVE);
+    it->atime = clock_now();
+}
+
+static bool refs_saturated(struct shard *sh, struct item *it)
+{
+    if (atomic_load_explicit(&it->refcount, memory_order_relaxed) < ITEM_REFCOUNT_LIMIT)
+        return false;
+    sh->st.ref_saturated++;
+    return true;
+}
+
+enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_get_args *a,
+                                struct meta_get_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    uint64_t hv = storage_hash(key, nkey);
+    struct shard *sh = shard_of(hv);
+    shard_lock(sh);
+    struct item *it = do_item_find(sh, key, nkey, hv);
+    if (it && refs_saturated(sh, it)) {
+        shard_unlock(sh);
+        return ST_NO_MEMORY;
+    }
+    if (!it && a->vivify) {
+        /* An empty placeholder whose first reader wins the right to fill it. */
+        enum st_result r;
+        it = item_alloc(key, nkey, 0, 0, 0, &r);
+        if (it) {
+            do_item_link(sh, it, hv);
+            item_put(it); /* the table's reference keeps it; ours is taken below */
+            res->created = true;
+        }
+    }
+    if (!it) {
+        shard_unlock(sh);
+        return ST_NOT_FOUND;
+    }
+    item_ref(it);
+    uint8_t fl = item_iflags(it);
+    res->it = it;
+    res->fetched = fl & ITEM_FETCHED;
+    res->atime = it->atime;
+    res->exptime = it->exptime;
+
+    /* The flags take effect in the order memcached walks them: T and N set the TTL, R
+     * compares against the TTL as it is at that point. */
+    bool won = false;
+    if (res->created && a->vivify_ttl) {
+        it->exptime = a->vivify_exptime;
+        won = true;
+    }
+    if (a->set_ttl && a->ttl_before_recache)
+        it->exptime = a->ttl;
+    if (a->recache && !(fl & ITEM_TOKEN) && !res->created && it->exptime != 0 &&
+        it->exptime < a->recache_time)
+        won = true;
+    if (a->set_ttl && !a->ttl_before_recache)
+        it->exptime = a->ttl;
+
+    if (a->aborted) {
+        /* memcached bumps before reading unless it had to lock for h l T N R */
+        if (!a->locked && !a->no_update)
+            bump(it);
+        shard_unlock(sh);
+        return ST_OK;
+    }
+    res->token_sent = fl & ITEM_TOKEN;
+    res->stale = fl & ITEM_STALE;
+    if (res->stale && !res->token_sent)
+        won = true; /* the first reader of a stale item recaches it */
+    if (won)
+        item_flag_set(it, ITEM_TOKEN);
+    res->won = won;
+    if (!a->no_update)
+        bump(it);
+    shard_unlock(sh);
+    return ST_OK;
+}
+
+/* Builds old+it (append) or it+old (prepend) as a new item replacing old. Lock held. */
+static enum st_result do_meta_concat(struct shard *sh, struct item *old, struct item *it,
+                                     bool append, uint64_t hv, uint64_t *cas_out)
+{
+    size_t nb = (size_t)old->nbytes + it->nbytes;
+    if (nb > UINT32_MAX || stg.header_size + it->nkey + nb > stg.cfg.item_size_max)
+        return ST_NOT_STORED;
+    enum st_result r;
+    item_ref(old); /* keeps it alive through an eviction this allocation may run */
+    struct item *nit = item_alloc(item_key(it), it->nkey, old->flags, old->exptime,
+                                  (uint32_t)nb, &r);
+    if (!nit) {
+        item_put(old);
+        return r == ST_TOO_LARGE ? ST_NOT_STORED : r;
+    }
+    const struct item *first = append ? old : it, *second = append ? it : old;
+    memcpy(item_value(nit), item_value(first), first->nbytes);
+    memcpy(item_value(nit) + first->nbytes, item_value(second), second->nbytes);
+    if ((item_iflags(old) | item_iflags(it)) & ITEM_KEY_BINARY)
+        item_flag_set(nit, ITEM_KEY_BINARY);
+    do_item_replace(sh, old, nit, hv);
+    *cas_out = item_cas(nit);
+    item_put(old);
+    item_put(nit);
+    return ST_OK;
+}
+
+enum st_result storage_meta_store(struct item *it, enum store_op op, bool has_cas, uint64_t cas,
+                                  bool set_stale, bool key_binary, uint64_t *cas_out)
+{
+    const char *key = item_key(it);
+    uint64_t hv = storage_hash(key, it->nkey);
+    struct shard *sh = shard_of(hv);
+    enum st_result res = ST_OK;
+    *cas_out = 0;
+    if (key_binary)
+        item_flag_set(it, ITEM_KEY_BINARY);
+    shard_lock(sh);
+    struct item *old = do_item_find(sh, key, it->nkey, hv);
+    switch (op) {
+    case OP_SET:
+        break;
+    case OP_ADD:
+        if (old) {
+            bump(old); /* memcached promotes the existing item */
+            res = ST_NOT_STORED;
+        }
+        break;
+    case OP_REPLACE:
+        if (!old)
+            res = ST_NOT_STORED;
+        break;
+    case OP_CAS:
+        if (!old) {
+            res = ST_NOT_FOUND;
+        } else if (item_cas(old) == cas && cas != 0) {
+            break;
+        } else if (set_stale && cas != 0 && cas < item_cas(old)) {
+            /* An invalidated writer may still fill in its (older) value: it is served as
+             * stale, keeps the old TTL and any token already handed out. */
+            it->exptime = old->exptime;
+            item_flag_set(it, ITEM_STALE | (item_iflags(old) & ITEM_TOKEN));
+        } else {
+            res = ST_EXISTS;
+        }
+        break;
+    case OP_APPEND:
+    case OP_PREPEND:
+        if (!old)
+            res = ST_NOT_STORED;
+        else if (has_cas && cas != 0 && item_cas(old) != cas)
+            res = ST_EXISTS;
+        else
+            res = do_meta_concat(sh, old, it, op == OP_APPEND, hv, cas_out);
+        shard_unlock(sh);
+        return res;
+    }
+    if (res == ST_OK) {
+        if (old)
+            do_item_replace(sh, old, it, hv);
+        else
+            do_item_link(sh, it, hv);
+        *cas_out = item_cas(it);
+    }
+    shard_unlock(sh);
+    return res;
+}
+
+enum st_result storage_meta_delete(const char *key, size_t nkey, bool has_cas, uint64_t cas,
+                                   bool stale, bool set_ttl, rel_time_t ttl)
+{
+    uint64_t hv = storage_hash(key, nkey);
+    struct shard *sh = shard_of(hv);
+    enum st_result res = ST_OK;
+    shard_lock(sh);
+    struct item *it = do_item_find(sh, key, nkey, hv);
+    if (!it) {
+        res = ST_NOT_FOUND;
+    } else if (has_cas && item_cas(it) != cas) {
+        res = ST_EXISTS;
+    } else if (stale) {
+        /* Invalidate instead of delete: readers get X and the next one a fresh W. */
+        if (set_ttl)
+            it->exptime = ttl;
+        item_flag_set(it, ITEM_STALE);
+        item_flag_clear(it, ITEM_TOKEN);
+        if (stg.cfg.use_cas)
+            item_set_cas(it, storage_next_cas());
+    } else {
+        do_item_unlink(sh, it, hv);
+    }
+    shard_unlock(sh);
+    return res;
+}
+
+/* memcached's safe_strtoull on a stored value: optional leading space and sign, digits, then
+ * the end or a space; a '-' that makes the number negative as a signed value fails. */
+static bool value_u64(const char *s, size_t n, uint64_t *out)
+{
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')))
+        i++;
+    bool neg = false;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+        neg = s[i++] == '-';
+    size_t start = i;
+    uint64_t v = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (i == start || (i < n && !(s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'))))
+        return false;
+    if (neg) {
+        v = (uint64_t)0 - v;
+        if ((int64_t)v < 0)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* A new linked item holding the decimal digits of v. Lock held. */
+static struct item *do_link_number(struct shard *sh, const char *key, size_t nkey,
+                                   uint32_t flags, rel_time_t exptime, uint64_t v,
+                                   uint64_t hv, struct item *old, enum st_result *res)
+{
+    char buf[24];
+    int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    if (old)
+        item_ref(old);
+    struct item *nit = item_alloc(key, nkey, flags, exptime, (uint32_t)len, res);
+    if (nit) {
+        memcpy(item_value(nit), buf, (size_t)len);
+        if (old)
+            do_item_replace(sh, old, nit, hv);
+        else
+            do_item_link(sh, nit, hv);
+    }
+    if (old)
+        item_put(old);
+    return nit;
+}
+
+enum st_result storage_meta_arith(const char *key, size_t nkey, const struct meta_arith_args *a,
+                                  struct meta_arith_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    uint64_t hv = storage_hash(key, nkey);
+    struct shard *sh = shard_of(hv);
+    enum st_result r = ST_OK;
+    shard_lock(sh);
+    struct item *it = do_item_find(sh, key, nkey, hv);
+    struct item *nit = NULL;
+    uint64_t v;
+    if (!it) {
+        if (!a->vivify) {
+            r = ST_NOT_FOUND;
+        } else {
+            nit = do_link_number(sh, key, nkey, 0, 0, a->initial, hv, NULL, &r);
+            if (!nit) {
+                r = ST_NOT_STORED;
+            } else {
+                r = ST_OK;
+                res->created = true;
+                res->value = a->initial;
+                res->exptime = 0;
+                nit->exptime = a->vivify_exptime;
+            }
+        }
+    } else if (it->nbytes == 0) {
+        r = ST_NON_NUMERIC; /* checked before the CAS, as memcached does */
+    } else if (a->cas != 0 && item_cas(it) != a->cas) {
+        r = ST_EXISTS;
+    } else if (!value_u64(item_value(it), it->nbytes, &v)) {
+        r = ST_NON_NUMERIC;
+    } else {
+        if (a->incr)
+            v += a->delta; /* wraps at 2^64 */
+        else
+            v = v < a->delta ? 0 : v - a->delta;
+        res->exptime = it->exptime;
+        uint8_t keep = item_iflags(it) & ITEM_KEY_BINARY;
+        nit = do_link_number(sh, key, nkey, it->flags, it->exptime, v, hv, it, &r);
+        if (!nit) {
+            r = ST_NO_MEMORY;
+        } else {
+            r = ST_OK;
+            res->value = v;
+            if (keep)
+                item_flag_set(nit, ITEM_KEY_BINARY);
+        }
+    }
+    if (nit) {
+        if (a->set_ttl)
+            nit->exptime = a->ttl;
+        if (a->key_binary)
+            item_flag_set(nit, ITEM_KEY_BINARY);
+        res->cas = item_cas(nit);
+        item_put(nit);
+    }
+    shard_unlock(sh);
+    return r;
+}
+
+struct item *storage_meta_peek(const char *key, size_t nkey, unsigned *cls)
+{
+    uint64_t hv = storage_hash(key, nkey);
+    struct shard *sh = shard_of(hv);
+    shard_lock(sh);
+    struct item *it = do_item_find(sh, key, nkey, hv);
+    if (it && refs_saturated(sh, it))
+        it = NULL;
+    if (it) {
+        item_ref(it);
+        *cls = (unsigned)stg.pmeta[item_page(it)].cls + 1;
+    }
+    shard_unlock(sh);
+    return it;
+}
