@@ -325,19 +325,8 @@ static bool drain_page_now(struct slab_class *src, uint32_t pg);
  * pages then change hands often, but -m holds and stores succeed.
  * Class lock of c held; the source's is only tried.
  */
-static bool page_steal(struct slab_class *c, unsigned ci)
+static bool page_steal_from(struct slab_class *c, unsigned ci, unsigned src)
 {
-    unsigned src = stg.nclasses;
-    uint32_t most = 0;
-    for (unsigned i = 0; i < stg.nclasses; i++) {
-        uint32_t np = *(volatile uint32_t *)&stg.classes[i].npages; /* hint */
-        if (i != ci && np > most) {
-            most = np;
-            src = i;
-        }
-    }
-    if (src == stg.nclasses)
-        return false;
     struct slab_class *s = &stg.classes[src];
     if (pthread_mutex_trylock(&s->lock) != 0)
         return false;
@@ -364,6 +353,34 @@ static bool page_steal(struct slab_class *c, unsigned ci)
     return ok;
 }
 
+/* Tries the classes holding the most pages (then the most free chunks), a few of them. */
+static bool page_steal(struct slab_class *c, unsigned ci)
+{
+    if (*(volatile uint32_t *)&stg.pages_assigned < stg.npages)
+        return false; /* racy hint: page_grab just failed, so the arena is full */
+    bool tried[SLAB_MAX_CLASSES] = {false};
+    for (int attempt = 0; attempt < 4; attempt++) {
+        unsigned src = stg.nclasses;
+        uint64_t best = 0;
+        for (unsigned i = 0; i < stg.nclasses; i++) {
+            struct slab_class *s = &stg.classes[i];
+            /* hints read without the class lock; the steal rechecks under it */
+            uint64_t score = ((uint64_t)*(volatile uint32_t *)&s->npages << 32) |
+                             (*(volatile uint64_t *)&s->free_count & 0xffffffffu);
+            if (i != ci && !tried[i] && s->npages > 0 && score > best) {
+                best = score;
+                src = i;
+            }
+        }
+        if (src == stg.nclasses)
+            return false;
+        tried[src] = true;
+        if (page_steal_from(c, ci, src))
+            return true;
+    }
+    return false;
+}
+
 struct item *slab_alloc(size_t ntotal, enum st_result *res)
 {
     unsigned ci = slab_class_for(ntotal);
@@ -376,13 +393,22 @@ struct item *slab_alloc(size_t ntotal, enum st_result *res)
     struct item *it = free_pop(c);
     if (!it && page_grab(c, ci))
         it = free_pop(c);
-    if (!it && c->npages == 0 && stg.cfg.evictions && page_steal(c, ci))
+    /* A class with no page cannot evict: take one at once rather than fail until automove
+     * runs. A class whose CLOCK found nothing evictable (all in use) does the same. */
+    if (!it && c->npages == 0 && page_steal(c, ci))
         it = free_pop(c);
     if (it) {
         c->used_chunks++;
         stg.pmeta[item_page(it)].used++;
     } else {
         it = clock_evict(c);
+        if (!it && page_steal(c, ci)) {
+            it = free_pop(c);
+            if (it) {
+                c->used_chunks++;
+                stg.pmeta[item_page(it)].used++;
+            }
+        }
     }
     if (!it) {
         c->outofmemory++;
