@@ -5,7 +5,8 @@ A case is a name and a list of steps run on one fresh connection. After each sen
 runner appends a `version\r\n` sentinel and reads until its VERSION line (or the connection
 closes), so each step's reply is delimited. In step bytes:
   {p}    is replaced by the case's private key prefix (PLEN bytes), so cases never share keys;
-  {cas}  by the newest CAS value this connection has seen (from gets/gats), {cas1} the first.
+  {cas}  by the newest CAS value this connection has seen (from gets/gats), {cas1} the first;
+  {now+N} by the unix time N seconds from now (absolute exptimes).
 Step kinds:
   b"..."              send in one write
   Sleep(s)            wait s seconds (expiry cases)
@@ -352,6 +353,47 @@ case("large-fits-chunks",
      Chunks([b"set {p}a 0 0 500000\r\n" + b"a" * 100000, b"b" * 200000, b"c" * 200000 + b"\r",
              b"\nget {p}a\r\n"]))
 
+# ---------------------------------------------------------------- odd corners
+case("odd-gat-noreply-key", setv(b"noreply", b"nr") + b"gat 10 {p}a noreply\r\n")
+case("odd-verbosity-3", b"verbosity 1 2 3\r\nverbosity 1 noreply x\r\n")
+case("odd-version-noreply", b"version noreply\r\n")
+case("odd-quit-noreply", MayClose(b"quit noreply\r\n"))
+case("odd-flush-values", b"flush_all 0 0\r\nflush_all -2\r\n", group="flush")
+case("odd-flush-absolute-past", setv(b"{p}a", b"v") + b"flush_all 2592001\r\nget {p}a\r\n",
+     group="flush")
+case("odd-flush-overflow", setv(b"{p}a", b"v") + b"flush_all 99999999999999999999\r\nget {p}a\r\n",
+     group="flush")
+case("odd-incr-double-space", setv(b"{p}a", b"1") + b"incr {p}a  1\r\nincr  {p}a 1\r\nget {p}a\r\n")
+case("odd-touch-zero", b"set {p}a 0 100 1\r\nv\r\ntouch {p}a 0\r\nget {p}a\r\n")
+case("odd-cas-leading-zeros", setv(b"{p}a", b"v") + b"gets {p}a\r\n",
+     b"cas {p}a 0 0 1 000{cas}\r\nw\r\nget {p}a\r\n")
+case("odd-bytes-leading-zeros", b"set {p}a 00 0 01\r\nx\r\nget {p}a\r\n")
+case("odd-flags-long-zeros", b"set {p}a 0000000000000000000001 0 1\r\nx\r\nget {p}a\r\n")
+case("odd-data-cr-cr", b"set {p}a 0 0 1\r\n\r\r\nget {p}a\r\n")
+case("odd-exptime-int-min", b"set {p}a 0 -2147483648 1\r\nx\r\nget {p}a\r\n")
+case("odd-exptime-int-max", b"set {p}a 0 2147483647 1\r\nx\r\nget {p}a\r\n")
+case("odd-exptime-overflow", b"set {p}a 0 99999999999999999999 1\r\nx\r\nget {p}a\r\n")
+case("odd-exptime-2p32", b"set {p}a 0 4294967296 1\r\nx\r\nget {p}a\r\n")
+case("odd-gat-overflow", setv(b"{p}a", b"v") + b"gat 99999999999999999999 {p}a\r\nget {p}a\r\n")
+case("odd-touch-overflow", setv(b"{p}a", b"v") + b"touch {p}a 99999999999999999999\r\nget {p}a\r\n")
+case("odd-delete-0-0", setv(b"{p}a", b"v") + b"delete {p}a 0 0\r\nget {p}a\r\n")
+case("odd-key-250-everywhere", setv(key(250), b"5") + b"gets " + key(250) + b"\r\n"
+     + b"incr " + key(250) + b" 1\r\ntouch " + key(250) + b" 100\r\ngat 100 " + key(250)
+     + b"\r\ndelete " + key(250) + b"\r\n")
+case("odd-empty-key-set", b"set  0 0 1\r\nx\r\n")
+case("odd-nul-in-key", b"set {p}a\x00b 0 0 1\r\nx\r\nget {p}a\x00b\r\nget {p}a\r\n")
+case("odd-noreply-alone", b"noreply\r\n")
+case("odd-cas-noreply-no-unique", b"cas {p}a 0 0 1 noreply\r\nx\r\n")
+case("odd-incr-noreply-garbage", setv(b"{p}a", b"1") + b"incr {p}a 1 noreply garbage\r\nget {p}a\r\n")
+case("odd-set-cr-before-crlf", b"set {p}a 0 0 1\r\r\nx\r\nget {p}a\r\n")
+case("odd-incr-2p63", setv(b"{p}a", b"9223372036854775807") + b"incr {p}a 1\r\nincr {p}a 1\r\n"
+     b"decr {p}a 1\r\nget {p}a\r\n")
+case("odd-huge-multiget-output", setv(b"{p}a", b"H" * 100000)
+     + b"get " + b" ".join([b"{p}a"] * 60) + b"\r\n")
+case("odd-get-24-and-25-tokens", setv(b"{p}a", b"v") + b"get " + b" ".join([b"{p}a"] * 23) + b"\r\n"
+     + b"get " + b" ".join([b"{p}a"] * 24) + b"\r\n" + b"get " + b" ".join([b"{p}a"] * 25) + b"\r\n")
+case("odd-set-24-tokens", b"set {p}a 0 0 1 " + b" ".join([b"x"] * 20) + b"\r\nx\r\nget {p}a\r\n")
+
 # ---------------------------------------------------------------- connection-level
 case("quit", MayClose(b"quit\r\n"))
 case("quit-arg", MayClose(b"quit foo\r\n"))
@@ -410,6 +452,9 @@ case("expire-gat-shortens", b"set {p}a 0 100 1\r\nx\r\ngats 2 {p}a\r\n", Sleep(3
 case("expire-then-add-append", b"set {p}a 0 2 1\r\n1\r\nset {p}b 0 2 1\r\n2\r\n", Sleep(3.1),
      setv(b"{p}a", b"x", cmd=b"append") + setv(b"{p}b", b"y", cmd=b"add")
      + b"incr {p}a 1\r\ndelete {p}a\r\nget {p}b\r\n")
+case("expire-absolute", b"set {p}a 0 {now+3} 1\r\nx\r\nset {p}b 0 {now+100} 1\r\ny\r\n"
+     b"set {p}c 0 100 1\r\nz\r\ntouch {p}c {now+3}\r\nget {p}a {p}b {p}c\r\n", Sleep(4.1),
+     b"get {p}a {p}b {p}c\r\n")
 case("expire-cas-replace", b"set {p}a 0 2 1\r\n1\r\ngets {p}a\r\n", Sleep(3.1),
      b"cas {p}a 0 0 1 {cas}\r\nx\r\n" + setv(b"{p}a", b"y", cmd=b"replace") + b"get {p}a\r\n")
 
@@ -434,6 +479,8 @@ case("flush-all-then-ops", setv(b"{p}a", b"1") + b"flush_all\r\nincr {p}a 1\r\nt
 case("flush-all-delay", setv(b"{p}a", b"v") + b"flush_all 4\r\nget {p}a\r\n", Sleep(0.3),
      setv(b"{p}b", b"w") + b"get {p}a {p}b\r\n", Sleep(4.5), b"get {p}a {p}b\r\n"
      + setv(b"{p}c", b"after") + b"get {p}c\r\n", group="flush")
+case("flush-all-absolute-future", setv(b"{p}a", b"v") + b"flush_all {now+4}\r\nget {p}a\r\n",
+     Sleep(5.1), b"get {p}a\r\n", group="flush")
 case("flush-all-uppercase", b"FLUSH_ALL\r\n", group="flush")
 
 # ---------------------------------------------------------------- stats replies compared as bytes

@@ -81,11 +81,18 @@ class Link:
     def read_until_versions(self, n, quiet=QUIET):
         """Reads until n VERSION lines have come (the last at the very end), EOF, or quiet."""
         buf = b""
+        seen, pos = 0, 0        # VERSION lines counted in buf[:pos] (pos: after a newline)
         self.sock.settimeout(quiet)
         try:
             while True:
-                if n > 0 and buf.endswith(b"\r\n") and len(VERSION_RE.findall(buf)) >= n:
-                    tail = buf[:-2].rsplit(b"\r\n", 1)[-1]
+                end = buf.rfind(b"\n") + 1
+                if end > pos:
+                    seen += buf.count(b"\nVERSION ", max(pos - 1, 0), end)
+                    if pos == 0 and buf.startswith(b"VERSION "):
+                        seen += 1
+                    pos = end
+                if n > 0 and seen >= n and buf.endswith(b"\r\n"):
+                    tail = buf[buf.rfind(b"\n", 0, len(buf) - 1) + 1:]
                     if tail.startswith(b"VERSION "):
                         return buf
                 try:
@@ -129,7 +136,8 @@ class Link:
 
 
 def count_version_cmds(data):
-    return len(re.findall(rb"(?:^|\n)version(?=[ \r\n])", data))
+    data = b"\n" + data
+    return sum(data.count(b"\nversion" + end) for end in (b" ", b"\r", b"\n"))
 
 
 def normalise(reply, casmap):
@@ -167,6 +175,9 @@ def normalise(reply, casmap):
 # ------------------------------------------------------------------ part A: scripted corpus
 def substitute(data, prefix, link):
     data = data.replace(b"{p}", prefix)
+    if b"{now" in data:        # absolute unix times, e.g. {now+3}
+        data = re.sub(rb"\{now([+-]\d+)\}", lambda m: b"%d" % (int(time.time()) + int(m.group(1))),
+                      data)
     if b"{cas" in data:
         seen = link.cas_seen
         data = data.replace(b"{cas}", seen[-1] if seen else b"424242")
@@ -570,8 +581,8 @@ def run_random(o, s, seed, ncmds, tally):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", default="", help="only scripted cases whose name contains this")
-    ap.add_argument("--seeds", type=int, default=6 if harness.ASAN else 20)
-    ap.add_argument("--commands", type=int, default=120 if harness.ASAN else 300)
+    ap.add_argument("--seeds", type=int, default=10 if harness.ASAN else 20)
+    ap.add_argument("--commands", type=int, default=200 if harness.ASAN else 300)
     ap.add_argument("--show", action="store_true")
     ap.add_argument("--no-random", action="store_true")
     args = ap.parse_args()
