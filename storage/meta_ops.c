@@ -298,6 +298,21 @@ enum st_result storage_meta_arith(const char *key, size_t nkey, const struct met
         else
             v = v < a->delta ? 0 : v - a->delta;
         res->exptime = it->exptime;
+        char buf[24];
+        int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+        if ((uint32_t)len <= it->nbytes &&
+            atomic_load_explicit(&it->refcount, memory_order_relaxed) == 1) {
+            /* Only the table holds it (no reply is writing from it): rewrite in place,
+             * space-padded, as memcached does; flags such as fetched are kept. */
+            memcpy(item_value(it), buf, (size_t)len);
+            memset(item_value(it) + len, ' ', it->nbytes - (uint32_t)len);
+            if (stg.cfg.use_cas)
+                item_set_cas(it, storage_next_cas());
+            item_ref(it);
+            nit = it;
+            res->value = v;
+            goto done;
+        }
         uint8_t keep = item_iflags(it) & ITEM_KEY_BINARY;
         nit = do_link_number(sh, key, nkey, it->flags, it->exptime, v, hv, it, &r);
         if (!nit) {
@@ -309,6 +324,7 @@ enum st_result storage_meta_arith(const char *key, size_t nkey, const struct met
                 item_flag_set(nit, ITEM_KEY_BINARY);
         }
     }
+done:
     if (nit) {
         if (a->set_ttl)
             nit->exptime = a->ttl;
