@@ -207,17 +207,14 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
                               .vivify = f.vivify, .vivify_exptime = f.autoviv_exptime,
                               .ttl = f.exptime, .recache_time = f.recache_time,
                               .aborted = cutoff < q->ntok};
-    bool seen_t = false;
     for (unsigned i = 2; i < cutoff; i++) {
         char c = q->tok[i].p[0];
         if (c == 'N')
-            a.vivify_ttl = true;
+            a.pos_vivify_ttl = i;
         else if (c == 'T')
-            a.set_ttl = seen_t = true;
-        else if (c == 'R') {
-            a.recache = true;
-            a.ttl_before_recache = seen_t;
-        }
+            a.pos_ttl = i;
+        else if (c == 'R')
+            a.pos_recache = i;
     }
     struct meta_get_result g;
     enum st_result res = storage_meta_get(f.key, f.nkey, &a, &g);
@@ -238,7 +235,7 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
         item_put(it);
         return meta_error(x, MSG_META_OPAQUE_LONG);
     }
-    if (a.set_ttl) {
+    if (f.new_ttl) {
         x->st->cmd_touch++;
         x->st->touch_hits++;
     } else {

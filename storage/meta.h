@@ -22,14 +22,13 @@
 struct meta_get_args {
     bool no_update;          /* u: leave fetched/atime as they are */
     bool locked;             /* h l T N R given: memcached bumps after reading, under lock */
-    bool vivify;             /* N: create an empty item on a miss ... */
-    bool vivify_ttl;         /* ... and give it vivify_exptime (N came before any bad token) */
-    rel_time_t vivify_exptime;
-    bool set_ttl;            /* T: new exptime */
-    rel_time_t ttl;
-    bool recache;            /* R: win when the remaining TTL is below recache_time */
-    rel_time_t recache_time;
-    bool ttl_before_recache; /* T preceded R on the line (R then sees the new exptime) */
+    bool vivify;             /* N: create an empty item on a miss */
+    /* Positions on the line (1-based, 0 = absent or after a bad token) of the flags that
+     * act on the item; they take effect in this order, as memcached walks them: */
+    unsigned pos_vivify_ttl; /* N: a created item gets vivify_exptime (and wins) */
+    unsigned pos_ttl;        /* T: exptime = ttl */
+    unsigned pos_recache;    /* R: win when exptime (as it is then) is below recache_time */
+    rel_time_t vivify_exptime, ttl, recache_time;
     bool aborted;            /* the reply will be an error: no tokens, no locked bump */
 };
 

@@ -62,17 +62,20 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
     /* The flags take effect in the order memcached walks them: T and N set the TTL, R
      * compares against the TTL as it is at that point. */
     bool won = false;
-    if (res->created && a->vivify_ttl) {
-        it->exptime = a->vivify_exptime;
-        won = true;
+    unsigned last = a->pos_ttl > a->pos_recache ? a->pos_ttl : a->pos_recache;
+    if (a->pos_vivify_ttl > last)
+        last = a->pos_vivify_ttl;
+    for (unsigned pos = 1; pos <= last; pos++) {
+        if (pos == a->pos_vivify_ttl && res->created) {
+            it->exptime = a->vivify_exptime;
+            won = true;
+        } else if (pos == a->pos_ttl) {
+            it->exptime = a->ttl;
+        } else if (pos == a->pos_recache && !(fl & ITEM_TOKEN) && !res->created &&
+                   it->exptime != 0 && it->exptime < a->recache_time) {
+            won = true;
+        }
     }
-    if (a->set_ttl && a->ttl_before_recache)
-        it->exptime = a->ttl;
-    if (a->recache && !(fl & ITEM_TOKEN) && !res->created && it->exptime != 0 &&
-        it->exptime < a->recache_time)
-        won = true;
-    if (a->set_ttl && !a->ttl_before_recache)
-        it->exptime = a->ttl;
 
     if (a->aborted) {
         /* memcached bumps before reading unless it had to lock for h l T N R */
