@@ -130,7 +130,7 @@ fi
 wait "$vpid"; rc=$?
 trap - EXIT
 
-grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable|All heap blocks' "$log" | sed 's/^==[0-9]*== *//'
+grep -E 'ERROR SUMMARY|total heap usage|definitely lost|indirectly lost|possibly lost|still reachable|All heap blocks' "$log" | sed 's/^==[0-9]*== *//'
 fail=0
 [ $wrc -eq 0 ] || { echo "valgrind: workload failed (exit $wrc)"; fail=1; }
 [ $rc -eq 0 ] || { echo "valgrind: exit status $rc (99 = memcheck errors or leaks; else cached's own)"; fail=1; }
