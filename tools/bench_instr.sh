@@ -105,7 +105,7 @@ for name in $SERVERS; do
       # the event loop) show as ~100% and are skipped
       callgrind_annotate --inclusive=no --threshold=100 "$DIR/cg.out.$VPID.$n-$wt" 2>/dev/null |
         grep -E '^ *[0-9,]+ \( *[0-9.]+%\)  ' | grep -v -E 'PROGRAM TOTALS|\((99|100)\.[0-9]+%\)' |
-        head -n "$TOP" | sed 's/^/    /'
+        head -n "$TOP" | sed 's/^/    /' || true # head closes the pipe early
     fi
   done
   kill "$VPID"
