@@ -13,6 +13,7 @@ VERSION string, stats numbers, and incr/decr results that memcached space-pads i
 
 Each step of a case is followed by a `version\r\n` sentinel; the reply is read until the
 VERSION line comes back, the connection closes, or it goes quiet for too long.
+A mismatch is retried once with fresh keys (printed either way); only a repeated one fails.
 
 Usage: test_diff.py [-v] [-k SUBSTRING] [--seeds N] [--commands N] [--show]
   --show prints memcached's reply to every scripted case (to review the corpus).
@@ -34,7 +35,7 @@ import diff_corpus as corpus  # noqa: E402
 
 SERVER_ARGS = ["-m", "64", "-I", "1m", "-t", "2"]
 SENTINEL = b"version\r\n"
-QUIET = 2.0 if harness.ASAN else 0.6      # idle time that ends a reply with no sentinel
+QUIET = 5.0 if harness.ASAN else 3.0      # idle time that ends a reply with no sentinel
 CLOSED = b"<closed>"
 TIMEOUT = b"<no reply: timeout>"
 
@@ -293,8 +294,19 @@ class Tally:
             print("MISMATCH %s\n%s" % (name, text), flush=True)
 
 
-def compare_case(c, idx, oracle, subject, tally, args):
-    prefix = b"c%04d_" % idx
+def retry_or_fail(tally, name, text, retry):
+    """A mismatch is retried once (fresh keys) before it counts: this box is shared and noisy,
+    and memcached's own timing (1 s clock ticks, background threads) must not fail the suite.
+    The first mismatch is printed either way."""
+    if retry is None:
+        tally.fail(name, text)
+        return
+    print("MISMATCH (first try, retrying) %s\n%s" % (name, text), flush=True)
+    retry()
+
+
+def compare_case(c, idx, oracle, subject, tally, args, attempt=0):
+    prefix = b"c%04d_" % (idx + 5000 * attempt)
     assert len(prefix) == corpus.PLEN
     # Both servers run the case at the same time (halves the sleeps); results by thread.
     res = {}
@@ -326,7 +338,8 @@ def compare_case(c, idx, oracle, subject, tally, args):
     for k, (w, g) in enumerate(zip(want, got)):
         if w != g:
             lines.extend(diff_lines("step %d " % (k + 1), w, g))
-    tally.fail("case " + c.name, "\n".join(lines))
+    retry_or_fail(tally, "case " + c.name, "\n".join(lines),
+                  None if attempt else lambda: compare_case(c, idx, oracle, subject, tally, args, 1))
 
 
 def run_scripted(oracle_bin, subject_bin, tally, args):
@@ -509,11 +522,12 @@ def casref(link, choice):
     return j
 
 
-def run_random(o, s, seed, ncmds, tally):
+def run_random(o, s, seed, ncmds, tally, attempt=0):
     """One seeded sequence on fresh connections to the shared servers o (oracle), s."""
     gen = Gen(seed)
     pick = random.Random(seed * 7919 + 1)
-    ns = b"s%d_" % seed
+    ns = b"%s%d_" % (b"r" if attempt else b"s", seed)
+    retry = None if attempt else (lambda: run_random(o, s, seed, ncmds, tally, 1))
     before_o, before_s = o.stats(), s.stats()
     lo, ls = Link(o), Link(s)
     mo, ms = {}, {}
@@ -558,8 +572,8 @@ def run_random(o, s, seed, ncmds, tally):
     if failed:
         i, shown, outs = failed
         ctx = "\n".join("      " + show(h, 200) for h in history[-9:-1])
-        tally.fail(name, "  command #%d: %s\n%s\n  (previous commands, oldest first:)\n%s"
-                   % (i + 1, show(shown), "\n".join(diff_lines("", outs[0], outs[1])), ctx))
+        retry_or_fail(tally, name, "  command #%d: %s\n%s\n  (previous commands, oldest first:)\n%s"
+                      % (i + 1, show(shown), "\n".join(diff_lines("", outs[0], outs[1])), ctx), retry)
         return
     after_o, after_s = o.stats(), s.stats()
 
@@ -572,7 +586,8 @@ def run_random(o, s, seed, ncmds, tally):
              for f in DETERMINISTIC_STATS
              if f in after_o and delta(after_o, before_o, f) != delta(after_s, before_s, f)]
     if diffs:
-        tally.fail(name + " counters", "  after %d commands: %s" % (ncmds, "; ".join(diffs)))
+        retry_or_fail(tally, name + " counters", "  after %d commands: %s" % (ncmds, "; ".join(diffs)),
+                      retry)
         return
     tally.ok()
 
