@@ -418,6 +418,8 @@ case("long-gets-split", setv(b"{p}k5", b"five"),
 case("long-gat-split", setv(b"{p}k5", b"five"),
      MayClose(b"gat 0 " + b" ".join(b"{p}k%d" % i for i in range(600))), b"\r\n")
 case("long-multiget-many", b"get " + b" ".join(b"{p}key%d" % i for i in range(3000)) + b"\r\n")
+case("long-multiget-200kb", setv(b"{p}key77", b"x")
+     + b"get " + b" ".join(b"{p}key%d" % i for i in range(20000)) + b"\r\n")
 case("pipelined-batch", b"".join(setv(b"{p}k%d" % i, b"v%d" % i, i) for i in range(100))
      + b"".join(b"get {p}k%d\r\n" % i for i in range(0, 100, 7))
      + b"".join(b"delete {p}k%d\r\n" % i for i in range(0, 100, 3))
