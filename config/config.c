@@ -677,9 +677,10 @@ static int load_file(struct cfg *c, struct src *src, const char *path, FILE *err
     unsigned lineno = 0;
     int rc = 0;
     errno = 0;
-    while (getline(&line, &cap, f) >= 0) {
+    ssize_t got;
+    while ((got = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        if (strlen(line) != strcspn(line, "\n") + (strchr(line, '\n') ? 1 : 0)) {
+        if (strlen(line) != (size_t)got) {
             err_line(err, "%s:%u: NUL byte in line", path, lineno);
             rc = CFG_EXIT_CONFIG;
             break;
@@ -844,7 +845,14 @@ static void report_getopt_error(int ch, char **argv, FILE *err)
             err_line(err, "option -%c needs a value", optopt);
         return;
     }
-    if (optopt != 0 && strncmp(arg, "--", 2) != 0) {
+    /* glibc sets optopt to 0 for an unknown or ambiguous long option, to the option's value
+     * for a long option given a value it does not take (--help=1), and to the character for
+     * an unknown short one. (argv[optind - 1] is not the culprit inside "-vx".) */
+    if (optopt == 'h' || optopt == 'V') {
+        err_line(err, "option --%s takes no value", optopt == 'h' ? "help" : "version");
+        return;
+    }
+    if (optopt != 0) {
         for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
             if (unsupported[i].flag == optopt) {
                 err_line(err, "option -%c (memcached's %s) is not supported by cached", optopt,
@@ -852,7 +860,10 @@ static void report_getopt_error(int ch, char **argv, FILE *err)
                 return;
             }
         }
-        err_line(err, "unknown option -%c (see cached --help)", optopt);
+        if (isprint(optopt))
+            err_line(err, "unknown option -%c (see cached --help)", optopt);
+        else
+            err_line(err, "unknown option (see cached --help)");
         return;
     }
     /* A long option: unknown, ambiguous, or given a value it does not take. */
@@ -865,10 +876,6 @@ static void report_getopt_error(int ch, char **argv, FILE *err)
     }
     memcpy(word, name, len);
     word[len] = '\0';
-    if (strcmp(word, "help") == 0 || strcmp(word, "version") == 0) {
-        err_line(err, "option --%s takes no value", word);
-        return;
-    }
     char matches[256] = "";
     size_t nmatch = 0;
     for (size_t i = 0; i < NDESC + 5; i++) {
@@ -1091,6 +1098,27 @@ static bool same_value(const struct cfg *a, const struct cfg *b, const struct cf
     return strcmp(va, vb) == 0;
 }
 
+static void copy_value(struct cfg *dst, const struct cfg *from, const struct cfg_desc *d)
+{
+    const void *p = cfield_of(from, d);
+    switch (d->type) {
+    case CFG_BOOL:
+        *(bool *)field_of(dst, d) = *(const bool *)p;
+        break;
+    case CFG_UINT:
+    case CFG_SIZE:
+        *(uint64_t *)field_of(dst, d) = *(const uint64_t *)p;
+        break;
+    case CFG_DOUBLE:
+        *(double *)field_of(dst, d) = *(const double *)p;
+        break;
+    case CFG_STR:
+    case CFG_LIST:
+        set_str(field_of(dst, d), xstrdup(*(char *const *)p));
+        break;
+    }
+}
+
 int cfg_reload(struct cfg *c, FILE *log)
 {
     if (c->config_file == NULL) {
@@ -1102,6 +1130,13 @@ int cfg_reload(struct cfg *c, FILE *log)
     struct src src = {0};
     cfg_init(&n);
     int rc = load_file(&n, &src, c->config_file, log);
+    /* Check the combination the process would run with: the command line's values too. */
+    for (size_t i = 0; rc == 0 && i < NDESC; i++) {
+        if (((c->cmdline_set >> i) & 1) == 0)
+            continue;
+        copy_value(&n, c, &descs[i]);
+        src.kind[i] = SRC_ARGV;
+    }
     if (rc == 0)
         rc = cross_check(&n, &src, c->config_file, log) ? CFG_EXIT_CONFIG : 0;
     if (rc != 0) {

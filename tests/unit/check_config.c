@@ -522,6 +522,17 @@ END_TEST
 
 /* ---- the config file format ---- */
 
+START_TEST(test_file_nul_byte)
+{
+    FILE *f = fopen(conf("%s", ""), "w");
+    fwrite("port = 5\nthreads = 2\0junk\n", 1, 26, f);
+    fclose(f);
+    ck_assert_int_eq(PARSE("--config", conf_path), CFG_EXIT_CONFIG);
+    ERR_HAS(":2: NUL byte in line");
+    ONE_LINE();
+}
+END_TEST
+
 START_TEST(test_file_format)
 {
     const char *f = conf("# a comment\n"
@@ -565,6 +576,8 @@ static const struct bad_case bad[] = {
     {{"--zzzzzzzz"}, NULL, CFG_EXIT_USAGE, "unknown option '--zzzzzzzz'\n"},
     {{"--disable"}, NULL, CFG_EXIT_USAGE, "ambiguous option '--disable' (could be"},
     {{"-x"}, NULL, CFG_EXIT_USAGE, "unknown option -x"},
+    {{"--port=5", "-vx"}, NULL, CFG_EXIT_USAGE, "unknown option -x (see cached --help)"},
+    {{"--version=2"}, NULL, CFG_EXIT_USAGE, "option --version takes no value"},
     {{"-S"}, NULL, CFG_EXIT_USAGE, "option -S (memcached's SASL) is not supported"},
     {{"-p"}, NULL, CFG_EXIT_USAGE, "option -p needs a value"},
     {{"--port"}, NULL, CFG_EXIT_USAGE, "option --port needs a value"},
@@ -798,6 +811,14 @@ END_TEST
 
 START_TEST(test_reload_cmdline_wins)
 {
+    /* The file is checked together with the command line's values, as at startup. */
+    const char *g = conf("max_item_size = 128m\n");
+    ck_assert_int_eq(PARSE("--config", g, "-m", "1024"), 0);
+    conf("max_item_size = 256m\nidle_timeout = 3\n");
+    ck_assert_int_eq(reload(), 0);
+    ck_assert_uint_eq(C.idle_timeout, 3);
+    fresh();
+
     const char *f = conf("verbose = 1\n");
     ck_assert_int_eq(PARSE("--config", f, "-vv"), 0);
     ck_assert_uint_eq(C.verbose, 2);
@@ -958,6 +979,7 @@ static Suite *config_suite(void)
         {"udp_compat", test_udp_compat, 0},
         {"precedence", test_precedence, 0},
         {"file_format", test_file_format, 0},
+        {"file_nul_byte", test_file_nul_byte, 0},
         {"bad_input", test_bad_input, (int)NBAD},
         {"help", test_help, 0},
         {"version", test_version, 0},
