@@ -134,8 +134,8 @@ enum cmd_result proto_meta_me(struct proto_ctx *x, int arg)
         key = keybuf;
     }
     x->st->cmd_meta++;
-    unsigned cls = 0;
-    struct item *it = storage_meta_peek(key, nkey, &cls);
+    struct meta_peek pk;
+    struct item *it = storage_meta_peek(key, nkey, &pk);
     if (!it) {
         reply_add(x->r, "EN\r\n", 4);
         return CMD_DONE;
@@ -143,7 +143,7 @@ enum cmd_result proto_meta_me(struct proto_ctx *x, int arg)
     rel_time_t now = clock_now();
     struct line l;
     line_start(&l, "ME ");
-    if (item_iflags(it) & ITEM_KEY_BINARY) {
+    if (pk.iflags & ITEM_KEY_BINARY) {
         l.p += meta_base64_encode((const unsigned char *)item_key(it), it->nkey, l.p);
     } else {
         memcpy(l.p, item_key(it), it->nkey);
@@ -151,10 +151,10 @@ enum cmd_result proto_meta_me(struct proto_ctx *x, int arg)
     }
     /* memcached prints exp as now - exptime (negative while the item lives) and size/cls
      * of its own layout; ours are cached's item size and slab class. */
-    int exp = it->exptime == 0 ? -1 : (int)(now - it->exptime);
+    int exp = pk.exptime == 0 ? -1 : (int)(now - pk.exptime);
     l.p += snprintf(l.p, 128, " exp=%d la=%llu cas=%llu fetch=%s cls=%u size=%zu", exp,
-                    (unsigned long long)(now - it->atime), (unsigned long long)item_cas(it),
-                    (item_iflags(it) & ITEM_FETCHED) ? "yes" : "no", cls, item_total_size(it));
+                    (unsigned long long)(now - pk.atime), (unsigned long long)pk.cas,
+                    (pk.iflags & ITEM_FETCHED) ? "yes" : "no", pk.cls, item_total_size(it));
     item_put(it);
     line_end(&l, x, false);
     return CMD_DONE;
@@ -268,7 +268,7 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
                 line_flag_u64(&l, 't', (uint32_t)(exptime - now)); /* u32 as memcached */
             }
             break;
-        case 'c': line_flag_u64(&l, 'c', item_cas(it)); break;
+        case 'c': line_flag_u64(&l, 'c', g.cas); break;
         case 'f': line_flag_u64(&l, 'f', it->flags); break;
         case 'l': line_flag_u64(&l, 'l', (uint32_t)(now - g.atime)); break;
         case 'h': line_flag_u64(&l, 'h', g.fetched ? 1 : 0); break;

@@ -41,6 +41,7 @@ struct meta_get_result {
     bool fetched;             /* h: fetched before this request */
     rel_time_t atime;         /* last access before this request (l) */
     rel_time_t exptime;       /* exptime before T/N of this request (t shows it in order) */
+    uint64_t cas;             /* read under the lock: md I changes it in place */
 };
 
 /* ST_OK (res->it set), ST_NOT_FOUND, or ST_NO_MEMORY when the item's reference count is
@@ -96,6 +97,14 @@ enum st_result storage_meta_arith(const char *key, size_t nkey, const struct met
 
 /* ---- me ---- */
 
+/* What `me` shows of an item, read under its shard lock. */
+struct meta_peek {
+    rel_time_t exptime, atime;
+    uint64_t cas;
+    uint8_t iflags;
+    unsigned cls;    /* slab class id (memcached numbers them from 1) */
+};
+
 /* The live item for key, referenced, without marking it fetched or touching its atime; NULL
- * on a miss. *cls receives its slab class id (memcached numbers them from 1). */
-struct item *storage_meta_peek(const char *key, size_t nkey, unsigned *cls);
+ * on a miss. */
+struct item *storage_meta_peek(const char *key, size_t nkey, struct meta_peek *out);

@@ -91,6 +91,7 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
     if (won)
         item_flag_set(it, ITEM_TOKEN);
     res->won = won;
+    res->cas = item_cas(it);
     if (!a->no_update)
         bump(it);
     shard_unlock(sh);
@@ -340,7 +341,7 @@ done:
     return r;
 }
 
-struct item *storage_meta_peek(const char *key, size_t nkey, unsigned *cls)
+struct item *storage_meta_peek(const char *key, size_t nkey, struct meta_peek *out)
 {
     uint64_t hv = storage_hash(key, nkey);
     struct shard *sh = shard_of(hv);
@@ -350,7 +351,11 @@ struct item *storage_meta_peek(const char *key, size_t nkey, unsigned *cls)
         it = NULL;
     if (it) {
         item_ref(it);
-        *cls = (unsigned)stg.pmeta[item_page(it)].cls + 1;
+        out->exptime = it->exptime;
+        out->atime = it->atime;
+        out->cas = item_cas(it);
+        out->iflags = item_iflags(it);
+        out->cls = (unsigned)stg.pmeta[item_page(it)].cls + 1;
     }
     shard_unlock(sh);
     return it;
