@@ -1022,6 +1022,7 @@ int cfg_parse(struct cfg *c, int argc, char **argv, FILE *out, FILE *err, bool *
 {
     struct argv_ctx a;
     struct src src = {0};
+    memset(&a, 0, sizeof a);
     const char *config = NULL;
     bool help = false, version = false;
     int ch, rc = 0;
@@ -1040,7 +1041,7 @@ int cfg_parse(struct cfg *c, int argc, char **argv, FILE *out, FILE *err, bool *
             help = true;
         else if (ch == 'V')
             version = true;
-        else if (ch == OPT_CONFIG)
+        else if (ch == OPT_CONFIG && optarg != NULL) /* required_argument: never NULL */
             config = optarg;
     }
     if (optind < argc) {
@@ -1072,9 +1073,9 @@ int cfg_parse(struct cfg *c, int argc, char **argv, FILE *out, FILE *err, bool *
         int i = -1;
         if (ch >= OPT_SETTING && ch < OPT_SETTING + (int)NDESC)
             i = ch - OPT_SETTING;
-        else if (ch == 'o')
+        else if (ch == 'o' && optarg != NULL)
             rc = extended(c, &src, optarg, err);
-        else if (ch == 'U')
+        else if (ch == 'U' && optarg != NULL)
             rc = udp_port(optarg, err);
         else if (ch != OPT_CONFIG)
             i = short_index(ch);
