@@ -90,4 +90,6 @@ if [ "$rc" -ne 0 ]; then
   echo "fuzz: FAILED (exit $rc); crash inputs in $OUT/crashes/, full log $OUT/fuzz.log" >&2
   exit 1
 fi
-echo "fuzz: ${secs}s clean"
+last=$(grep -E '^#[0-9]+' "$OUT/fuzz.log" | tail -n 1)
+execs=$(sed -nE 's/^#([0-9]+).*/\1/p' <<<"$last"); cov=$(sed -nE 's/.*cov: ([0-9]+).*/\1/p' <<<"$last")
+echo "fuzz: 1 passed, 0 failed (${secs} s clean: ${execs:-?} executions, cov ${cov:-?})"
