@@ -136,6 +136,10 @@ void do_item_link(struct shard *sh, struct item *it, uint64_t hv);
 /* Unlinks it and drops the table's reference (which may free it). */
 void do_item_unlink(struct shard *sh, struct item *it, uint64_t hv);
 void do_item_replace(struct shard *sh, struct item *old, struct item *it, uint64_t hv);
+/* Replaces old by old+it (append) or it+old (prepend), keeping old's flags and exptime.
+ * ST_NOT_STORED when the result would be too large. */
+enum st_result do_item_concat(struct shard *sh, struct item *old, struct item *it, bool append,
+                              uint64_t hv, uint64_t *cas_out);
 /* Unlinks without dropping the table's reference: for eviction under a class lock. */
 void do_item_unlink_keepref(struct shard *sh, struct item *it, uint64_t hv);
 uint64_t storage_next_cas(void);

@@ -256,11 +256,21 @@ void storage_teardown(void)
 
 /* ---- items ---- */
 
+bool item_fits(size_t nkey, uint32_t flags, size_t nbytes)
+{
+    /* memcached's own accounting (48-byte header, CAS, the key's NUL, a 4-byte flags suffix
+     * when flags are set, the value's "\r\n"), so that -I admits exactly the values memcached
+     * admits: a client tuned to memcached's limit sees the same answers. Our items are smaller,
+     * so whatever fits here fits a page. */
+    size_t mc = 48 + (stg.cfg.use_cas ? 8 : 0) + nkey + 1 + (flags ? 4 : 0) + 2;
+    return nbytes <= stg.cfg.item_size_max && mc + nbytes <= stg.cfg.item_size_max;
+}
+
 struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t exptime,
                         uint32_t nbytes, enum st_result *res)
 {
     size_t ntotal = stg.header_size + nkey + (size_t)nbytes;
-    if (nkey == 0 || nkey > KEY_MAX_LENGTH || ntotal > stg.cfg.item_size_max) {
+    if (nkey == 0 || nkey > KEY_MAX_LENGTH || !item_fits(nkey, flags, nbytes)) {
         *res = ST_TOO_LARGE;
         return NULL;
     }
@@ -287,12 +297,11 @@ void item_put(struct item *it)
         slab_free(it);
 }
 
-/* Builds old+it (append) or it+old (prepend) as a new item. Shard lock held. */
-static enum st_result do_concat(struct shard *sh, struct item *old, struct item *it,
-                                bool append, uint64_t hv, uint64_t *cas_out)
+enum st_result do_item_concat(struct shard *sh, struct item *old, struct item *it, bool append,
+                              uint64_t hv, uint64_t *cas_out)
 {
     size_t nb = (size_t)old->nbytes + it->nbytes;
-    if (nb > UINT32_MAX || stg.header_size + it->nkey + nb > stg.cfg.item_size_max)
+    if (!item_fits(it->nkey, old->flags, nb))
         return ST_NOT_STORED;
     enum st_result r;
     item_ref(old); /* keeps the eviction this allocation may run off it */
@@ -342,7 +351,7 @@ enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, ui
         break;
     case OP_APPEND:
     case OP_PREPEND:
-        res = old ? do_concat(sh, old, it, op == OP_APPEND, hv, cas_out) : ST_NOT_STORED;
+        res = old ? do_item_concat(sh, old, it, op == OP_APPEND, hv, cas_out) : ST_NOT_STORED;
         shard_unlock(sh);
         return res;
     }
@@ -492,16 +501,18 @@ enum st_result storage_arith(const char *key, size_t nkey, bool incr, uint64_t d
 
 void storage_flush(rel_time_t when)
 {
+    /* memcached's rule to the letter: `when` is the new oldest_live (+1 with CAS). It is not
+     * clamped to now: an absolute time in the past arrives as 1, which leaves oldest_live 0
+     * and so flushes nothing (memcached does the same for `flush_all 2592001`). */
     rel_time_t now = clock_now();
-    rel_time_t oldest = when > now ? when : now;
     if (stg.cfg.use_cas) {
-        /* memcached: oldest_live one second back; the CAS mark separates items stored
-         * before the flush from those stored after it within the same second. */
-        if (oldest - 1 <= now)
+        /* oldest_live one second back; the CAS mark separates items stored before the flush
+         * from those stored after it within the same second. */
+        if (when - 1 <= now)
             atomic_store(&stg.oldest_cas, atomic_load(&stg.cas_next));
-        atomic_store(&stg.oldest_live, oldest - 1);
+        atomic_store(&stg.oldest_live, when - 1);
     } else {
-        atomic_store(&stg.oldest_live, oldest);
+        atomic_store(&stg.oldest_live, when);
     }
 }
 

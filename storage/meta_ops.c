@@ -98,33 +98,6 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
     return ST_OK;
 }
 
-/* Builds old+it (append) or it+old (prepend) as a new item replacing old. Lock held. */
-static enum st_result do_meta_concat(struct shard *sh, struct item *old, struct item *it,
-                                     bool append, uint64_t hv, uint64_t *cas_out)
-{
-    size_t nb = (size_t)old->nbytes + it->nbytes;
-    if (nb > UINT32_MAX || stg.header_size + it->nkey + nb > stg.cfg.item_size_max)
-        return ST_NOT_STORED;
-    enum st_result r;
-    item_ref(old); /* keeps it alive through an eviction this allocation may run */
-    struct item *nit = item_alloc(item_key(it), it->nkey, old->flags, old->exptime,
-                                  (uint32_t)nb, &r);
-    if (!nit) {
-        item_put(old);
-        return r == ST_TOO_LARGE ? ST_NOT_STORED : r;
-    }
-    const struct item *first = append ? old : it, *second = append ? it : old;
-    memcpy(item_value(nit), item_value(first), first->nbytes);
-    memcpy(item_value(nit) + first->nbytes, item_value(second), second->nbytes);
-    if ((item_iflags(old) | item_iflags(it)) & ITEM_KEY_BINARY)
-        item_flag_set(nit, ITEM_KEY_BINARY);
-    do_item_replace(sh, old, nit, hv);
-    *cas_out = item_cas(nit);
-    item_put(old);
-    item_put(nit);
-    return ST_OK;
-}
-
 enum st_result storage_meta_store(struct item *it, enum store_op op, bool has_cas, uint64_t cas,
                                   bool set_stale, bool key_binary, uint64_t *cas_out)
 {
@@ -171,7 +144,7 @@ enum st_result storage_meta_store(struct item *it, enum store_op op, bool has_ca
         else if (has_cas && cas != 0 && item_cas(old) != cas)
             res = ST_EXISTS;
         else
-            res = do_meta_concat(sh, old, it, op == OP_APPEND, hv, cas_out);
+            res = do_item_concat(sh, old, it, op == OP_APPEND, hv, cas_out);
         shard_unlock(sh);
         return res;
     }

@@ -61,6 +61,9 @@ void storage_teardown(void);
 struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t exptime,
                         uint32_t nbytes, enum st_result *res);
 void item_put(struct item *it);
+/* Whether an item of this key length, flags and value length is within -I, counted as memcached
+ * counts it, so the same values fit as in memcached. */
+bool item_fits(size_t nkey, uint32_t flags, size_t nbytes);
 
 /*
  * Stores it by op. For OP_CAS, cas is the value the client sent. On ST_OK, *cas_out (if not
@@ -89,8 +92,10 @@ enum st_result storage_delete(const char *key, size_t nkey, uint64_t cas);
 enum st_result storage_arith(const char *key, size_t nkey, bool incr, uint64_t delta,
                              uint64_t *value, uint64_t *cas_out);
 
-/* flush_all: every item stored at or before `when` (a rel_time_t) is invalid from `when` on.
- * O(1); the items are reclaimed lazily and by the sweeper. */
+/* flush_all: `when` is clock_now() for an immediate flush, else clock_exptime(delay). Every
+ * item stored before `when` is invalid from `when` on (memcached's oldest_live rule, including
+ * its quirk that an absolute time in the past flushes nothing). O(1); the items are reclaimed
+ * lazily and by the sweeper. */
 void storage_flush(rel_time_t when);
 
 /*
