@@ -140,6 +140,14 @@ void do_item_replace(struct shard *sh, struct item *old, struct item *it, uint64
  * ST_NOT_STORED when the result would be too large. */
 enum st_result do_item_concat(struct shard *sh, struct item *old, struct item *it, bool append,
                               uint64_t hv, uint64_t *cas_out);
+/*
+ * incr/decr of the live item it, shared by incr/decr and meta `ma`. Returns the linked item
+ * that now holds the number (it itself, rewritten in place and space-padded when the digits
+ * fit and no reply holds it, else a replacement), unreferenced: valid while the shard lock
+ * is held. NULL with *res = ST_NON_NUMERIC or ST_NO_MEMORY. *value gets the new number.
+ */
+struct item *do_item_arith(struct shard *sh, struct item *it, bool incr, uint64_t delta,
+                           uint64_t hv, uint64_t *value, enum st_result *res);
 /* Unlinks without dropping the table's reference: for eviction under a class lock. */
 void do_item_unlink_keepref(struct shard *sh, struct item *it, uint64_t hv);
 uint64_t storage_next_cas(void);

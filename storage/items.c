@@ -15,6 +15,8 @@
 
 #include <stdio.h>
 
+#include "storage/meta.h" /* ITEM_KEY_BINARY, kept across incr/decr */
+
 struct storage_globals stg;
 _Thread_local struct shard *tl_held_shard;
 
@@ -336,8 +338,12 @@ enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, ui
     case OP_SET:
         break;
     case OP_ADD:
-        if (old)
+        if (old) {
+            /* memcached promotes the existing item (last access), not marking it fetched */
+            item_flag_set(old, ITEM_ACTIVE);
+            old->atime = clock_now();
             res = ST_NOT_STORED;
+        }
         break;
     case OP_REPLACE:
         if (!old)
@@ -461,39 +467,64 @@ static bool parse_u64(const char *s, size_t n, uint64_t *out)
     return true;
 }
 
+struct item *do_item_arith(struct shard *sh, struct item *it, bool incr, uint64_t delta,
+                           uint64_t hv, uint64_t *value, enum st_result *res)
+{
+    uint64_t v;
+    if (!parse_u64(item_value(it), it->nbytes, &v)) {
+        *res = ST_NON_NUMERIC;
+        return NULL;
+    }
+    if (incr)
+        v += delta; /* wraps at 2^64 */
+    else
+        v = v < delta ? 0 : v - delta;
+    char buf[24];
+    int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+    *res = ST_OK;
+    *value = v;
+    if ((uint32_t)len <= it->nbytes &&
+        atomic_load_explicit(&it->refcount, memory_order_relaxed) == 1) {
+        /* Only the table holds it, so no reply is being written from it: rewrite the digits
+         * in place, space-padded to the old length, as memcached does. The item keeps its
+         * fetched/stale/token bits; it gets a new CAS and counts as just used (memcached's
+         * do_item_update, which also matters to flush_all's oldest_live rule). */
+        memcpy(item_value(it), buf, (size_t)len);
+        memset(item_value(it) + len, ' ', it->nbytes - (uint32_t)len);
+        if (stg.cfg.use_cas)
+            item_set_cas(it, storage_next_cas());
+        it->atime = clock_now();
+        return it;
+    }
+    /* Longer, or a reply still holds it: a new item with just the digits (memcached too
+     * drops the item bits then), flags, exptime and a base64-given key kept. */
+    item_ref(it); /* keeps the eviction this allocation may run off it */
+    struct item *nit = item_alloc(item_key(it), it->nkey, it->flags, it->exptime, (uint32_t)len,
+                                  res);
+    if (nit) {
+        memcpy(item_value(nit), buf, (size_t)len);
+        item_flag_set(nit, item_iflags(it) & ITEM_KEY_BINARY);
+        do_item_replace(sh, it, nit, hv);
+        item_put(nit); /* the table's reference keeps it while the lock is held */
+    } else {
+        *res = ST_NO_MEMORY; /* the digits always fit; only the allocation can fail */
+    }
+    item_put(it);
+    return nit;
+}
+
 enum st_result storage_arith(const char *key, size_t nkey, bool incr, uint64_t delta,
                              uint64_t *value, uint64_t *cas_out)
 {
     uint64_t hv = storage_hash(key, nkey);
     struct shard *sh = shard_of(hv);
-    enum st_result res = ST_OK;
+    enum st_result res = ST_NOT_FOUND;
     shard_lock(sh);
     struct item *it = do_item_find(sh, key, nkey, hv);
-    uint64_t v;
-    if (!it) {
-        res = ST_NOT_FOUND;
-    } else if (!parse_u64(item_value(it), it->nbytes, &v)) {
-        res = ST_NON_NUMERIC;
-    } else {
-        if (incr)
-            v += delta; /* wraps at 2^64 */
-        else
-            v = v < delta ? 0 : v - delta;
-        char buf[24];
-        int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-        item_ref(it);
-        struct item *nit = item_alloc(key, nkey, it->flags, it->exptime, (uint32_t)len, &res);
-        if (nit) {
-            memcpy(item_value(nit), buf, (size_t)len);
-            do_item_replace(sh, it, nit, hv);
-            *value = v;
-            if (cas_out)
-                *cas_out = item_cas(nit);
-            item_put(nit);
-        } else if (res == ST_TOO_LARGE) {
-            res = ST_NO_MEMORY;
-        }
-        item_put(it);
+    if (it) {
+        struct item *nit = do_item_arith(sh, it, incr, delta, hv, value, &res);
+        if (nit && cas_out)
+            *cas_out = item_cas(nit);
     }
     shard_unlock(sh);
     return res;

@@ -115,7 +115,10 @@ enum st_result storage_meta_store(struct item *it, enum store_op op, bool has_ca
         break;
     case OP_ADD:
         if (old) {
-            bump(old); /* memcached promotes the existing item */
+            /* memcached promotes the existing item (do_item_update: last access, LRU)
+             * without marking it fetched */
+            item_flag_set(old, ITEM_ACTIVE);
+            old->atime = clock_now();
             res = ST_NOT_STORED;
         }
         break;
@@ -186,54 +189,19 @@ enum st_result storage_meta_delete(const char *key, size_t nkey, bool has_cas, u
     return res;
 }
 
-/* memcached's safe_strtoull on a stored value: optional leading space and sign, digits, then
- * the end or a space; a '-' that makes the number negative as a signed value fails. */
-static bool value_u64(const char *s, size_t n, uint64_t *out)
-{
-    size_t i = 0;
-    while (i < n && (s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r')))
-        i++;
-    bool neg = false;
-    if (i < n && (s[i] == '+' || s[i] == '-'))
-        neg = s[i++] == '-';
-    size_t start = i;
-    uint64_t v = 0;
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (i == start || (i < n && !(s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r'))))
-        return false;
-    if (neg) {
-        v = (uint64_t)0 - v;
-        if ((int64_t)v < 0)
-            return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* A new linked item holding the decimal digits of v. Lock held. */
-static struct item *do_link_number(struct shard *sh, const char *key, size_t nkey,
-                                   uint32_t flags, rel_time_t exptime, uint64_t v,
-                                   uint64_t hv, struct item *old, enum st_result *res)
+/* A new linked item holding the decimal digits of v (ma N on a miss), unreferenced: valid
+ * while the lock is held. */
+static struct item *do_link_number(struct shard *sh, const char *key, size_t nkey, uint64_t v,
+                                   uint64_t hv, enum st_result *res)
 {
     char buf[24];
     int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-    if (old)
-        item_ref(old);
-    struct item *nit = item_alloc(key, nkey, flags, exptime, (uint32_t)len, res);
+    struct item *nit = item_alloc(key, nkey, 0, 0, (uint32_t)len, res);
     if (nit) {
         memcpy(item_value(nit), buf, (size_t)len);
-        if (old)
-            do_item_replace(sh, old, nit, hv);
-        else
-            do_item_link(sh, nit, hv);
+        do_item_link(sh, nit, hv);
+        item_put(nit); /* the table's reference keeps it while the lock is held */
     }
-    if (old)
-        item_put(old);
     return nit;
 }
 
@@ -247,12 +215,11 @@ enum st_result storage_meta_arith(const char *key, size_t nkey, const struct met
     shard_lock(sh);
     struct item *it = do_item_find(sh, key, nkey, hv);
     struct item *nit = NULL;
-    uint64_t v;
     if (!it) {
         if (!a->vivify) {
             r = ST_NOT_FOUND;
         } else {
-            nit = do_link_number(sh, key, nkey, 0, 0, a->initial, hv, NULL, &r);
+            nit = do_link_number(sh, key, nkey, a->initial, hv, &r);
             if (!nit) {
                 r = ST_NOT_STORED;
             } else {
@@ -267,48 +234,16 @@ enum st_result storage_meta_arith(const char *key, size_t nkey, const struct met
         r = ST_NON_NUMERIC; /* checked before the CAS, as memcached does */
     } else if (a->cas != 0 && item_cas(it) != a->cas) {
         r = ST_EXISTS;
-    } else if (!value_u64(item_value(it), it->nbytes, &v)) {
-        r = ST_NON_NUMERIC;
     } else {
-        if (a->incr)
-            v += a->delta; /* wraps at 2^64 */
-        else
-            v = v < a->delta ? 0 : v - a->delta;
         res->exptime = it->exptime;
-        char buf[24];
-        int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-        if ((uint32_t)len <= it->nbytes &&
-            atomic_load_explicit(&it->refcount, memory_order_relaxed) == 1) {
-            /* Only the table holds it (no reply is writing from it): rewrite in place,
-             * space-padded, as memcached does; flags such as fetched are kept. */
-            memcpy(item_value(it), buf, (size_t)len);
-            memset(item_value(it) + len, ' ', it->nbytes - (uint32_t)len);
-            if (stg.cfg.use_cas)
-                item_set_cas(it, storage_next_cas());
-            item_ref(it);
-            nit = it;
-            res->value = v;
-            goto done;
-        }
-        uint8_t keep = item_iflags(it) & ITEM_KEY_BINARY;
-        nit = do_link_number(sh, key, nkey, it->flags, it->exptime, v, hv, it, &r);
-        if (!nit) {
-            r = ST_NO_MEMORY;
-        } else {
-            r = ST_OK;
-            res->value = v;
-            if (keep)
-                item_flag_set(nit, ITEM_KEY_BINARY);
-        }
+        nit = do_item_arith(sh, it, a->incr, a->delta, hv, &res->value, &r);
     }
-done:
     if (nit) {
         if (a->set_ttl)
             nit->exptime = a->ttl;
         if (a->key_binary)
             item_flag_set(nit, ITEM_KEY_BINARY);
         res->cas = item_cas(nit);
-        item_put(nit);
     }
     shard_unlock(sh);
     return r;

@@ -705,11 +705,28 @@ START_TEST(test_arith)
     ck_assert_uint_ne(cas1, cas2);
     ck_assert_int_eq(arith("n", false, 6, &v), ST_OK);
     ck_assert_uint_eq(v, 9);
-    ck_assert_int_eq(check("n", "9"), 1); /* length changed */
+    ck_assert_int_eq(check("n", "9 "), 1); /* rewritten in place, space-padded */
     struct item *it = storage_get("n", 1);
     ck_assert_uint_eq(it->flags, 7);
     ck_assert_uint_eq(it->exptime, NOW + 100);
     item_put(it);
+    /* in place: the item keeps its bits (fetched by the get above) and gets a new CAS */
+    it = storage_get("n", 1);
+    cas1 = item_cas(it);
+    item_put(it);
+    ck_assert_int_eq(storage_arith("n", 1, true, 1, &v, &cas2), ST_OK);
+    ck_assert_uint_ne(cas1, cas2);
+    ck_assert_int_eq(check("n", "10"), 1);
+    it = storage_get("n", 1);
+    ck_assert(item_iflags(it) & ITEM_FETCHED);
+    ck_assert_uint_eq(item_cas(it), cas2);
+    /* a reply still holds it: a new item, the held one unchanged */
+    ck_assert_int_eq(arith("n", false, 1, &v), ST_OK);
+    ck_assert_uint_eq(v, 9);
+    ck_assert_int_eq(memcmp(item_value(it), "10", 2), 0);
+    ck_assert_int_eq(check("n", "9"), 1);
+    item_put(it);
+    ck_assert_int_eq(set("n", "10"), ST_OK);
     ck_assert_int_eq(arith("n", false, 100, &v), ST_OK);
     ck_assert_uint_eq(v, 0);
     ck_assert_int_eq(set("n", "18446744073709551615"), ST_OK);
