@@ -45,18 +45,23 @@ def unix_ok(path, timeout=START_WAIT, proc=None):
     return False
 
 
-def pidfile_pid(path, timeout=5.0):
+def pidfile_pid(path, want=None, timeout=5.0):
+    """The pid in the pidfile; with want, waits (up to timeout) for it to become want, since a
+    restarted server may start listening a moment before it rewrites a stale pidfile."""
     deadline = time.time() + timeout
+    pid = None
     while time.time() < deadline:
         try:
             with open(path) as f:
                 text = f.read().strip()
             if text:
-                return int(text)
+                pid = int(text)
+                if want is None or pid == want:
+                    return pid
         except (OSError, ValueError):
             pass
         time.sleep(0.05)
-    return None
+    return pid
 
 
 def busy_clients(port, stop):
@@ -79,7 +84,7 @@ def tcp_cycle(ck, tmp):
     port = free_port()
     pidfile = os.path.join(tmp, "cached-tcp.pid")
     srv = Server(port=port, args=["-P", pidfile])
-    ck.eq(pidfile_pid(pidfile), srv.pid, "pidfile holds the first process's pid")
+    ck.eq(pidfile_pid(pidfile, srv.pid), srv.pid, "pidfile holds the first process's pid")
     with srv.connect() as c:
         ck.eq(c.set("k", "v"), b"STORED\r\n", "first instance serves")
     stop = threading.Event()
@@ -96,7 +101,7 @@ def tcp_cycle(ck, tmp):
     except RuntimeError as e:
         ck.check(False, "restart on the same TCP port after kill -9: %s" % e)
         return
-    ck.eq(pidfile_pid(pidfile), srv2.pid, "pidfile rewritten with the new pid")
+    ck.eq(pidfile_pid(pidfile, srv2.pid), srv2.pid, "pidfile rewritten with the new pid")
     with srv2.connect() as c:
         ck.eq(c.get("k"), None, "the restarted cache starts empty")
         ck.eq(c.set("k", "v2"), b"STORED\r\n", "restarted instance serves")
@@ -112,7 +117,7 @@ def unix_cycle(ck, tmp):
     args = ["-s", path, "-P", pidfile]
     srv = Server(args=args, wait=False)
     ck.check(unix_ok(path, proc=srv.proc), "first instance serves on the unix socket")
-    ck.eq(pidfile_pid(pidfile), srv.pid, "pidfile holds the first process's pid")
+    ck.eq(pidfile_pid(pidfile, srv.pid), srv.pid, "pidfile holds the first process's pid")
     srv.stop(sig=signal.SIGKILL)
     ck.check(os.path.exists(path), "kill -9 leaves the socket file behind (precondition)")
     ck.check(os.path.exists(pidfile), "kill -9 leaves the pidfile behind (precondition)")
@@ -122,7 +127,7 @@ def unix_cycle(ck, tmp):
         err = srv2.proc.stderr.read().decode(errors="replace")
         print("restart exited %s: %s" % (srv2.proc.returncode, err.strip()[:500]))
     ck.check(ok, "restart on the same unix socket path after kill -9 serves")
-    ck.eq(pidfile_pid(pidfile), srv2.pid, "pidfile rewritten with the new pid (unix)")
+    ck.eq(pidfile_pid(pidfile, srv2.pid), srv2.pid, "pidfile rewritten with the new pid (unix)")
     # A second kill -9 / restart cycle, to be sure it is not a one-off.
     srv2.stop(sig=signal.SIGKILL)
     srv3 = Server(args=args, wait=False)
