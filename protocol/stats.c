@@ -91,6 +91,7 @@ static void stats_general(struct proto_ctx *x)
     /* cached's own, after memcached's: the expiry sweeper and where RSS goes. */
     proto_stat_u64(r, "sweeper_runs", ss.sweeper_runs);
     proto_stat_u64(r, "sweeper_reclaimed", ss.sweeper_reclaimed);
+    proto_stat_u64(r, "ref_saturated", ss.ref_saturated);
     proto_stat_u64(r, "item_header_bytes", ss.item_header_bytes);
     proto_stat_u64(r, "total_malloced", ss.total_malloced);
     struct mem_stats ms;
@@ -163,20 +164,27 @@ static void item_class(void *arg, const struct slab_class_stats *s)
     if (s->used_chunks == 0 && s->number == 0)
         return; /* memcached lists only classes holding items */
     unsigned id = s->id;
+    /* memcached's fields whose concept cached has, in memcached's order (no HOT/WARM/COLD
+     * segments, tail repairs or crawler here). */
     reply_printf(r,
                  "STAT items:%u:number %llu\r\n"
                  "STAT items:%u:age %llu\r\n"
                  "STAT items:%u:mem_requested %llu\r\n"
                  "STAT items:%u:evicted %llu\r\n"
+                 "STAT items:%u:evicted_nonzero %llu\r\n"
+                 "STAT items:%u:evicted_time %llu\r\n"
                  "STAT items:%u:outofmemory %llu\r\n"
                  "STAT items:%u:reclaimed %llu\r\n"
                  "STAT items:%u:expired_unfetched %llu\r\n"
-                 "STAT items:%u:evicted_unfetched %llu\r\n",
+                 "STAT items:%u:evicted_unfetched %llu\r\n"
+                 "STAT items:%u:evicted_active %llu\r\n",
                  id, (unsigned long long)s->number, id, (unsigned long long)s->age, id,
                  (unsigned long long)s->mem_requested, id, (unsigned long long)s->evicted, id,
-                 (unsigned long long)s->outofmemory, id, (unsigned long long)s->reclaimed, id,
+                 (unsigned long long)s->evicted_nonzero, id, (unsigned long long)s->evicted_time,
+                 id, (unsigned long long)s->outofmemory, id, (unsigned long long)s->reclaimed, id,
                  (unsigned long long)s->expired_unfetched, id,
-                 (unsigned long long)s->evicted_unfetched);
+                 (unsigned long long)s->evicted_unfetched, id,
+                 (unsigned long long)s->evicted_active);
 }
 
 static void slab_class(void *arg, const struct slab_class_stats *s)

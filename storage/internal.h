@@ -36,6 +36,8 @@ struct slab_class {
     uint64_t used_chunks, mem_requested;
     uint64_t evicted, evicted_unfetched, evicted_active, expired_unfetched, reclaimed;
     uint64_t outofmemory;
+    uint64_t evicted_nonzero;     /* evicted items that had an exptime */
+    rel_time_t evicted_time;      /* idle seconds of the last item evicted */
     uint64_t pressure;            /* evictions + out-of-memory since automove last looked */
 } __attribute__((aligned(64)));
 

@@ -635,6 +635,7 @@ void storage_stats(struct storage_stats *out)
         out->get_flushed += sh->st.get_flushed;
         out->expired_unfetched += sh->st.expired_unfetched;
         out->sweeper_reclaimed += sh->st.sweeper_reclaimed;
+        out->ref_saturated += sh->st.ref_saturated;
         buckets += (uint64_t)1 << sh->power;
         out->hash_bytes += ((uint64_t)1 << sh->power) * sizeof(uint32_t);
         if (sh->old) {

@@ -245,6 +245,10 @@ static struct item *clock_take(struct slab_class *c, struct item *it, bool allow
                     c->evicted_unfetched++;
                 if (fl & ITEM_ACTIVE)
                     c->evicted_active++;
+                if (it->exptime != 0)
+                    c->evicted_nonzero++;
+                rel_time_t now = clock_now();
+                c->evicted_time = now > it->atime ? now - it->atime : 0;
             }
             c->mem_requested -= item_total_size(it);
             got = it;
@@ -603,6 +607,33 @@ bool storage_automove_step(void)
 
 /* ---- statistics ---- */
 
+/* Chunks examined for a class's age: bounds the time stats holds the class lock. */
+#define AGE_SCAN_MAX 65536
+
+/* Longest idle time among the linked items ahead of the CLOCK hand, the next eviction
+ * candidates (memcached reports its LRU tail's). Class lock held; atime read unlocked, a hint
+ * like the hand's own peeks. */
+static uint64_t class_age(const struct slab_class *c, rel_time_t now)
+{
+    uint64_t total = (uint64_t)c->npages * c->perslab;
+    uint64_t n = total < AGE_SCAN_MAX ? total : AGE_SCAN_MAX;
+    uint32_t pi = c->hand_page < c->npages ? c->hand_page : 0;
+    uint32_t ch = c->hand_page < c->npages ? c->hand_chunk : 0;
+    rel_time_t oldest = now;
+    for (uint64_t i = 0; i < n; i++) {
+        const struct item *it =
+            (const struct item *)(page_base(c->pages[pi]) + (size_t)ch * c->size);
+        if ((item_iflags(it) & (ITEM_FREE | ITEM_LINKED)) == ITEM_LINKED && it->atime < oldest)
+            oldest = it->atime;
+        if (++ch >= c->perslab) {
+            ch = 0;
+            if (++pi >= c->npages)
+                pi = 0;
+        }
+    }
+    return now - oldest;
+}
+
 unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats *s), void *arg)
 {
     unsigned n = 0;
@@ -626,6 +657,11 @@ unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats 
         s.expired_unfetched = c->expired_unfetched;
         s.reclaimed = c->reclaimed;
         s.outofmemory = c->outofmemory;
+        s.evicted_nonzero = c->evicted_nonzero;
+        s.evicted_time = c->evicted_time;
+        s.evicted_active = c->evicted_active;
+        if (c->npages)
+            s.age = class_age(c, clock_now());
         pthread_mutex_unlock(&c->lock);
         if (s.total_pages == 0)
             continue;
@@ -642,6 +678,8 @@ void slab_stats_reset(void)
         pthread_mutex_lock(&c->lock);
         c->evicted = c->evicted_unfetched = c->evicted_active = 0;
         c->expired_unfetched = c->reclaimed = c->outofmemory = 0;
+        c->evicted_nonzero = 0;
+        c->evicted_time = 0;
         pthread_mutex_unlock(&c->lock);
     }
 }

@@ -86,7 +86,8 @@ enum st_result storage_delete(const char *key, size_t nkey, uint64_t cas);
 
 /*
  * incr (incr=true) wraps at 2^64; decr floors at 0. On ST_OK *value is the new number; the
- * stored text is its decimal form (a new item when the length changes), flags and exptime
+ * stored text is its decimal form (in place, space-padded, when it fits and no reply holds
+ * the item; else a new item), flags and exptime
  * kept, CAS bumped. ST_NOT_FOUND, ST_NON_NUMERIC, ST_NO_MEMORY otherwise.
  */
 enum st_result storage_arith(const char *key, size_t nkey, bool incr, uint64_t delta,
@@ -118,6 +119,7 @@ struct storage_stats {
     uint64_t slabs_moved, hash_power_level, hash_bytes, hash_is_expanding;
     uint64_t sweeper_runs, sweeper_reclaimed;
     uint64_t item_header_bytes;              /* sizeof header incl. CAS when on */
+    uint64_t ref_saturated;                  /* hits answered as misses: refcount full */
 };
 void storage_stats(struct storage_stats *out);
 void storage_stats_reset(void);
@@ -129,7 +131,11 @@ struct slab_class_stats {
     uint64_t total_pages, total_chunks, used_chunks, free_chunks;
     uint64_t mem_requested; /* sum of item sizes in this class */
     uint64_t number, evicted, evicted_unfetched, expired_unfetched, reclaimed, outofmemory;
-    uint64_t age;           /* seconds since the oldest item's last access, if known */
+    uint64_t age;           /* idle seconds of the items next in line for eviction (below) */
+    uint64_t evicted_nonzero, evicted_time, evicted_active;
 };
-/* Calls fn for every class that has at least one page; returns the number of classes. */
+/* Calls fn for every class that has at least one page; returns the number of classes.
+ * age is memcached's "age of the LRU tail": the longest idle time (now - last access) among
+ * the linked items the CLOCK hand reaches next (up to 65536 chunks from the hand, so exact
+ * for a class of up to that many chunks). */
 unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats *s), void *arg);

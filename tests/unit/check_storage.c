@@ -797,6 +797,46 @@ START_TEST(test_setup_errors)
 }
 END_TEST
 
+static void slab_copy_cb(void *arg, const struct slab_class_stats *s)
+{
+    struct slab_class_stats *out = arg;
+    if (s->used_chunks > 0)
+        *out = *s;
+}
+
+START_TEST(test_class_stats)
+{
+    storage_teardown();
+    struct storage_config c = cfg_default();
+    c.mem_limit = 1u << 20; /* one page */
+    start(c);
+    ck_assert_int_eq(store("k00000", valn(100, 'a'), 100, NOW + 1000, OP_SET, 0, NULL), ST_OK);
+    struct slab_class_stats cs = {0};
+    storage_slab_stats(slab_copy_cb, &cs);
+    ck_assert_uint_eq(cs.age, 0);
+    clock_set(NOW + 7);
+    storage_slab_stats(slab_copy_cb, &cs);
+    ck_assert_uint_eq(cs.age, 7); /* idle time of the oldest item ahead of the hand */
+    uint32_t per = cs.chunks_per_page;
+    char key[32];
+    for (uint32_t i = 1; i < per; i++) {
+        snprintf(key, sizeof(key), "k%05u", i);
+        ck_assert_int_eq(store(key, valn(100, 'a'), 100, 0, OP_SET, 0, NULL), ST_OK);
+    }
+    clock_set(NOW + 10);
+    ck_assert_int_eq(store("new01", valn(100, 'b'), 100, 0, OP_SET, 0, NULL), ST_OK);
+    storage_slab_stats(slab_copy_cb, &cs);
+    ck_assert_uint_eq(cs.evicted, 1);
+    ck_assert_uint_eq(cs.evicted_nonzero, 1); /* k00000 had an exptime */
+    ck_assert_uint_eq(cs.evicted_time, 10);
+    ck_assert_uint_eq(cs.age, 3); /* the items stored at NOW + 7 are next */
+    storage_stats_reset();
+    storage_slab_stats(slab_copy_cb, &cs);
+    ck_assert_uint_eq(cs.evicted_nonzero, 0);
+    ck_assert_uint_eq(cs.evicted_time, 0);
+}
+END_TEST
+
 static Suite *storage_suite(void)
 {
     Suite *s = suite_create("storage");
@@ -807,7 +847,7 @@ static Suite *storage_suite(void)
         {"ops", {test_set_get_delete, test_add_replace_cas, test_no_cas, test_setup_errors}},
         {"slab",
          {test_class_selection, test_hard_cap, test_eviction_order, test_no_evictions,
-          test_automove}},
+          test_automove, test_class_stats}},
         {"table", {test_table_growth, test_hammer, test_hammer_growth}},
         {"refs", {test_ref_survives_delete, test_ref_concurrent_delete}},
         {"expiry", {test_expiry_rules, test_sweeper}},
