@@ -335,7 +335,7 @@ static void report(const struct bench_opts *o, struct loader *ls, double wall_s,
                (unsigned long long)o->keyspace, o->key_size, o->vmin);
         if (o->vmax != o->vmin)
             printf("-%u", o->vmax);
-        printf(" B%s\n", o->idle ? "" : "");
+        printf(" B\n");
         if (o->idle)
             printf("  idle conns  %u held open (%u failed)\n", o->idle, idle_failed);
         printf("  requests    %llu in %.2f s: %.0f req/s (gets %llu, sets %llu; %.0f keys/s)\n",
@@ -387,8 +387,12 @@ int main(int argc, char **argv)
 
     struct loader *ls = calloc(o.threads, sizeof *ls);
     pthread_t *tids = calloc(o.threads, sizeof *tids);
-    if (!ls || !tids)
+    if (!ls || !tids) {
+        free(ls);
+        free(tids);
+        free(idle_fds);
         return 2;
+    }
     uint64_t t0 = bench_now_ns();
     for (uint32_t i = 0; i < o.threads; i++) {
         struct loader *l = &ls[i];
@@ -400,7 +404,7 @@ int main(int argc, char **argv)
         l->request_quota = o.requests / o.threads + (i < o.requests % o.threads);
         if (pthread_create(&tids[i], NULL, loader_run, l) != 0) {
             fprintf(stderr, "cached-bench: pthread_create failed\n");
-            return 2;
+            exit(2); /* loaders already running: no orderly teardown to do */
         }
     }
     bool failed = false;
