@@ -413,13 +413,11 @@ int main(int argc, char **argv)
         failed |= ls[i].failed != 0;
     }
     double wall = (double)(bench_now_ns() - t0) / 1e9;
-    if (failed) {
-        fprintf(stderr, "cached-bench: a loader thread could not start (see above)\n");
-        return 2;
-    }
-    report(&o, ls, wall, idle_failed);
-
     uint64_t errors = idle_failed;
+    if (failed)
+        fprintf(stderr, "cached-bench: a loader thread could not start (see above)\n");
+    else
+        report(&o, ls, wall, idle_failed);
     for (uint32_t i = 0; i < o.threads; i++)
         errors += ls[i].st.errors;
     for (uint32_t i = 0; i < o.idle; i++)
@@ -429,5 +427,5 @@ int main(int argc, char **argv)
     free(ls);
     free(tids);
     data_teardown();
-    return errors ? 1 : 0;
+    return failed ? 2 : errors ? 1 : 0;
 }
