@@ -41,6 +41,7 @@ struct conn {
     _Atomic int state;
     bool closing;             /* close once the reply is sent */
     bool draining;            /* no more reads: run what is buffered, then closing */
+    bool drained;             /* this callback's last read found the socket empty */
     char addr[CONN_ADDR_MAX]; /* peer, "tcp:1.2.3.4:5678" */
 };
 
