@@ -24,6 +24,7 @@ struct page_meta {
     uint32_t used;     /* allocated chunks in this page */
     uint8_t cls;       /* class index (0-based) */
     uint8_t draining;  /* automove is emptying it: freed chunks stay off the free list */
+    rel_time_t since;  /* when it was given to its class (page steal leaves young pages) */
 };
 
 struct slab_class {

@@ -228,17 +228,33 @@ START_TEST(test_hard_cap)
     ck_assert_uint_gt(s.evictions, 0);
     ck_assert_uint_lt(s.curr_items, 200000);
     ck_assert_uint_le(s.bytes, 4u << 20);
-    /* more sizes in use than pages: pages change class, the cap holds */
+    /* more sizes in use than pages: pages change class (once they have stayed 2 s), the
+     * cap holds */
     storage_teardown();
     c.mem_limit = 2u << 20;
     start(c);
     for (int i = 0; i < 300; i++) {
+        clock_set(NOW + 2 * (rel_time_t)i);
         snprintf(key, sizeof(key), "key%07d", i);
         size_t n = 50 + (size_t)(i % 5) * 3000;
         ck_assert_int_eq(store(key, valn(n, 'a'), n, 0, OP_SET, 0, NULL), ST_OK);
         ck_assert_int_eq(check(key, valn(n, 'a')), 1);
         ck_assert_uint_le(stats().total_malloced, 2u << 20);
     }
+    /* young pages stay put: a size with no page borrows a larger class's chunk (up to 4x),
+     * else the store fails rather than evict a page just given */
+    storage_teardown();
+    start(c);
+    ck_assert_int_eq(store("big", valn(9000, 'a'), 9000, 0, OP_SET, 0, NULL), ST_OK);
+    ck_assert_int_eq(store("mid", valn(6000, 'a'), 6000, 0, OP_SET, 0, NULL), ST_OK);
+    ck_assert_int_eq(store("b2", valn(3000, 'a'), 3000, 0, OP_SET, 0, NULL), ST_OK);
+    ck_assert_int_eq(check("b2", valn(3000, 'a')), 1);
+    ck_assert_uint_eq(stats().total_malloced, 2u << 20); /* borrowed, no third page */
+    ck_assert_int_eq(store("tiny", "x", 1, 0, OP_SET, 0, NULL), ST_NO_MEMORY);
+    ck_assert_int_eq(check("big", valn(9000, 'a')), 1);
+    ck_assert_int_eq(check("mid", valn(6000, 'a')), 1);
+    clock_set(NOW + 2);
+    ck_assert_int_eq(store("tiny", "x", 1, 0, OP_SET, 0, NULL), ST_OK); /* steals now */
 }
 END_TEST
 
