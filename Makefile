@@ -56,8 +56,9 @@ $(BUILD)/cached-bench: $(BENCH_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# As root, cached (like memcached) will not run without a user to drop to: use nobody.
 run: deps all
-	./cached
+	@if [ "$$(id -u)" -eq 0 ]; then exec ./cached -u nobody $(ARGS); else exec ./cached $(ARGS); fi
 
 test: deps
 	@$(MAKE) --no-print-directory all
