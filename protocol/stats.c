@@ -29,7 +29,7 @@ static void stats_general(struct proto_ctx *x)
     getrusage(RUSAGE_SELF, &ru);
 
     proto_stat_u64(r, "pid", (uint64_t)getpid());
-    proto_stat_u64(r, "uptime", now);
+    proto_stat_u64(r, "uptime", clock_uptime());
     proto_stat_u64(r, "time", (uint64_t)clock_unix(now));
     proto_stat_str(r, "version", PROTO_VERSION);
     proto_stat_str(r, "libevent", event_get_version());

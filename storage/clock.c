@@ -11,9 +11,6 @@ time_t clock_process_started;
 static struct timespec clock_mono_start;
 static rel_time_t clock_base;
 
-/* memcached starts its clock this far in the past (ITEM_UPDATE_INTERVAL + 2), so that
- * rel_time 1 ("already expired") is always in the past and never 0 ("never"). */
-#define CLOCK_START_MARGIN 62
 
 void clock_setup(void)
 {

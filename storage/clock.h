@@ -14,6 +14,10 @@ typedef uint32_t rel_time_t;
 /* Longest exptime taken as relative seconds (30 days); larger values are unix times. */
 #define REALTIME_MAXDELTA (60 * 60 * 24 * 30)
 
+/* memcached starts its clock this far in the past (ITEM_UPDATE_INTERVAL + 2), so that
+ * rel_time 1 ("already expired") is always in the past and never 0 ("never"). */
+#define CLOCK_START_MARGIN 62
+
 extern _Atomic rel_time_t clock_current;  /* seconds since process_started */
 extern time_t clock_process_started;      /* unix time of rel_time 0 */
 
@@ -33,6 +37,13 @@ static inline rel_time_t clock_now(void)
  * relative; above that an absolute unix time (in the past: already expired). Returns the
  * rel_time_t to store in an item (0 = never; any value <= clock_now() is already expired). */
 rel_time_t clock_exptime(int64_t exptime);
+
+/* Whole seconds since clock_setup() (stats `uptime`). */
+static inline uint32_t clock_uptime(void)
+{
+    rel_time_t now = clock_now();
+    return now > CLOCK_START_MARGIN ? now - CLOCK_START_MARGIN : 0;
+}
 
 /* Converts a rel_time_t to unix time (for stats `time`, meta TTLs). */
 static inline int64_t clock_unix(rel_time_t t)
