@@ -16,99 +16,20 @@
 #include "protocol/stats.h"
 #include "storage/meta.h"
 #include "storage/storage.h"
+#include "proto_fixture.h"
 
 /* ------------------------------------------------------------------ a simulated connection */
-
-struct sim {
-    struct proto_conn pc;
-    struct proto_stats st;
-    struct reply r;
-    char *buf;
-    size_t start, len, cap;
-    char *out;
-    size_t outlen;
-};
-
-static struct sim S;
-
-static void sim_flush(struct sim *s)
-{
-    struct iovec *iov;
-    size_t n;
-    while ((n = reply_iov(&s->r, &iov, 1024)) > 0) {
-        size_t total = 0;
-        for (size_t i = 0; i < n; i++) {
-            s->out = realloc(s->out, s->outlen + iov[i].iov_len + 1);
-            memcpy(s->out + s->outlen, iov[i].iov_base, iov[i].iov_len);
-            s->outlen += iov[i].iov_len;
-            total += iov[i].iov_len;
-        }
-        reply_consumed(&s->r, total);
-    }
-    if (s->out)
-        s->out[s->outlen] = '\0';
-}
 
 /* Feeds bytes on the current connection; returns only the replies to them. */
 static const char *feed(const char *data, size_t len)
 {
-    struct sim *s = &S;
-    if (s->len + len > s->cap) {
-        s->cap = (s->len + len) * 2 + 64;
-        s->buf = realloc(s->buf, s->cap);
-    }
-    memcpy(s->buf + s->len, data, len);
-    s->len += len;
-    size_t before = s->outlen;
-    for (int guard = 0; guard < 1000; guard++) {
-        size_t consumed = 0, need = 0;
-        enum proto_action a = proto_process(&s->pc, &s->r, s->buf + s->start, s->len - s->start,
-                                            &consumed, &need, 1000000, (size_t)1 << 30);
-        s->start += consumed;
-        sim_flush(s);
-        if (a != PROTO_YIELD)
-            break;
-    }
-    return s->out ? s->out + before : "";
+    size_t before = S.outlen;
+    sim_feed(&S, data, len);
+    return S.out ? S.out + before : "";
 }
 
 #define FEED(lit) feed((lit), sizeof(lit) - 1)
 #define EXPECT(in, want) ck_assert_str_eq(FEED(in), want)
-
-static struct storage_config scfg;
-
-static void setup(void)
-{
-    cfg_init(&settings);
-    settings.mem_limit = 64u << 20;
-    memset(&scfg, 0, sizeof(scfg));
-    scfg.mem_limit = 64u << 20;
-    scfg.item_size_max = 1u << 20;
-    scfg.growth_factor = 1.25;
-    scfg.chunk_min = 48;
-    scfg.evictions = true;
-    scfg.use_cas = true;
-    scfg.shards = 16;
-    char err[256];
-    clock_setup();
-    clock_set(1000);
-    ck_assert_int_eq(storage_setup(&scfg, err, sizeof(err)), 0);
-    proto_setup(NULL);
-    memset(&S, 0, sizeof(S));
-    S.pc.stats = &S.st;
-    reply_init(&S.r);
-}
-
-static void teardown(void)
-{
-    reply_deinit(&S.r);
-    free(S.buf);
-    free(S.out);
-    memset(&S, 0, sizeof(S));
-    proto_teardown();
-    storage_teardown();
-    cfg_free(&settings);
-}
 
 /* ------------------------------------------------------------------ flag parser */
 
