@@ -289,10 +289,7 @@ static ssize_t conn_read(struct conn *c)
         break;
     }
     if (total > 0) {
-        struct worker *w = c->w;
-        worker_stats_lock(w);
-        w->stats.bytes_read += total;
-        worker_stats_unlock(w);
+        atomic_fetch_add_explicit(&c->w->bytes_read, total, memory_order_relaxed);
         atomic_store_explicit(&c->last_active, clock_now(), memory_order_relaxed);
     }
     return (ssize_t)total;
@@ -346,10 +343,7 @@ static int conn_flush(struct conn *c)
         total += (size_t)w;
     }
     if (total > 0) {
-        struct worker *w = c->w;
-        worker_stats_lock(w);
-        w->stats.bytes_written += total;
-        worker_stats_unlock(w);
+        atomic_fetch_add_explicit(&c->w->bytes_written, total, memory_order_relaxed);
     }
     return rc;
 }

@@ -251,6 +251,8 @@ void worker_sum_stats(struct proto_stats *out)
         struct worker *w = &workers[i];
         bool locked = stats_enter(w);
         proto_stats_add(out, &w->stats);
+        out->bytes_read += atomic_load_explicit(&w->bytes_read, memory_order_relaxed);
+        out->bytes_written += atomic_load_explicit(&w->bytes_written, memory_order_relaxed);
         if (locked)
             pthread_mutex_unlock(&w->stats_lock);
     }
@@ -286,6 +288,8 @@ void worker_reset_stats(void)
         bool locked = stats_enter(w);
         memset(&w->stats, 0, sizeof w->stats);
         w->idle_kicks = w->conn_yields = 0;
+        atomic_store_explicit(&w->bytes_read, 0, memory_order_relaxed);
+        atomic_store_explicit(&w->bytes_written, 0, memory_order_relaxed);
         if (locked)
             pthread_mutex_unlock(&w->stats_lock);
     }

@@ -9,7 +9,7 @@
  * Locks of a worker (none is ever held while taking another worker's lock of the same kind):
  *   qlock       the hand-over queue; listener and owner, per connection
  *   stats_lock  stats and the extra counters; taken by the owner around each proto_process
- *               batch and each read/write's byte count (uncontended unless `stats` runs), and
+ *               batch (uncontended unless `stats` runs), and
  *               by any thread summing or resetting. A worker already holding its own lock
  *               (the `stats` command runs inside proto_process) reads its own copy unlocked.
  *   conns_lock  the list of live connections; taken by the owner on connect/close only and
@@ -50,6 +50,9 @@ struct worker {
     struct proto_stats stats;
     uint64_t idle_kicks;      /* closed by idle_timeout */
     uint64_t conn_yields;     /* gave up the thread after -R commands */
+    /* Bumped on every read and write: relaxed atomics (one instruction, no lock) rather than
+     * stats_lock; summed into stats' bytes_read/bytes_written. */
+    _Atomic uint64_t bytes_read, bytes_written;
 
     pthread_mutex_t conns_lock;
     struct conn *conns;       /* live connections, doubly linked */
