@@ -216,14 +216,9 @@ def run(port, tag):
 
 
 def main():
-    with harness.Server() as cached, harness.Server(harness.MEMCACHED, kind="memcached") as mc:
-        rc = run(cached.port, "cached")
-        rm = run(mc.port, "memcached")
-        apichecks.compare(ck, "memcached", rm, "cached", rc, "same-as-memcached")
-        if os.environ.get("SHOW_RECORDS"):
-            for r in rm:
-                print(r)
-        ck.check(cached.proc.poll() is None, "cached still running at the end")
+    harness.compare_with_memcached(
+        ck, lambda srv, tag: run(srv.port, tag),
+        lambda rm, rc: apichecks.compare(ck, "memcached", rm, "cached", rc, "same-as-memcached"))
     ck.done()
 
 

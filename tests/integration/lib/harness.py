@@ -243,3 +243,17 @@ class Checker:
     def done(self):
         print("%s: %d passed, %d failed" % (self.name, self.passed, self.failed), flush=True)
         sys.exit(1 if self.failed or not self.passed else 0)
+
+
+def compare_with_memcached(ck, run, compare):
+    """Runs `run(server, tag)` against cached, then against Debian's memcached, each on a free
+    port; `compare(memcached_records, cached_records)` makes the assertions. SHOW_RECORDS=1
+    prints memcached's records (to write expectations from). Last, cached must still be up."""
+    with Server() as cached, Server(MEMCACHED, kind="memcached") as mc:
+        rc = run(cached, "cached")
+        rm = run(mc, "memcached")
+        compare(rm, rc)
+        if os.environ.get("SHOW_RECORDS"):
+            for r in rm:
+                print(r)
+        ck.check(cached.proc.poll() is None, "cached still running at the end")
