@@ -79,6 +79,18 @@ class Link:
             self.closed = True
             return False
 
+    def _recv(self):
+        """One read: its bytes; b"" at EOF or reset (the link is then closed); None on timeout."""
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.closed = True
+        return chunk
+
     def read_until_versions(self, n, quiet=QUIET):
         """Reads until n VERSION lines have come (the last at the very end), EOF, or quiet."""
         buf = b""
@@ -96,14 +108,10 @@ class Link:
                     tail = buf[buf.rfind(b"\n", 0, len(buf) - 1) + 1:]
                     if tail.startswith(b"VERSION "):
                         return buf
-                try:
-                    chunk = self.sock.recv(1 << 20)
-                except socket.timeout:
+                chunk = self._recv()
+                if chunk is None:
                     return buf + TIMEOUT
-                except ConnectionResetError:
-                    chunk = b""
                 if not chunk:
-                    self.closed = True
                     return buf + CLOSED
                 buf += chunk
         finally:
@@ -115,14 +123,10 @@ class Link:
         self.sock.settimeout(quiet)
         try:
             while True:
-                try:
-                    chunk = self.sock.recv(1 << 20)
-                except socket.timeout:
+                chunk = self._recv()
+                if chunk is None:
                     return buf
-                except ConnectionResetError:
-                    chunk = b""
                 if not chunk:
-                    self.closed = True
                     return buf + CLOSED
                 buf += chunk
         finally:
