@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "unit.h"
 
 static struct cfg C;
 static char *out_txt, *err_txt;
@@ -1005,11 +1006,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(config_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int run_n = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    printf("check_config: %d passed, %d failed\n", run_n - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(config_suite(), "check_config");
 }

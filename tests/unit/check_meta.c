@@ -17,6 +17,7 @@
 #include "storage/meta.h"
 #include "storage/storage.h"
 #include "proto_fixture.h"
+#include "unit.h"
 
 /* ------------------------------------------------------------------ a simulated connection */
 
@@ -337,10 +338,7 @@ END_TEST
 static Suite *meta_suite(void)
 {
     Suite *s = suite_create("meta");
-    struct {
-        const char *name;
-        const TTest *t;
-    } cases[] = {
+    const struct unit_case cases[] = {
         {"parse", test_parse_every_flag}, {"parse", test_parse_errors},
         {"base64", test_base64},          {"mn_me", test_mn_me},
         {"mg", test_mg_basic},            {"mg", test_mg_hit_flags},
@@ -350,22 +348,11 @@ static Suite *meta_suite(void)
         {"ms", test_ms_split_value},      {"md", test_md},
         {"ma", test_ma},                  {"mixed", test_mixed_classic},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, cases[i].t);
-        suite_add_tcase(s, tc);
-    }
+    unit_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]), setup, teardown);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(meta_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int run_n = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    printf("check_meta: %d passed, %d failed\n", run_n - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(meta_suite(), "check_meta");
 }

@@ -14,6 +14,7 @@
 #include "protocol/stats.h"
 #include "storage/storage.h"
 #include "proto_fixture.h"
+#include "unit.h"
 
 /* Sends `in` on a fresh connection and returns everything replied. */
 static const char *run(const char *in, size_t len)
@@ -753,10 +754,7 @@ END_TEST
 static Suite *protocol_suite(void)
 {
     Suite *s = suite_create("protocol");
-    struct {
-        const char *name;
-        const TTest *t;
-    } cases[] = {
+    const struct unit_case cases[] = {
         {"set_get", test_set_get},
         {"gets_cas", test_gets_cas},
         {"add_replace_append_prepend", test_add_replace_append_prepend},
@@ -781,12 +779,7 @@ static Suite *protocol_suite(void)
         {"stats_hooks", test_stats_hooks},
         {"numbers", test_numbers},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, cases[i].t);
-        suite_add_tcase(s, tc);
-    }
+    unit_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]), setup, teardown);
     TCase *tc = tcase_create("malformed");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, test_malformed, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
@@ -796,11 +789,5 @@ static Suite *protocol_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(protocol_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int run_n = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    printf("check_protocol: %d passed, %d failed\n", run_n - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(protocol_suite(), "check_protocol");
 }

@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "protocol/reply.h"
 #include "storage/storage.h"
+#include "unit.h"
 
 static struct reply R;
 
@@ -203,30 +204,16 @@ END_TEST
 static Suite *reply_suite(void)
 {
     Suite *s = suite_create("reply");
-    struct {
-        const char *name;
-        const TTest *t;
-    } cases[] = {
+    const struct unit_case cases[] = {
         {"coalesce", test_coalesce},     {"blocks", test_blocks},
         {"steady_stream", test_steady_stream}, {"item_refs", test_item_refs},
         {"deinit_releases", test_deinit_releases}, {"rollback", test_rollback},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_add_test(tc, cases[i].t);
-        suite_add_tcase(s, tc);
-    }
+    unit_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]), setup, teardown);
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(reply_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int run_n = srunner_ntests_run(sr), failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    printf("check_reply: %d passed, %d failed\n", run_n - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return unit_run(reply_suite(), "check_reply");
 }
