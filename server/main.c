@@ -34,7 +34,8 @@
 
 #define SHUTDOWN_GRACE_MS 500  /* in-flight replies get this long; exit stays under 1 s */
 #define MAINT_INTERVAL_MS 100  /* maintenance timer period */
-#define SWEEP_BUDGET 500       /* items the expiry sweeper examines per tick */
+#define SWEEP_BUDGET 500       /* items the expiry sweeper examines per step */
+#define SWEEP_MAX_US 2000      /* steps continue while they reclaim, this long per tick at most */
 #define AUTOMOVE_EVERY 10      /* ticks between slab automove steps (1 s) */
 #define FD_HEADROOM 64         /* fds beyond -c: listeners, eventfds, epoll, logs */
 
@@ -98,8 +99,18 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what, (void)arg;
     clock_tick();
     storage_maintenance_step();
-    if (settings.sweeper)
-        storage_sweep_step(SWEEP_BUDGET);
+    if (settings.sweeper) {
+        /* Each step takes one shard lock at a time, so workers wait at most one step; more
+         * steps only while there is something to reclaim (1M expired items: ~1 min). */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (storage_sweep_step(SWEEP_BUDGET) > 0) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            if ((t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000 >=
+                SWEEP_MAX_US)
+                break;
+        }
+    }
     if (settings.slab_automove && ++maint_ticks % AUTOMOVE_EVERY == 0)
         storage_automove_step();
 }
