@@ -104,4 +104,4 @@ clean:
 help:
 	@echo "make run | test | test-unit | test-integration | asan | bench | fuzz | lint | install | format | clean"
 
--include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:=.d)
