@@ -50,7 +50,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/tests/check_%: tests/unit/check_%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o,$^) $(CHECK_LIBS) $(LDLIBS)
 
 $(BUILD)/cached-bench: $(BENCH_SRCS)
 	@mkdir -p $(dir $@)
