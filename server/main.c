@@ -98,6 +98,13 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     clock_tick();
+    /* `verbosity N` (protocol) writes settings.verbose; the log level follows here. */
+    static uint64_t applied_verbose = UINT64_MAX;
+    uint64_t v = __atomic_load_n(&settings.verbose, __ATOMIC_RELAXED);
+    if (v != applied_verbose) {
+        log_set_verbosity((unsigned)v);
+        applied_verbose = v;
+    }
     storage_maintenance_step();
     if (settings.sweeper) {
         /* Each step takes one shard lock at a time, so workers wait at most one step; more
