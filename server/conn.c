@@ -80,7 +80,7 @@ static void conn_want(struct conn *c, short flags)
     }
 }
 
-static void peer_name(struct conn *c)
+static void peer_name(struct conn *c, const struct sockaddr_storage *peer)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
@@ -89,7 +89,9 @@ static void peer_name(struct conn *c)
         snprintf(c->addr, sizeof c->addr, "%s", listeners[c->listener].name);
         return;
     }
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0) {
+    if (peer != NULL) {
+        ss = *peer;
+    } else if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0) {
         snprintf(c->addr, sizeof c->addr, "tcp:?");
         return;
     }
@@ -104,7 +106,7 @@ static void peer_name(struct conn *c)
     }
 }
 
-void conn_open(struct worker *w, int fd, unsigned listener)
+void conn_open(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer)
 {
     struct conn *c = w->free_conns;
     if (c != NULL) {
@@ -136,7 +138,7 @@ void conn_open(struct worker *w, int fd, unsigned listener)
     c->closing = c->draining = false;
     atomic_store_explicit(&c->last_active, clock_now(), memory_order_relaxed);
     set_state(c, CONN_READ);
-    peer_name(c);
+    peer_name(c, peer);
 
     pthread_mutex_lock(&w->conns_lock);
     c->prev = NULL;

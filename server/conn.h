@@ -16,6 +16,7 @@
 
 struct worker;
 struct event;
+struct sockaddr_storage;
 
 /* What `stats conns` shows (memcached's state names). */
 enum conn_state { CONN_READ, CONN_PARSE, CONN_WRITE, CONN_CLOSING };
@@ -45,8 +46,9 @@ struct conn {
     char addr[CONN_ADDR_MAX]; /* peer, "tcp:1.2.3.4:5678" */
 };
 
-/* Worker thread: takes over an accepted fd (counted in curr_connections already). */
-void conn_open(struct worker *w, int fd, unsigned listener);
+/* Worker thread: takes over an accepted fd (counted in curr_connections already); peer is
+ * the address accept returned (NULL: ask getpeername). */
+void conn_open(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer);
 /* Closes at once: the fd, the reply (item references dropped), the counters. */
 void conn_close(struct conn *c);
 /* Graceful shutdown: read what the client already sent, answer it, then close. */

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -22,6 +23,7 @@ struct handoff {
     struct handoff *next;
     int fd;
     unsigned listener;
+    struct sockaddr_storage peer;
 };
 
 struct worker *workers;
@@ -84,7 +86,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
             close(h->fd); /* accepted just before shutdown; never read from */
             server_counter_sub(&server_counters.curr_connections, 1);
         } else {
-            conn_open(w, h->fd, h->listener);
+            conn_open(w, h->fd, h->listener, &h->peer);
         }
         mem_free(h);
         h = next;
@@ -172,7 +174,7 @@ int worker_start(void)
     return rc == 0 ? 0 : -1;
 }
 
-void worker_dispatch(int fd, unsigned listener)
+void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer)
 {
     struct worker *w = &workers[next_worker];
     next_worker = (next_worker + 1) % nworkers;
@@ -180,6 +182,7 @@ void worker_dispatch(int fd, unsigned listener)
     h->next = NULL;
     h->fd = fd;
     h->listener = listener;
+    h->peer = *peer;
     pthread_mutex_lock(&w->qlock);
     if (w->qtail != NULL)
         w->qtail->next = h;

@@ -30,6 +30,7 @@ struct event;
 struct conn;
 struct proto_stats;
 struct handoff;
+struct sockaddr_storage;
 
 struct worker {
     unsigned id;
@@ -68,8 +69,9 @@ extern unsigned nworkers;
 int worker_setup(unsigned n);
 /* Starts the threads (with every signal blocked in them). */
 int worker_start(void);
-/* Listener thread: hands an accepted, non-blocking fd to the next worker (round-robin). */
-void worker_dispatch(int fd, unsigned listener);
+/* Listener thread: hands an accepted, non-blocking fd and its peer's address (as accept
+ * returned it) to the next worker (round-robin). */
+void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer);
 /* Asks every worker to finish its connections' in-flight replies and exit its loop within
  * grace_ms; worker_join waits for them. */
 void worker_stop(unsigned grace_ms);
