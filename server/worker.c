@@ -238,39 +238,55 @@ void worker_teardown(void)
     nworkers = 0;
 }
 
-/* Locks w's stats unless this thread already holds them (inside proto_process). */
-static bool stats_enter(struct worker *w)
+/*
+ * A `stats` command runs inside proto_process, with its worker's stats lock held. Summing
+ * must never hold that lock while waiting for another worker's: two workers running `stats`
+ * at once would each hold their own and wait for the other's (ABBA deadlock; seen as a
+ * server that stopped answering under valgrind). So the caller's own lock is dropped for the
+ * duration (its counters are not being bumped meanwhile: this thread is here), and the
+ * workers' locks are then taken one at a time, never two together.
+ */
+static bool stats_release_self(void)
 {
-    if (w == worker_self && w->in_stats_lock)
+    struct worker *self = worker_self;
+    if (self == NULL || !self->in_stats_lock)
         return false;
-    pthread_mutex_lock(&w->stats_lock);
+    worker_stats_unlock(self);
     return true;
+}
+
+static void stats_reacquire_self(bool released)
+{
+    if (released)
+        worker_stats_lock(worker_self);
 }
 
 void worker_sum_stats(struct proto_stats *out)
 {
     memset(out, 0, sizeof *out);
+    bool released = stats_release_self();
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        bool locked = stats_enter(w);
+        pthread_mutex_lock(&w->stats_lock);
         proto_stats_add(out, &w->stats);
         out->bytes_read += atomic_load_explicit(&w->bytes_read, memory_order_relaxed);
         out->bytes_written += atomic_load_explicit(&w->bytes_written, memory_order_relaxed);
-        if (locked)
-            pthread_mutex_unlock(&w->stats_lock);
+        pthread_mutex_unlock(&w->stats_lock);
     }
+    stats_reacquire_self(released);
 }
 
 static uint64_t sum_field(size_t offset)
 {
     uint64_t sum = 0;
+    bool released = stats_release_self();
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        bool locked = stats_enter(w);
+        pthread_mutex_lock(&w->stats_lock);
         sum += *(uint64_t *)((char *)w + offset);
-        if (locked)
-            pthread_mutex_unlock(&w->stats_lock);
+        pthread_mutex_unlock(&w->stats_lock);
     }
+    stats_reacquire_self(released);
     return sum;
 }
 
@@ -286,14 +302,15 @@ uint64_t worker_conn_yields(void)
 
 void worker_reset_stats(void)
 {
+    bool released = stats_release_self();
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        bool locked = stats_enter(w);
+        pthread_mutex_lock(&w->stats_lock);
         memset(&w->stats, 0, sizeof w->stats);
         w->idle_kicks = w->conn_yields = 0;
         atomic_store_explicit(&w->bytes_read, 0, memory_order_relaxed);
         atomic_store_explicit(&w->bytes_written, 0, memory_order_relaxed);
-        if (locked)
-            pthread_mutex_unlock(&w->stats_lock);
+        pthread_mutex_unlock(&w->stats_lock);
     }
+    stats_reacquire_self(released);
 }
