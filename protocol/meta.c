@@ -107,6 +107,25 @@ static const char *meta_prologue(const struct proto_ctx *x)
     return NULL;
 }
 
+/* The start md, ma and mg share: meta_prologue, the token count (too_many answers it), then
+ * the flags from token 2 into *f, delta preset to 1 (ma's default; the others ignore it). A
+ * flag error is answered as bad_flag, or with the parser's own message when that is NULL.
+ * Returns an error reply or NULL. */
+static const char *meta_begin(const struct proto_ctx *x, struct meta_flags *f,
+                              const char *too_many, const char *bad_flag)
+{
+    const char *err = meta_prologue(x);
+    if (err)
+        return err;
+    if (x->q->ntok > META_MAX_TOKENS)
+        return too_many;
+    memset(f, 0, sizeof(*f));
+    f->delta = 1;
+    if ((err = meta_flags_parse(x->q, 2, f)))
+        return bad_flag ? bad_flag : err;
+    return NULL;
+}
+
 /* ---- mn ---- */
 
 enum cmd_result proto_meta_mn(struct proto_ctx *x, int arg)
@@ -185,14 +204,9 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
 {
     (void)arg;
     const struct request *q = x->q;
-    const char *err = meta_prologue(x);
-    if (err)
-        return meta_error(x, err);
-    if (q->ntok > META_MAX_TOKENS)
-        return meta_error(x, MSG_META_MG_TOO_MANY);
     struct meta_flags f;
-    memset(&f, 0, sizeof(f));
-    if ((err = meta_flags_parse(q, 2, &f)))
+    const char *err = meta_begin(x, &f, MSG_META_MG_TOO_MANY, NULL);
+    if (err)
         return meta_error(x, err);
 
     /* memcached walks the flags in order and stops at an over-long O token with an error;
@@ -424,15 +438,10 @@ enum cmd_result proto_meta_md(struct proto_ctx *x, int arg)
 {
     (void)arg;
     const struct request *q = x->q;
-    const char *err = meta_prologue(x);
+    struct meta_flags f;
+    const char *err = meta_begin(x, &f, MSG_META_TOO_MANY, MSG_META_INVALID_OR_DUP);
     if (err)
         return meta_error(x, err);
-    if (q->ntok > META_MAX_TOKENS)
-        return meta_error(x, MSG_META_TOO_MANY);
-    struct meta_flags f;
-    memset(&f, 0, sizeof(f));
-    if (meta_flags_parse(q, 2, &f))
-        return meta_error(x, MSG_META_INVALID_OR_DUP);
     struct line l;
     line_start(&l, "HD"); /* status rewritten below; same length */
     if (!line_opaque_key(&l, q, &f))
@@ -463,16 +472,10 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
 {
     (void)arg;
     const struct request *q = x->q;
-    const char *err = meta_prologue(x);
+    struct meta_flags f;
+    const char *err = meta_begin(x, &f, MSG_META_TOO_MANY, MSG_META_INVALID_OR_DUP);
     if (err)
         return meta_error(x, err);
-    if (q->ntok > META_MAX_TOKENS)
-        return meta_error(x, MSG_META_TOO_MANY);
-    struct meta_flags f;
-    memset(&f, 0, sizeof(f));
-    f.delta = 1;
-    if (meta_flags_parse(q, 2, &f))
-        return meta_error(x, MSG_META_INVALID_OR_DUP);
     bool incr;
     switch (f.mode) {
     case 0: case 'I': case '+': incr = true; break;
