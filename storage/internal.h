@@ -143,6 +143,12 @@ void do_item_replace(struct shard *sh, struct item *old, struct item *it, uint64
  * ST_NOT_STORED when the result would be too large. */
 enum st_result do_item_concat(struct shard *sh, struct item *old, struct item *it, bool append,
                               uint64_t hv, uint64_t *cas_out);
+/* set/add/replace/cas/append/prepend of it under sh's lock, shared by storage_store and
+ * storage_meta_store. meta selects ms's CAS rules: cas 0 matches nothing, a nonzero cas also
+ * guards append/prepend, and set_stale lets an older cas in as a stale value. *cas_out (if
+ * not NULL) gets the new CAS when stored. */
+enum st_result do_item_store(struct shard *sh, struct item *it, uint64_t hv, enum store_op op,
+                             uint64_t cas, bool meta, bool set_stale, uint64_t *cas_out);
 /*
  * incr/decr of the live item it, shared by incr/decr and meta `ma`. Returns the linked item
  * that now holds the number (it itself, rewritten in place and space-padded when the digits

@@ -326,20 +326,18 @@ enum st_result do_item_concat(struct shard *sh, struct item *old, struct item *i
     return ST_OK;
 }
 
-enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, uint64_t *cas_out)
+enum st_result do_item_store(struct shard *sh, struct item *it, uint64_t hv, enum store_op op,
+                             uint64_t cas, bool meta, bool set_stale, uint64_t *cas_out)
 {
-    const char *key = item_key(it);
-    uint64_t hv = storage_hash(key, it->nkey);
-    struct shard *sh = shard_of(hv);
     enum st_result res = ST_OK;
-    shard_lock(sh);
-    struct item *old = do_item_find(sh, key, it->nkey, hv);
+    struct item *old = do_item_find(sh, item_key(it), it->nkey, hv);
     switch (op) {
     case OP_SET:
         break;
     case OP_ADD:
         if (old) {
-            /* memcached promotes the existing item (last access), not marking it fetched */
+            /* memcached promotes the existing item (do_item_update: last access, LRU)
+             * without marking it fetched */
             item_flag_set(old, ITEM_ACTIVE);
             old->atime = clock_now();
             res = ST_NOT_STORED;
@@ -350,16 +348,29 @@ enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, ui
             res = ST_NOT_STORED;
         break;
     case OP_CAS:
-        if (!old)
+        if (!old) {
             res = ST_NOT_FOUND;
-        else if (item_cas(old) != cas)
+        } else if (!meta) {
+            if (item_cas(old) != cas)
+                res = ST_EXISTS;
+        } else if (item_cas(old) == cas && cas != 0) {
+            break;
+        } else if (set_stale && cas != 0 && cas < item_cas(old)) {
+            /* An invalidated writer may still fill in its (older) value: it is served as
+             * stale, keeps the old TTL and any token already handed out. */
+            it->exptime = old->exptime;
+            item_flag_set(it, ITEM_STALE | (item_iflags(old) & ITEM_TOKEN));
+        } else {
             res = ST_EXISTS;
+        }
         break;
     case OP_APPEND:
     case OP_PREPEND:
-        res = old ? do_item_concat(sh, old, it, op == OP_APPEND, hv, cas_out) : ST_NOT_STORED;
-        shard_unlock(sh);
-        return res;
+        if (!old)
+            return ST_NOT_STORED;
+        if (meta && cas != 0 && item_cas(old) != cas)
+            return ST_EXISTS;
+        return do_item_concat(sh, old, it, op == OP_APPEND, hv, cas_out);
     }
     if (res == ST_OK) {
         if (old)
@@ -369,6 +380,15 @@ enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, ui
         if (cas_out)
             *cas_out = item_cas(it);
     }
+    return res;
+}
+
+enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, uint64_t *cas_out)
+{
+    uint64_t hv = storage_hash(item_key(it), it->nkey);
+    struct shard *sh = shard_of(hv);
+    shard_lock(sh);
+    enum st_result res = do_item_store(sh, it, hv, op, cas, false, false, cas_out);
     shard_unlock(sh);
     return res;
 }

@@ -101,63 +101,15 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
 enum st_result storage_meta_store(struct item *it, enum store_op op, bool has_cas, uint64_t cas,
                                   bool set_stale, bool key_binary, uint64_t *cas_out)
 {
-    const char *key = item_key(it);
-    uint64_t hv = storage_hash(key, it->nkey);
+    if (!has_cas && (op == OP_APPEND || op == OP_PREPEND))
+        cas = 0; /* append/prepend compare a CAS only when one was given */
+    uint64_t hv = storage_hash(item_key(it), it->nkey);
     struct shard *sh = shard_of(hv);
-    enum st_result res = ST_OK;
     *cas_out = 0;
     if (key_binary)
         item_flag_set(it, ITEM_KEY_BINARY);
     shard_lock(sh);
-    struct item *old = do_item_find(sh, key, it->nkey, hv);
-    switch (op) {
-    case OP_SET:
-        break;
-    case OP_ADD:
-        if (old) {
-            /* memcached promotes the existing item (do_item_update: last access, LRU)
-             * without marking it fetched */
-            item_flag_set(old, ITEM_ACTIVE);
-            old->atime = clock_now();
-            res = ST_NOT_STORED;
-        }
-        break;
-    case OP_REPLACE:
-        if (!old)
-            res = ST_NOT_STORED;
-        break;
-    case OP_CAS:
-        if (!old) {
-            res = ST_NOT_FOUND;
-        } else if (item_cas(old) == cas && cas != 0) {
-            break;
-        } else if (set_stale && cas != 0 && cas < item_cas(old)) {
-            /* An invalidated writer may still fill in its (older) value: it is served as
-             * stale, keeps the old TTL and any token already handed out. */
-            it->exptime = old->exptime;
-            item_flag_set(it, ITEM_STALE | (item_iflags(old) & ITEM_TOKEN));
-        } else {
-            res = ST_EXISTS;
-        }
-        break;
-    case OP_APPEND:
-    case OP_PREPEND:
-        if (!old)
-            res = ST_NOT_STORED;
-        else if (has_cas && cas != 0 && item_cas(old) != cas)
-            res = ST_EXISTS;
-        else
-            res = do_item_concat(sh, old, it, op == OP_APPEND, hv, cas_out);
-        shard_unlock(sh);
-        return res;
-    }
-    if (res == ST_OK) {
-        if (old)
-            do_item_replace(sh, old, it, hv);
-        else
-            do_item_link(sh, it, hv);
-        *cas_out = item_cas(it);
-    }
+    enum st_result res = do_item_store(sh, it, hv, op, cas, true, set_stale, cas_out);
     shard_unlock(sh);
     return res;
 }
