@@ -88,6 +88,10 @@ static inline void proto_out(struct proto_ctx *x, const char *s, size_t len)
 }
 #define OUT(x, msg) proto_out((x), (msg), MSG_LEN(msg))
 
+/* Consumes a refused value of total bytes (value + "\r\n"): what the buffer holds now, the
+ * rest as it arrives (pc->swallow). */
+void proto_skip_value(struct proto_ctx *x, size_t total);
+
 /* Decimal digits of v at p; returns the end. p needs 20 (u64) / 10 (u32) bytes. */
 char *proto_u64toa(uint64_t v, char *p);
 

@@ -316,12 +316,7 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
 static enum cmd_result ms_refuse(struct proto_ctx *x, const char *msg, size_t total)
 {
     reply_add_str(x->r, msg);
-    if (x->avail >= total) {
-        x->data_used = total;
-    } else {
-        x->data_used = x->avail;
-        x->pc->swallow = total - x->avail;
-    }
+    proto_skip_value(x, total);
     return CMD_DONE;
 }
 

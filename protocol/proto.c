@@ -352,6 +352,16 @@ static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
 
 /* ---- set / add / replace / append / prepend / cas ---- */
 
+void proto_skip_value(struct proto_ctx *x, size_t total)
+{
+    if (x->avail >= total) {
+        x->data_used = total;
+    } else {
+        x->data_used = x->avail;
+        x->pc->swallow = total - x->avail;
+    }
+}
+
 /* A value that cannot be stored: answer, drop the old value of a set, skip the data block. */
 static enum cmd_result store_refused(struct proto_ctx *x, enum st_result res, enum store_op op,
                                      const struct token *key, size_t total)
@@ -366,12 +376,7 @@ static enum cmd_result store_refused(struct proto_ctx *x, enum st_result res, en
     /* memcached unlinks the old item so a failed set never leaves stale data behind. */
     if (op == OP_SET)
         storage_delete(key->p, key->len, 0);
-    if (x->avail >= total) {
-        x->data_used = total;
-    } else {
-        x->data_used = x->avail;
-        x->pc->swallow = total - x->avail;
-    }
+    proto_skip_value(x, total);
     return CMD_DONE;
 }
 
