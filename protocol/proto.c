@@ -352,6 +352,17 @@ static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
 
 /* ---- set / add / replace / append / prepend / cas ---- */
 
+/* Token 1 as the key of a storage command, or NULL after answering one that is too long. */
+static const struct token *cmd_key(struct proto_ctx *x)
+{
+    const struct token *key = &x->q->tok[1];
+    if (key->len > KEY_MAX_LENGTH) {
+        OUT(x, MSG_BAD_FORMAT);
+        return NULL;
+    }
+    return key;
+}
+
 void proto_skip_value(struct proto_ctx *x, size_t total)
 {
     if (x->avail >= total) {
@@ -385,11 +396,9 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
     struct request *q = x->q;
     enum store_op op = (enum store_op)arg;
     proto_noreply_maybe(q);
-    const struct token *key = &q->tok[1];
-    if (key->len > KEY_MAX_LENGTH) {
-        OUT(x, MSG_BAD_FORMAT);
+    const struct token *key = cmd_key(x);
+    if (!key)
         return CMD_DONE;
-    }
     uint32_t flags;
     int32_t exptime, vlen;
     uint64_t cas = 0;
@@ -470,11 +479,9 @@ static enum cmd_result cmd_delete(struct proto_ctx *x, int arg)
             return CMD_DONE;
         }
     }
-    const struct token *key = &q->tok[1];
-    if (key->len > KEY_MAX_LENGTH) {
-        OUT(x, MSG_BAD_FORMAT);
+    const struct token *key = cmd_key(x);
+    if (!key)
         return CMD_DONE;
-    }
     if (storage_delete(key->p, key->len, 0) == ST_OK) {
         x->st->delete_hits++;
         OUT(x, MSG_DELETED);
@@ -489,11 +496,9 @@ static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
 {
     struct request *q = x->q;
     proto_noreply_maybe(q);
-    const struct token *key = &q->tok[1];
-    if (key->len > KEY_MAX_LENGTH) {
-        OUT(x, MSG_BAD_FORMAT);
+    const struct token *key = cmd_key(x);
+    if (!key)
         return CMD_DONE;
-    }
     uint64_t delta, value = 0;
     if (!tok_strtoull(&q->tok[2], &delta)) {
         OUT(x, MSG_INVALID_DELTA);
@@ -532,11 +537,9 @@ static enum cmd_result cmd_touch(struct proto_ctx *x, int arg)
     (void)arg;
     struct request *q = x->q;
     proto_noreply_maybe(q);
-    const struct token *key = &q->tok[1];
-    if (key->len > KEY_MAX_LENGTH) {
-        OUT(x, MSG_BAD_FORMAT);
+    const struct token *key = cmd_key(x);
+    if (!key)
         return CMD_DONE;
-    }
     int32_t e;
     if (!tok_strtol(&q->tok[2], &e)) {
         OUT(x, MSG_INVALID_EXPTIME);
