@@ -92,6 +92,9 @@ static inline void proto_out(struct proto_ctx *x, const char *s, size_t len)
  * rest as it arrives (pc->swallow). */
 void proto_skip_value(struct proto_ctx *x, size_t total);
 
+/* cas_hits / cas_badval / cas_misses for the result of a store that was a CAS. */
+void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res);
+
 /* Decimal digits of v at p; returns the end. p needs 20 (u64) / 10 (u32) bytes. */
 char *proto_u64toa(uint64_t v, char *p);
 

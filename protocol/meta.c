@@ -389,14 +389,7 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
     uint64_t cas = 0;
     res = storage_meta_store(it, op, f.has_cas, f.req_cas, f.set_stale && op == OP_CAS,
                              f.key_binary, &cas);
-    if (op == OP_CAS) {
-        if (res == ST_OK)
-            x->st->cas_hits++;
-        else if (res == ST_EXISTS)
-            x->st->cas_badval++;
-        else if (res == ST_NOT_FOUND)
-            x->st->cas_misses++;
-    }
+    proto_count_cas(x, op, res);
     const char *status;
     switch (res) {
     case ST_OK: status = "HD"; break;

@@ -373,6 +373,18 @@ void proto_skip_value(struct proto_ctx *x, size_t total)
     }
 }
 
+void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res)
+{
+    if (op == OP_CAS) {
+        if (res == ST_OK)
+            x->st->cas_hits++;
+        else if (res == ST_EXISTS)
+            x->st->cas_badval++;
+        else if (res == ST_NOT_FOUND)
+            x->st->cas_misses++;
+    }
+}
+
 /* A value that cannot be stored: answer, drop the old value of a set, skip the data block. */
 static enum cmd_result store_refused(struct proto_ctx *x, enum st_result res, enum store_op op,
                                      const struct token *key, size_t total)
@@ -442,14 +454,7 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
     memcpy(item_value(it), x->data, (size_t)vlen);
     res = storage_store(it, op, cas, NULL);
     item_put(it);
-    if (op == OP_CAS) {
-        if (res == ST_OK)
-            x->st->cas_hits++;
-        else if (res == ST_EXISTS)
-            x->st->cas_badval++;
-        else if (res == ST_NOT_FOUND)
-            x->st->cas_misses++;
-    }
+    proto_count_cas(x, op, res);
     switch (res) {
     case ST_OK: OUT(x, MSG_STORED); break;
     case ST_NOT_STORED: OUT(x, MSG_NOT_STORED); break;
