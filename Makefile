@@ -7,7 +7,7 @@ BUILD   ?= build
 CC      ?= gcc
 PYTHON  ?= /usr/bin/python3
 
-PKGS      := libevent libevent_pthreads jemalloc libsystemd
+PKGS      := libevent libevent_pthreads jemalloc libsystemd libssl libcrypto libsasl2
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
