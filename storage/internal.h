@@ -34,6 +34,8 @@ struct slab_class {
     uint64_t free_count;
     uint32_t *pages, npages, pages_cap; /* pages owned by this class */
     uint32_t hand_page, hand_chunk; /* CLOCK hand: index into pages[], chunk in that page */
+    uint32_t lap_seen, lap_hot;   /* linked / HOT items the hand met in its current lap */
+    uint32_t hot_pct;             /* share of HOT items over the hand's last full lap */
     uint64_t used_chunks, mem_requested;
     uint64_t evicted, evicted_unfetched, evicted_active, expired_unfetched, reclaimed;
     uint64_t outofmemory;
@@ -174,4 +176,16 @@ static inline void item_flag_set(struct item *it, uint8_t f)
 static inline void item_flag_clear(struct item *it, uint8_t f)
 {
     atomic_fetch_and_explicit(&it->iflags, (uint8_t)~f, memory_order_relaxed);
+}
+
+/* A hit (get, touch, mg): fetched, used since the hand last passed (ACTIVE), and from the
+ * second fetch on HOT, memcached's "fetched twice goes to warm". Shard lock held, it linked.
+ * No atomic write when the bits are already there (the common case for a hot key). */
+static inline void item_bump(struct item *it)
+{
+    uint8_t fl = item_iflags(it);
+    uint8_t want = ITEM_FETCHED | ITEM_ACTIVE | ((fl & ITEM_FETCHED) ? ITEM_HOT : 0);
+    if ((fl & want) != want)
+        item_flag_set(it, want);
+    it->atime = clock_now();
 }

@@ -117,7 +117,7 @@ enum item_state item_state_at(const struct item *it, rel_time_t now)
 static void unlinked(struct shard *sh, struct item *it)
 {
     it->hnext = 0;
-    item_flag_clear(it, ITEM_LINKED);
+    item_flag_clear(it, ITEM_LINKED | ITEM_HOT); /* bit 6 must not read as ITEM_FREE */
     sh->count--;
     sh->st.curr_items--;
     sh->st.bytes -= item_total_size(it);
@@ -407,9 +407,7 @@ struct item *storage_get(const char *key, size_t nkey)
             it = NULL;
         } else {
             item_ref(it);
-            if ((item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE)) != (ITEM_FETCHED | ITEM_ACTIVE))
-                item_flag_set(it, ITEM_FETCHED | ITEM_ACTIVE);
-            it->atime = clock_now();
+            item_bump(it);
         }
     }
     shard_unlock(sh);
@@ -429,8 +427,7 @@ struct item *storage_touch(const char *key, size_t nkey, rel_time_t exptime)
     if (it) {
         item_ref(it);
         it->exptime = exptime;
-        it->atime = clock_now();
-        item_flag_set(it, ITEM_FETCHED | ITEM_ACTIVE);
+        item_bump(it);
     }
     shard_unlock(sh);
     return it;
