@@ -48,7 +48,7 @@ struct slab_class {
 
 struct shard_stats {
     uint64_t curr_items, total_items, bytes;
-    uint64_t get_expired, get_flushed, expired_unfetched, sweeper_reclaimed, ref_saturated;
+    uint64_t get_expired, get_flushed, sweeper_reclaimed, ref_saturated;
 };
 
 struct shard {
@@ -119,6 +119,10 @@ unsigned slab_class_for(size_t ntotal);  /* nclasses when too large */
 struct item *slab_alloc(size_t ntotal, enum st_result *res);
 void slab_free(struct item *it);         /* refcount has reached 0 */
 void slab_stats_reset(void);
+/* Counts an expired or flushed item leaving the table (lazily, by the sweeper) in its class's
+ * reclaimed and expired_unfetched, as memcached counts what its LRU tails and crawler reclaim.
+ * Shard lock held (the class lock is taken after it: lock order). */
+void slab_count_reclaim(const struct item *it);
 
 /* ---- items and the table (items.c) ---- */
 

@@ -837,6 +837,16 @@ unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats 
     return n;
 }
 
+void slab_count_reclaim(const struct item *it)
+{
+    struct slab_class *c = &stg.classes[stg.pmeta[item_page(it)].cls];
+    pthread_mutex_lock(&c->lock);
+    c->reclaimed++;
+    if (!(item_iflags(it) & ITEM_FETCHED))
+        c->expired_unfetched++;
+    pthread_mutex_unlock(&c->lock);
+}
+
 void slab_stats_reset(void)
 {
     for (unsigned i = 0; i < stg.nclasses; i++) {
