@@ -112,7 +112,6 @@ static const struct {
     {'L', "large pages"},
     {'D', "prefix stats"},
     {'B', "binary protocol"},
-    {'S', "SASL"},
     {'X', "dump commands"},
     {'W', "watch commands"},
     {'Y', "auth file"},

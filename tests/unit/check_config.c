@@ -183,6 +183,7 @@ static const struct setting_case cases[] = {
     {NULL, "slab-automove", "no", "no"},
     {NULL, "expiry-sweeper", "no", "no"},
     {NULL, "max-output", "1m", "1048576"},
+    {"-S", "enable-sasl", "yes", "yes"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -579,7 +580,6 @@ static const struct bad_case bad[] = {
     {{"-x"}, NULL, CFG_EXIT_USAGE, "unknown option -x"},
     {{"--port=5", "-vx"}, NULL, CFG_EXIT_USAGE, "unknown option -x (see cached --help)"},
     {{"--version=2"}, NULL, CFG_EXIT_USAGE, "option --version takes no value"},
-    {{"-S"}, NULL, CFG_EXIT_USAGE, "option -S (memcached's SASL) is not supported"},
     {{"-p"}, NULL, CFG_EXIT_USAGE, "option -p needs a value"},
     {{"--port"}, NULL, CFG_EXIT_USAGE, "option --port needs a value"},
     {{"--config"}, NULL, CFG_EXIT_USAGE, "option --config needs a file name"},
