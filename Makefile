@@ -56,6 +56,11 @@ $(BUILD)/cached-bench: $(BENCH_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The do-nothing server the bench measures as the ceiling (tools/bench/ceiling/ceiling.c).
+$(BUILD)/cached-ceiling: tools/bench/ceiling/ceiling.c tools/bench/data.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lpthread
+
 # As root, cached (like memcached) will not run without a user to drop to: use nobody.
 run: deps all
 	@if [ "$$(id -u)" -eq 0 ]; then exec ./cached -u nobody $(ARGS); else exec ./cached $(ARGS); fi
@@ -76,7 +81,7 @@ asan:
 
 unit-bins: $(UNIT_BINS)
 
-bench: deps all $(BUILD)/cached-bench
+bench: deps all $(BUILD)/cached-bench $(BUILD)/cached-ceiling
 	@bash tools/bench.sh
 
 fuzz: deps
