@@ -797,7 +797,7 @@ static void usage(FILE *out)
     struct cfg def;
     cfg_init(&def);
     fprintf(out, "Usage: cached [options]\n"
-                 "A memcached-compatible cache daemon (text protocol); %s.\n\n"
+                 "A memcached-compatible cache daemon (text and binary protocols); %s.\n\n"
                  "memcached's flags, same meaning:\n",
             CFG_VERSION_LINE);
     for (size_t i = 0; i < NDESC; i++)
