@@ -30,7 +30,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(sort $(wildcard tools/bench/*.c))
 
 .PHONY: all deps run test test-unit test-integration asan test-asan bench fuzz install clean \
-        format lint help
+        format lint help deb
 
 all: $(BUILD)/cached cached
 
@@ -97,6 +97,10 @@ install: all
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/cached/README.md
 	sed 's|/usr/local/bin/cached|$(PREFIX)/bin/cached|' tools/cached.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/cached.service
 
+# A Debian package (debian/), built from a copy under /tmp; the .deb lands in $(BUILD)/deb/.
+deb:
+	@bash tools/build_deb.sh $(BUILD)/deb
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -107,6 +111,6 @@ clean:
 	rm -rf build build-asan build-fuzz cached
 
 help:
-	@echo "make run | test | test-unit | test-integration | asan | bench | fuzz | lint | install | format | clean"
+	@echo "make run | test | test-unit | test-integration | asan | bench | fuzz | lint | install | deb | format | clean"
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:=.d)
