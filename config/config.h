@@ -66,7 +66,28 @@
     X(sweeper, BOOL, 0, "expiry-sweeper", true, 0, 1, true,                                      \
       "reclaim expired items in the background")                                                 \
     X(max_output, SIZE, 0, "max-output", 4194304, 65536, 1073741824, true,                       \
-      "stop reading from a connection whose unsent replies exceed this")
+      "stop reading from a connection whose unsent replies exceed this")                         \
+    X(auth_file, STR, 'Y', "auth-file", "", 0, 0, false,                                         \
+      "ASCII authentication: file of user:password lines (first 8); SIGHUP reloads it")          \
+    X(ssl_enabled, BOOL, 'Z', "enable-ssl", false, 0, 1, false,                                  \
+      "TLS on every TCP listener (except notls:ADDR ones); refresh_certs/SIGHUP reload certs")   \
+    X(ssl_chain_cert, STR, 0, "ssl-chain-cert", "", 0, 0, false,                                 \
+      "TLS: certificate chain file (PEM)")                                                       \
+    X(ssl_key, STR, 0, "ssl-key", "", 0, 0, false, "TLS: private key file")                      \
+    X(ssl_keyformat, UINT, 0, "ssl-keyformat", 1, 1, 2, false,                                   \
+      "TLS: private key format, 1 PEM or 2 DER (memcached's numbers)")                           \
+    X(ssl_verify_mode, UINT, 0, "ssl-verify-mode", 0, 0, 3, false,                               \
+      "TLS client certificates: 0 none, 1 request, 2 require, 3 once")                            \
+    X(ssl_ca_cert, STR, 0, "ssl-ca-cert", "", 0, 0, false,                                       \
+      "TLS: PEM file of the CAs whose client certificates are accepted")                         \
+    X(ssl_ciphers, STR, 0, "ssl-ciphers", "", 0, 0, false,                                       \
+      "TLS: OpenSSL cipher list for TLS 1.2 and older (empty: OpenSSL's default)")               \
+    X(ssl_min_version, UINT, 0, "ssl-min-version", 2, 0, 3, false,                               \
+      "TLS: lowest version accepted, 0 1.0, 1 1.1, 2 1.2, 3 1.3")                                \
+    X(ssl_session_cache, BOOL, 0, "ssl-session-cache", true, 0, 1, false,                        \
+      "TLS: server-side session cache (resumption for clients without tickets)")                \
+    X(ssl_wbuf_size, UINT, 0, "ssl-wbuf-size", 16, 1, 1024, false,                               \
+      "TLS: kilobytes of per-connection buffer that batches small replies into one record")
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };
 

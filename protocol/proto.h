@@ -23,6 +23,7 @@ struct proto_conn {
     uint64_t swallow;          /* bytes of a refused value still to discard */
     bool closing;              /* quit seen / fatal input: close once replies are sent */
     bool is_unix;              /* connection came in over the unix socket */
+    bool authenticated;        /* logged in under -Y (protocol/auth.h) */
 };
 
 enum proto_action {
@@ -74,6 +75,8 @@ struct proto_hooks {
     /* Added by protocol: the second server block of `stats` (accepting_conns ...
      * conn_yields, see above). */
     void (*server_stats_tail)(struct reply *r);
+    /* `refresh_certs`: true on success, else err holds the reply (with its "\r\n"). */
+    bool (*refresh_certs)(char *err, size_t errlen);
 };
 
 void proto_setup(const struct proto_hooks *hooks);
