@@ -56,6 +56,12 @@
     X(verbose, UINT, 'v', "verbose", 0, 0, 3, true,                                              \
       "log verbosity (-v, -vv, -vvv on the command line)")                                       \
     X(daemonize, BOOL, 'd', "daemon", false, 0, 1, false, "run in the background")               \
+    X(logfile, STR, 0, "logfile", "", 0, 0, false,                                               \
+      "append the log (stderr) to this file, as memcached.conf's 'logfile PATH'")                \
+    X(enable_coredumps, BOOL, 'r', "enable-coredumps", false, 0, 1, false,                       \
+      "raise the core file size limit to its maximum")                                           \
+    X(lock_memory, BOOL, 'k', "lock-memory", false, 0, 1, false,                                 \
+      "lock all paged memory (mlockall)")                                                        \
     X(idle_timeout, UINT, 0, "idle-timeout", 0, 0, 86400 * 365, true,                            \
       "close connections idle this many seconds (0: never); also -o idle_timeout=N")             \
     X(tcp_keepalive, BOOL, 0, "tcp-keepalive", false, 0, 1, false, "set SO_KEEPALIVE")           \
