@@ -110,7 +110,6 @@ static const struct {
     {'L', "large pages"},
     {'D', "prefix stats"},
     {'B', "binary protocol"},
-    {'S', "SASL"},
     {'X', "dump commands"},
     {'W', "watch commands"},
     {'e', "memory file"},
@@ -827,7 +826,7 @@ static void usage(FILE *out)
     struct cfg def;
     cfg_init(&def);
     fprintf(out, "Usage: cached [options]\n"
-                 "A memcached-compatible cache daemon (text protocol); %s.\n\n"
+                 "A memcached-compatible cache daemon (text and binary protocols); %s.\n\n"
                  "memcached's flags, same meaning:\n",
             CFG_VERSION_LINE);
     for (size_t i = 0; i < NDESC; i++)

@@ -227,6 +227,12 @@ static int run(void)
         return DAEMON_EXIT_OSERR;
     }
     proto_setup(&server_hooks);
+    if (settings.sasl && proto_sasl_setup() < 0) {
+        storage_teardown();
+        daemon_remove_pidfile(settings.pidfile);
+        listen_teardown();
+        return EXIT_FAILURE;
+    }
 
     struct event *sig_ev[3] = {0}, *bell_ev = NULL, *maint_ev = NULL;
     rc = DAEMON_EXIT_OSERR;

@@ -197,6 +197,7 @@ static const struct setting_case cases[] = {
     {NULL, "ssl-min-version", "3", "3"},
     {NULL, "ssl-session-cache", "no", "no"},
     {NULL, "ssl-wbuf-size", "32", "32"},
+    {"-S", "enable-sasl", "yes", "yes"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -629,7 +630,6 @@ static const struct bad_case bad[] = {
     {{"-x"}, NULL, CFG_EXIT_USAGE, "unknown option -x"},
     {{"--port=5", "-vx"}, NULL, CFG_EXIT_USAGE, "unknown option -x (see cached --help)"},
     {{"--version=2"}, NULL, CFG_EXIT_USAGE, "option --version takes no value"},
-    {{"-S"}, NULL, CFG_EXIT_USAGE, "option -S (memcached's SASL) is not supported"},
     {{"-p"}, NULL, CFG_EXIT_USAGE, "option -p needs a value"},
     {{"--port"}, NULL, CFG_EXIT_USAGE, "option --port needs a value"},
     {{"--config"}, NULL, CFG_EXIT_USAGE, "option --config needs a file name"},
