@@ -86,7 +86,6 @@ static const char *const ignored_ext[] = {
     "hash_algorithm",
     "hashpower",
     "tail_repair_time",
-    "temporary_ttl",
     "hot_lru_pct",
     "warm_lru_pct",
     "hot_max_factor",
@@ -100,6 +99,15 @@ static const char *const ignored_ext[] = {
     "worker_logbuf_size",
     "read_buf_mem_limit",
     "slab_automove_freeratio",
+};
+
+/* memcached -o knobs whose effect cached does not provide: refused, never silently ignored
+ * (accepting them would promise behaviour cached does not have). */
+static const struct {
+    const char *key, *why;
+} refused_ext[] = {
+    {"temporary_ttl", "cached has no separate LRU for short-TTL items; expired items are "
+                      "reclaimed first by eviction and by the sweeper (storage/README)"},
 };
 
 /* memcached flags cached does not implement, named so the error says what they were. */
@@ -979,6 +987,12 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
     underscored(kv, u);
     if (in_list(ignored_ext, sizeof ignored_ext / sizeof *ignored_ext, u))
         return 0; /* a memcached tuning knob without meaning here */
+    for (size_t k = 0; k < sizeof refused_ext / sizeof *refused_ext; k++) {
+        if (strcmp(u, refused_ext[k].key) == 0) {
+            err_line(err, "-o %s is not supported: %s", u, refused_ext[k].why);
+            return CFG_EXIT_USAGE;
+        }
+    }
     bool negate = false;
     canon(kv, strlen(kv), cn);
     int i = find_desc(cn);
