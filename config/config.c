@@ -116,7 +116,6 @@ static const struct {
     {'X', "dump commands"},
     {'W', "watch commands"},
     {'Y', "auth file"},
-    {'e', "memory file"},
     {'Z', "TLS"},
     {'N', "NAPI ids"},
     {'i', "license text"},

@@ -66,7 +66,9 @@
     X(sweeper, BOOL, 0, "expiry-sweeper", true, 0, 1, true,                                      \
       "reclaim expired items in the background")                                                 \
     X(max_output, SIZE, 0, "max-output", 4194304, 65536, 1073741824, true,                       \
-      "stop reading from a connection whose unsent replies exceed this")
+      "stop reading from a connection whose unsent replies exceed this")                         \
+    X(memory_file, STR, 'e', "memory-file", "", 0, 0, false,                                     \
+      "keep items in this file (e.g. on /dev/shm); SIGUSR1 saves, the next start restores")
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };
 
