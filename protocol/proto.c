@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "protocol/binary.h"
 #include "protocol/internal.h"
 #include "protocol/meta.h"
 
@@ -732,6 +733,13 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t len, size_t *consumed, size_t *need, unsigned max_reqs,
                                 size_t max_output)
 {
+    if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
+        /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. */
+        bool bin = (unsigned char)buf[0] == BIN_REQ_MAGIC || settings.sasl;
+        pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
+    }
+    if (pc->mode == PROTO_MODE_BINARY)
+        return proto_binary_process(pc, r, buf, len, consumed, need, max_reqs, max_output);
     static _Thread_local struct proto_stats dummy_stats;
     struct request q;
     struct proto_ctx x = {.pc = pc, .r = r, .st = pc->stats ? pc->stats : &dummy_stats, .q = &q};
