@@ -92,6 +92,8 @@ struct proto_hooks {
     /* Added by protocol: the second server block of `stats` (accepting_conns ...
      * conn_yields, see above). */
     void (*server_stats_tail)(struct reply *r);
+    /* `refresh_certs`: true on success, else err holds the reply (with its "\r\n"). */
+    bool (*refresh_certs)(char *err, size_t errlen);
 };
 
 void proto_setup(const struct proto_hooks *hooks);
