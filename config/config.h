@@ -66,7 +66,11 @@
     X(sweeper, BOOL, 0, "expiry-sweeper", true, 0, 1, true,                                      \
       "reclaim expired items in the background")                                                 \
     X(max_output, SIZE, 0, "max-output", 4194304, 65536, 1073741824, true,                       \
-      "stop reading from a connection whose unsent replies exceed this")
+      "stop reading from a connection whose unsent replies exceed this")                    \
+    X(metrics_port, UINT, 0, "metrics-port", 0, 0, 65535, false,                                 \
+      "serve Prometheus /metrics over HTTP on this port (0: off)")                               \
+    X(metrics_listen, STR, 0, "metrics-listen", "127.0.0.1", 0, 0, false,                        \
+      "address the /metrics HTTP listener binds to")
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };
 
