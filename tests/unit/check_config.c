@@ -175,8 +175,12 @@ static const struct setting_case cases[] = {
     {"-u", "user", "nobody", "nobody"},
     {NULL, "run-as-root", "yes", "yes"},
     {"-P", "pidfile", "/tmp/cached.pid", "/tmp/cached.pid"},
+    {"-e", "memory-file", "/dev/shm/cached.mem", "/dev/shm/cached.mem"},
     {NULL, "verbose", "2", "2"}, /* -v counts: test_verbose */
     {"-d", "daemon", "yes", "yes"},
+    {NULL, "logfile", "/tmp/cached.log", "/tmp/cached.log"},
+    {"-r", "enable-coredumps", "yes", "yes"},
+    {"-k", "lock-memory", "yes", "yes"},
     {NULL, "idle-timeout", "10", "10"},
     {NULL, "tcp-keepalive", "yes", "yes"},
     {NULL, "hash-shards", "32", "32"},
@@ -185,6 +189,18 @@ static const struct setting_case cases[] = {
     {NULL, "max-output", "1m", "1048576"},
     {NULL, "metrics-port", "9150", "9150"},
     {NULL, "metrics-listen", "::1", "::1"},
+    {"-Y", "auth-file", "/tmp/users", "/tmp/users"},
+    {"-Z", "enable-ssl", "yes", "yes"},
+    {NULL, "ssl-chain-cert", "/tmp/c.pem", "/tmp/c.pem"},
+    {NULL, "ssl-key", "/tmp/k.pem", "/tmp/k.pem"},
+    {NULL, "ssl-keyformat", "2", "2"},
+    {NULL, "ssl-verify-mode", "3", "3"},
+    {NULL, "ssl-ca-cert", "/tmp/ca.pem", "/tmp/ca.pem"},
+    {NULL, "ssl-ciphers", "HIGH", "HIGH"},
+    {NULL, "ssl-min-version", "3", "3"},
+    {NULL, "ssl-session-cache", "no", "no"},
+    {NULL, "ssl-wbuf-size", "32", "32"},
+    {"-S", "enable-sasl", "yes", "yes"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -208,10 +224,13 @@ static void expect_case(const struct setting_case *k, const char *how)
                   value_of(&C, key), k->expect);
 }
 
+static bool tls_on; /* an ssl_* case: TLS is on, or the ssl_* option is refused */
+
 static void fresh(void)
 {
     cfg_free(&C);
     cfg_init(&C);
+    C.ssl_enabled = tls_on;
 }
 
 START_TEST(test_setting_every_way)
@@ -220,13 +239,26 @@ START_TEST(test_setting_every_way)
     char opt[96], key[64];
     underscore(k->name, key);
     bool sw = is_switch(k);
+    tls_on = strncmp(k->name, "ssl-", 4) == 0;
+    C.ssl_enabled = tls_on;
 
     if (k->shortf != NULL) {
         int rc = sw ? PARSE(k->shortf) : PARSE(k->shortf, k->val);
         ck_assert_msg(rc == 0, "%s: %s", k->shortf, err_txt);
         expect_case(k, k->shortf);
         fresh();
+        /* memcached.conf: the same flag on a line of the config file. */
+        rc = PARSE("--config",
+                   sw ? conf("%s\n", k->shortf) : conf("# c\n%s %s # c\n", k->shortf, k->val));
+        ck_assert_msg(rc == 0, "file line %s: %s", k->shortf, err_txt);
+        expect_case(k, "memcached.conf line");
+        fresh();
     }
+    /* A long option on a memcached.conf line. */
+    snprintf(opt, sizeof opt, "--%s=%s", k->name, k->val);
+    ck_assert_msg(PARSE("--config", conf("%s\n", opt)) == 0, "file line %s: %s", opt, err_txt);
+    expect_case(k, "memcached.conf --name=value line");
+    fresh();
     snprintf(opt, sizeof opt, "--%s=%s", k->name, k->val);
     ck_assert_msg(PARSE(opt) == 0, "%s: %s", opt, err_txt);
     expect_case(k, "--name=value");
@@ -287,6 +319,26 @@ START_TEST(test_cases_cover_table)
 END_TEST
 
 /* ---- details of particular flags ---- */
+
+START_TEST(test_ssl_needs_tls)
+{
+    tls_on = false;
+    ck_assert_int_eq(PARSE("-o", "ssl_chain_cert=/tmp/c.pem"), CFG_EXIT_USAGE);
+    ck_assert_str_eq(err_txt, "cached: ssl_chain_cert is set but TLS is off: add -Z "
+                              "(--enable-ssl) or remove it\n");
+    fresh();
+    /* A default spelled out on the command line is still a mistake without -Z. */
+    ck_assert_int_eq(PARSE("-o", "ssl_session_cache"), CFG_EXIT_USAGE);
+    fresh();
+    ck_assert_int_eq(PARSE("-Z", "-o", "ssl_chain_cert=/tmp/c.pem,ssl_verify_mode=2"), 0);
+    ck_assert_uint_eq(C.ssl_verify_mode, 2);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "ssl_verify_mode=4", "-Z"), CFG_EXIT_USAGE);
+    fresh();
+    ck_assert_int_eq(PARSE("-Z", "-l", "127.0.0.1,notls:127.0.0.1:11212"), 0);
+    ck_assert_str_eq(value_of(&C, "listen"), "127.0.0.1,notls:127.0.0.1:11212");
+}
+END_TEST
 
 START_TEST(test_verbose)
 {
@@ -581,7 +633,6 @@ static const struct bad_case bad[] = {
     {{"-x"}, NULL, CFG_EXIT_USAGE, "unknown option -x"},
     {{"--port=5", "-vx"}, NULL, CFG_EXIT_USAGE, "unknown option -x (see cached --help)"},
     {{"--version=2"}, NULL, CFG_EXIT_USAGE, "option --version takes no value"},
-    {{"-S"}, NULL, CFG_EXIT_USAGE, "option -S (memcached's SASL) is not supported"},
     {{"-p"}, NULL, CFG_EXIT_USAGE, "option -p needs a value"},
     {{"--port"}, NULL, CFG_EXIT_USAGE, "option --port needs a value"},
     {{"--config"}, NULL, CFG_EXIT_USAGE, "option --config needs a file name"},
@@ -652,7 +703,14 @@ static const struct bad_case bad[] = {
      CFG_EXIT_CONFIG,
      ":1: threads: 0 is out of range (1 to 256)"},
     {{"--config", "FILE"}, "port 11211\n", CFG_EXIT_CONFIG, ":1: expected 'key = value'"},
-    {{"--config", "FILE"}, "-p 11211\n", CFG_EXIT_CONFIG, "write 'port = 11211'"},
+    /* memcached.conf's flag lines: errors name the line and the flag */
+    {{"--config", "FILE"}, "-m 64\n-L\n", CFG_EXIT_CONFIG,
+     ":2: option -L (memcached's large pages) is not supported by cached"},
+    {{"--config", "FILE"}, "-p 1 2\n", CFG_EXIT_CONFIG, ":1: unexpected word '2'"},
+    {{"--config", "FILE"}, "-p\n", CFG_EXIT_CONFIG, ":1: option -p needs a value"},
+    {{"--config", "FILE"}, "-p x\n", CFG_EXIT_CONFIG, ":1: -p/--port: 'x' is not a number"},
+    {{"--config", "FILE"}, "-h\n", CFG_EXIT_CONFIG, ":1: -h is not a setting"},
+    {{"--config", "FILE"}, "-o nope=1\n", CFG_EXIT_CONFIG, ":1: unknown -o key 'nope'"},
     {{"--config", "FILE"}, "= 5\n", CFG_EXIT_CONFIG, ":1: missing key before '='"},
     {{"--config", "FILE"}, "config = /etc/x\n", CFG_EXIT_CONFIG, ":1: 'config' cannot be set"},
     {{"--config", "FILE"},
@@ -973,6 +1031,7 @@ static Suite *config_suite(void)
         {"every_setting", test_setting_every_way, (int)NCASES},
         {"cases_cover_table", test_cases_cover_table, 0},
         {"verbose", test_verbose, 0},
+        {"ssl_needs_tls", test_ssl_needs_tls, 0},
         {"listen", test_listen_lists, 0},
         {"list_next", test_list_next, 0},
         {"sizes", test_sizes, 0},
