@@ -30,6 +30,7 @@
 #include "server/server.h"
 #include "server/worker.h"
 #include "storage/clock.h"
+#include "storage/mem.h"
 #include "storage/storage.h"
 
 #define SHUTDOWN_GRACE_MS 500  /* in-flight replies get this long; exit stays under 1 s */
@@ -120,6 +121,9 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
     }
     if (settings.slab_automove && ++maint_ticks % AUTOMOVE_EVERY == 0)
         storage_automove_step();
+    static unsigned decay_ticks;
+    if (++decay_ticks % (1000 / MAINT_INTERVAL_MS) == 0)
+        mem_decay(); /* buffers of connections that have gone go back to the system */
 }
 
 static uint32_t shard_count(void)
@@ -180,7 +184,15 @@ static int run(void)
         listen_teardown();
         return DAEMON_EXIT_OSERR;
     }
-    proto_setup(&server_hooks);
+    struct proto_config pcfg = {
+        .item_size_max = settings.item_size_max,
+        .mem_limit = settings.mem_limit,
+        .flush_enabled = !settings.disable_flush_all,
+        .shutdown_enabled = settings.enable_shutdown,
+        .verbose = &settings.verbose,
+        .settings = &settings,
+    };
+    proto_setup(&pcfg, &server_hooks);
 
     struct event *sig_ev[3] = {0}, *bell_ev = NULL, *maint_ev = NULL;
     rc = DAEMON_EXIT_OSERR;
