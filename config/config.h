@@ -56,6 +56,12 @@
     X(verbose, UINT, 'v', "verbose", 0, 0, 3, true,                                              \
       "log verbosity (-v, -vv, -vvv on the command line)")                                       \
     X(daemonize, BOOL, 'd', "daemon", false, 0, 1, false, "run in the background")               \
+    X(logfile, STR, 0, "logfile", "", 0, 0, false,                                               \
+      "append the log (stderr) to this file, as memcached.conf's 'logfile PATH'")                \
+    X(enable_coredumps, BOOL, 'r', "enable-coredumps", false, 0, 1, false,                       \
+      "raise the core file size limit to its maximum")                                           \
+    X(lock_memory, BOOL, 'k', "lock-memory", false, 0, 1, false,                                 \
+      "lock all paged memory (mlockall)")                                                        \
     X(idle_timeout, UINT, 0, "idle-timeout", 0, 0, 86400 * 365, true,                            \
       "close connections idle this many seconds (0: never); also -o idle_timeout=N")             \
     X(tcp_keepalive, BOOL, 0, "tcp-keepalive", false, 0, 1, false, "set SO_KEEPALIVE")           \
@@ -66,7 +72,9 @@
     X(sweeper, BOOL, 0, "expiry-sweeper", true, 0, 1, true,                                      \
       "reclaim expired items in the background")                                                 \
     X(max_output, SIZE, 0, "max-output", 4194304, 65536, 1073741824, true,                       \
-      "stop reading from a connection whose unsent replies exceed this")
+      "stop reading from a connection whose unsent replies exceed this")                        \
+    X(sasl, BOOL, 'S', "enable-sasl", false, 0, 1, false,                                        \
+      "require SASL authentication (binary protocol only, as memcached -S)")
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };
 

@@ -52,6 +52,12 @@ struct proto_cmd {
 extern const struct proto_hooks *proto_hooks_active; /* never NULL after proto_setup */
 extern struct proto_config proto_cfg;                /* as given to proto_setup */
 
+/* The current -v level (`verbosity` changes it at run time). */
+static inline unsigned proto_verbose(void)
+{
+    return proto_cfg.verbose ? (unsigned)__atomic_load_n(proto_cfg.verbose, __ATOMIC_RELAXED) : 0;
+}
+
 /* ---- tokens ---- */
 
 /* Splits q->line into q->tok[] on ASCII spaces (memcached's tokenize_command). */

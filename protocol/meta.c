@@ -374,7 +374,7 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
     x->st->cmd_set++;
     /* What the reply needs once the value is in: the line is gone by then. */
     struct proto_store *st = &x->pc->store;
-    *st = (struct proto_store){.meta = true, .op = (uint8_t)op, .noreply = f.no_reply,
+    *st = (struct proto_store){.kind = PROTO_STORE_META, .op = (uint8_t)op, .noreply = f.no_reply,
                                .has_cas = f.has_cas, .set_stale = f.set_stale && op == OP_CAS,
                                .key_binary = f.key_binary, .cas = f.req_cas};
     size_t nret = 0;

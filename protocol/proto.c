@@ -12,8 +12,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "protocol/binary.h"
 #include "protocol/internal.h"
 #include "protocol/meta.h"
+#include "protocol/sasl.h"
 
 static const struct proto_hooks no_hooks;
 const struct proto_hooks *proto_hooks_active = &no_hooks;
@@ -494,7 +496,7 @@ static void value_finish(struct proto_ctx *x)
     bool trailer_ok = value_in_trailer_is(&pc->value, "\r\n");
     struct item *it = value_in_take(&pc->value);
     x->q->noreply = pc->store.noreply;
-    if (pc->store.meta)
+    if (pc->store.kind == PROTO_STORE_META)
         proto_meta_ms_finish(x, it, trailer_ok);
     else
         store_finish(x, it, trailer_ok);
@@ -516,6 +518,7 @@ void proto_conn_release(struct proto_conn *pc)
     value_in_abort(&pc->value);
     pc->mget.active = false;
     pc->swallow = 0;
+    psasl_conn_release(pc);
 }
 
 /* ---- delete / incr / decr / touch ---- */
@@ -851,6 +854,13 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t len, size_t *consumed, unsigned max_reqs,
                                 size_t max_output)
 {
+    if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
+        /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. */
+        bool bin = (unsigned char)buf[0] == BIN_REQ_MAGIC || proto_cfg.sasl;
+        pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
+    }
+    if (pc->mode == PROTO_MODE_BINARY)
+        return proto_binary_process(pc, r, buf, len, consumed, max_reqs, max_output);
     static _Thread_local struct proto_stats dummy_stats;
     struct request q = {0};
     struct proto_ctx x = {.pc = pc, .r = r, .st = pc->stats ? pc->stats : &dummy_stats, .q = &q};

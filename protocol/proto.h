@@ -19,10 +19,14 @@
 
 struct proto_stats; /* per worker thread counters, protocol/stats.h */
 
+/* Which command a value being read belongs to (struct proto_store.kind). */
+enum { PROTO_STORE_TEXT, PROTO_STORE_META, PROTO_STORE_BINARY, PROTO_STORE_BINARY_SASL };
+
 /* A storage command whose value is being read into its item (pc->value): what to do with it
- * once complete. Filled by the set/add/replace/append/prepend/cas and ms handlers. */
+ * once complete. Filled by the text storage commands, ms, and the binary protocol's
+ * set/add/replace/append/prepend (and SASL data, read into a scratch item as memcached does). */
 struct proto_store {
-    bool meta;              /* ms (else a classic storage command) */
+    uint8_t kind;           /* PROTO_STORE_* */
     uint8_t op;             /* enum store_op */
     bool noreply;           /* classic noreply, or ms q */
     bool has_cas, set_stale, key_binary; /* ms C, I, b */
@@ -30,6 +34,9 @@ struct proto_store {
     char ret[4];            /* ms return flags in the client's order ('O' 'k' 'c'), NUL-ended */
     uint8_t opaque_len;
     char opaque[32];        /* the ms O token, 'O' included (META_OPAQUE_MAX) */
+    uint8_t bin_opcode;     /* binary: the request's opcode (echoed) ... */
+    uint8_t bin_cmd;        /* ... the command it runs as (quiet mapped to loud) */
+    uint32_t bin_opaque;    /* ... and its opaque, as sent */
 };
 
 /* A get/gets line longer than a read buffer, run key by key as its bytes arrive (memcached
@@ -53,7 +60,22 @@ struct proto_conn {
     struct proto_mget mget;    /* a long multi-get line in progress */
     bool closing;              /* quit seen / fatal input: close once replies are sent */
     bool is_unix;              /* connection came in over the unix socket */
+    uint8_t mode;              /* PROTO_MODE_*: decided by the connection's first byte */
+    bool authenticated;        /* SASL (-S): a SASL_AUTH/STEP succeeded */
+    bool sasl_started;         /* SASL_AUTH began an exchange that SASL_STEP may continue */
+    void *sasl;                /* sasl_conn_t of this connection, made on its first SASL
+                                  command; released by proto_conn_release() */
 };
+
+/* memcached negotiates per connection: a first byte of 0x80 selects the binary protocol
+ * (protocol/binary.h), anything else the text protocol. Under -S only binary is served. */
+enum { PROTO_MODE_UNKNOWN, PROTO_MODE_TEXT, PROTO_MODE_BINARY };
+
+
+/* -S: initialises Cyrus SASL as memcached does (prints the error and returns -1 on
+ * failure). Called once before the workers start. */
+int proto_sasl_setup(void);
+void proto_sasl_teardown(void);
 
 enum proto_action {
     PROTO_CONTINUE,   /* consumed what it could; read more when the buffer is used up */
@@ -97,7 +119,9 @@ static inline bool proto_holding_reply(const struct proto_conn *pc)
     return pc->mget.active;
 }
 
-/* The connection is gone: releases a half-read value's item and any other held state. */
+/* Releases what a connection's protocol state holds (a half-read value's item, its SASL
+ * context). The server calls it when the connection closes; the struct may then be zeroed and
+ * reused. */
 void proto_conn_release(struct proto_conn *pc);
 
 /*
@@ -142,6 +166,7 @@ struct proto_config {
     uint64_t *verbose;         /* -v level: `verbosity` stores to it (relaxed atomic); NULL:
                                   answered but kept nowhere */
     const struct cfg *settings; /* read-only, for `stats settings`; NULL: not listed */
+    bool sasl;                 /* -S: binary protocol only, SASL authentication required */
 };
 
 /* cfg NULL: defaults (1 MB items, 64 MB, flush on, shutdown off). hooks NULL: none. */

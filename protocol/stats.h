@@ -15,7 +15,8 @@
     X(cas_misses) X(cas_hits) X(cas_badval)                                                      \
     X(touch_hits) X(touch_misses)                                                                \
     X(store_too_large) X(store_no_memory)                                                        \
-    X(bytes_read) X(bytes_written)
+    X(bytes_read) X(bytes_written)                                                              \
+    X(auth_cmds) X(auth_errors)
 
 struct proto_stats {
 #define PROTO_STAT_FIELD(name) uint64_t name;

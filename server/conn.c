@@ -175,7 +175,7 @@ void conn_close(struct conn *c)
     close(c->fd);
     c->fd = -1;
     reply_deinit(&c->reply); /* drops the item references of unsent values */
-    proto_conn_release(&c->pc); /* and the item of a value read half-way */
+    proto_conn_release(&c->pc); /* a half-read value's item, SASL context */
     mem_free(c->rbuf);
     c->rbuf = NULL;
     c->rsize = 0;
