@@ -22,6 +22,7 @@
 #define PROTO_INLINE_VALUE_MAX 512
 
 enum cmd_result {
+    CMD_NEED_MORE, /* the -Y login's data is not all buffered: nothing consumed, wait */
     CMD_DONE,      /* consumed the line and x->data_used bytes after it (a storage command
                     * whose value is to be read has started pc->value instead) */
     CMD_CLOSE,     /* consumed; close the connection once the replies are sent */

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "protocol/auth.h"
 #include "protocol/binary.h"
 #include "protocol/internal.h"
 #include "protocol/meta.h"
@@ -689,6 +690,70 @@ static enum cmd_result cmd_shutdown(struct proto_ctx *x, int arg)
     return CMD_DONE;
 }
 
+static enum cmd_result cmd_refresh_certs(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    char err[1400];
+    proto_noreply_maybe(x->q);
+    if (proto_hooks_active->refresh_certs == NULL) {
+        OUT(x, MSG_TLS_NOT_ENABLED);
+        return CMD_DONE;
+    }
+    if (proto_hooks_active->refresh_certs(err, sizeof err))
+        OUT(x, MSG_OK);
+    else
+        proto_out(x, err, strlen(err)); /* memcached's text, no ERROR prefix */
+    return CMD_DONE;
+}
+
+/*
+ * -Y: a connection that has not logged in, exactly as memcached 1.6.18's
+ * try_read_command_asciiauth answers it, except that every pipelined command gets its reply
+ * (memcached keeps only the last). Anything but `set <key> <flags> <exptime> <len>` is
+ * "unauthenticated"; the login's data is "user password". Malformed data is counted nowhere.
+ */
+static enum cmd_result proto_auth(struct proto_ctx *x)
+{
+    struct request *q = x->q;
+    uint32_t size;
+    proto_tokenize(q);
+    if (q->ntok < 5 || !TOK_IS(&q->tok[0], "set") || !tok_strtoul(&q->tok[4], &size)) {
+        reply_add(x->r, MSG_UNAUTHENTICATED, MSG_LEN(MSG_UNAUTHENTICATED));
+        return CMD_DONE;
+    }
+    /* Waited for in the read buffer, so bounded (memcached 1.6.18 waits in its fixed 16 KB
+     * buffer too; later versions refuse past 1 KB with this message). */
+    if (size > PROTO_AUTH_DATA_MAX) {
+        reply_add(x->r, MSG_AUTH_TOO_LONG, MSG_LEN(MSG_AUTH_TOO_LONG));
+        return CMD_DONE;
+    }
+    size_t total = (size_t)size + 2;
+    if (x->avail < total)
+        return CMD_NEED_MORE;
+    x->data_used = total;
+    const char *d = x->data;
+    if (d[size] != '\r' || d[size + 1] != '\n') {
+        reply_add(x->r, MSG_BAD_TERMINATION, MSG_LEN(MSG_BAD_TERMINATION));
+        return CMD_DONE;
+    }
+    /* memcached reads the data as a C string and splits it on spaces. */
+    const char *p = d, *end = d + strnlen(d, size);
+    struct token user, pass;
+    if (!proto_next_token(&p, end, &user) || !proto_next_token(&p, end, &pass)) {
+        reply_add(x->r, MSG_AUTH_FORMAT, MSG_LEN(MSG_AUTH_FORMAT));
+        return CMD_DONE;
+    }
+    x->st->auth_cmds++;
+    if (auth_check(user.p, user.len, pass.p, pass.len)) {
+        x->pc->authenticated = true;
+        reply_add(x->r, MSG_STORED, MSG_LEN(MSG_STORED));
+    } else {
+        x->st->auth_errors++;
+        reply_add(x->r, MSG_AUTH_FAILURE, MSG_LEN(MSG_AUTH_FAILURE));
+    }
+    return CMD_DONE;
+}
+
 /* ---- the command table ---- */
 
 #define CMD(n, mn, mx, f, a) {n, sizeof(n) - 1, mn, mx, f, a}
@@ -722,6 +787,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("verbosity", 2, 3, cmd_verbosity, 0),
     CMD("quit", 1, 0, cmd_quit, 0),
     CMD("shutdown", 1, 0, cmd_shutdown, 0),
+    CMD("refresh_certs", 1, 0, cmd_refresh_certs, 0),
 };
 #undef CMD
 
@@ -855,8 +921,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t max_output)
 {
     if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
-        /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. */
-        bool bin = (unsigned char)buf[0] == BIN_REQ_MAGIC || proto_cfg.sasl;
+        /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. Under
+         * -Y memcached reads every connection as text (a binary request meets the login
+         * parser: silence until a newline byte), and so does cached. */
+        bool bin = ((unsigned char)buf[0] == BIN_REQ_MAGIC && !auth_enabled()) || proto_cfg.sasl;
         pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
     }
     if (pc->mode == PROTO_MODE_BINARY)
@@ -903,12 +971,14 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         const char *line = buf + pos;
         size_t avail = len - pos;
         const char *nl = memchr(line, '\n', avail);
+        bool login = !pc->authenticated && auth_enabled();
         if (!nl) {
             bool with_cas = false;
             size_t head;
             if (avail <= REQ_LINE_MAX)
                 break; /* wait for the rest of the line */
-            if ((head = long_get_line(line, avail, &with_cas)) == 0) {
+            /* Before login memcached closes past 2048 bytes without a newline, gets too. */
+            if (login || (head = long_get_line(line, avail, &with_cas)) == 0) {
                 pc->closing = true; /* REQ_TOO_BIG */
                 action = PROTO_CLOSE;
                 break;
@@ -929,7 +999,9 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.data = nl + 1;
         x.avail = avail - q.line_total;
         x.data_used = 0;
-        enum cmd_result res = dispatch(&x);
+        enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
+        if (res == CMD_NEED_MORE)
+            break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */
         pos += q.line_total + x.data_used;
         nreq++;
         if (res == CMD_CLOSE) {

@@ -101,9 +101,12 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t len, size_t *consumed, unsigned max_reqs,
                                 size_t max_output);
 
+/* The longest login data (-Y) waited for in the read buffer; longer is refused. */
+#define PROTO_AUTH_DATA_MAX 8192
 /* The most bytes proto_process leaves unconsumed: a command line without its newline (or the
- * last, unfinished key of a long multi-get). A read buffer of this size always makes progress. */
-#define PROTO_UNCONSUMED_MAX REQ_LINE_MAX
+ * last, unfinished key of a long multi-get, or a -Y login with its data). A read buffer larger
+ * than this always makes progress. */
+#define PROTO_UNCONSUMED_MAX (REQ_LINE_MAX + PROTO_AUTH_DATA_MAX + 2)
 
 /* Where the server may read the pending value's next bytes straight into its item (zero
  * copy), and how many are missing; 0 when no value is being read or only its "\r\n" is left.
@@ -152,6 +155,8 @@ struct proto_hooks {
     /* Added by protocol: the second server block of `stats` (accepting_conns ...
      * conn_yields, see above). */
     void (*server_stats_tail)(struct reply *r);
+    /* `refresh_certs`: true on success, else err holds the reply (with its "\r\n"). */
+    bool (*refresh_certs)(char *err, size_t errlen);
 };
 
 struct cfg;

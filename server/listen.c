@@ -101,6 +101,11 @@ static int split_host_port(const char *spec, char *host, size_t hlen, char *port
 static int bind_tcp(const char *spec, const struct cfg *c)
 {
     char host[256], port[16], name[LISTEN_NAME_MAX];
+    bool tls = c->ssl_enabled;
+    if (strncmp(spec, "notls:", 6) == 0) { /* memcached's prefix: this one stays plaintext */
+        spec += 6;
+        tls = false;
+    }
     if (split_host_port(spec, host, sizeof host, port, sizeof port, (unsigned)c->port) < 0) {
         log_error("failed to listen on %s: not an address", spec);
         return -1;
@@ -146,8 +151,8 @@ static int bind_tcp(const char *spec, const struct cfg *c)
             if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
                 addr_name((struct sockaddr *)&ss, name, sizeof name);
         }
-        listener_add(fd, false, name);
-        log_info("listening on %s", name);
+        listener_add(fd, false, name)->tls = tls;
+        log_info("listening on %s%s", name, tls ? " (TLS)" : "");
     }
     freeaddrinfo(res);
     return result;

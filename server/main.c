@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "protocol/auth.h"
 #include "protocol/proto.h"
 #include "server/daemon.h"
 #include "server/hooks.h"
@@ -29,6 +30,7 @@
 #include "server/log.h"
 #include "server/notify.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include "storage/clock.h"
 #include "storage/mem.h"
@@ -64,10 +66,31 @@ static void begin_shutdown(const char *why)
     event_base_loopexit(main_base, NULL);
 }
 
+/* SIGHUP: certificates (memcached: refresh_certs only) and the -Y file (memcached too). A
+ * failure keeps what was loaded before. */
+static void reload_secrets(void)
+{
+    char err[1400];
+    if (tls_enabled()) {
+        if (tls_refresh(err, sizeof err))
+            log_info("SIGHUP: TLS certificates reloaded");
+        else
+            log_warn("SIGHUP: %.*s; keeping the previous certificates", (int)strcspn(err, "\r"),
+                     err);
+    }
+    if (settings.auth_file[0] != '\0') {
+        if (auth_load(settings.auth_file, err, sizeof err) == 0)
+            log_info("SIGHUP: reloaded %s", settings.auth_file);
+        else
+            log_warn("SIGHUP: %s; keeping the previous users", err);
+    }
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
     if (sig == SIGHUP) {
+        reload_secrets();
         if (settings.config_file == NULL) {
             log_info("SIGHUP: no config file to reload");
             return;
@@ -108,6 +131,7 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
         applied_verbose = v;
     }
     storage_maintenance_step();
+    tls_tick();
     if (settings.sweeper) {
         /* Each step takes one shard lock at a time, so workers wait at most one step; more
          * steps only while there is something to reclaim (1M expired items: ~1 min). */
@@ -147,6 +171,18 @@ static int run(void)
     if (rc != 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
+    /* Before binding and dropping privileges (key files are often root-only); memcached's
+     * words and exit codes: 64 for TLS, 1 for the auth file. */
+    char serr[1400];
+    if (settings.auth_file[0] != '\0' && auth_load(settings.auth_file, serr, sizeof serr) < 0) {
+        fprintf(stderr, "%s\n", serr);
+        return 1;
+    }
+    if (tls_setup(&settings, serr, sizeof serr) < 0) {
+        fprintf(stderr, "%s\n", serr);
+        auth_teardown();
+        return CFG_EXIT_USAGE;
+    }
     /* Clients (and test harnesses) may connect as soon as listen() returns, well before the
      * signal events exist: hold SIGTERM/SIGINT/SIGHUP pending until they do, so an early
      * signal takes the graceful path instead of the default action. Held again during
@@ -282,6 +318,8 @@ out:
     storage_teardown();
     daemon_remove_pidfile(settings.pidfile);
     listen_teardown();
+    tls_teardown();
+    auth_teardown();
     if (rc == 0)
         log_info("bye");
     return rc;
