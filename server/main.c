@@ -45,6 +45,7 @@
 
 static struct event_base *main_base;
 static bool shutting_down;
+static bool save_on_exit; /* SIGUSR1 with -e: write the memory file's .meta after the workers */
 static unsigned maint_ticks;
 
 static void apply_runtime_settings(void)
@@ -105,7 +106,49 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         }
         return;
     }
-    begin_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* SIGUSR1 (memcached's graceful stop) saves the items when -e is set; SIGTERM and
+     * SIGINT never do, so a plain stop can never bring back values the application may
+     * have changed in its database meanwhile (README: "Restarts and upgrades"). */
+    if (sig == SIGUSR1 && !shutting_down)
+        save_on_exit = settings.memory_file[0] != '\0';
+    begin_shutdown(sig == SIGINT ? "SIGINT" : sig == SIGUSR1 ? "SIGUSR1" : "SIGTERM");
+}
+
+static bool memory_file_set(void)
+{
+    return settings.memory_file != NULL && settings.memory_file[0] != '\0';
+}
+
+/* -d changes to /: a relative -e path is taken from the directory cached started in. */
+static void memory_file_absolute(void)
+{
+    char cwd[4096];
+    if (!memory_file_set() || settings.memory_file[0] == '/' || getcwd(cwd, sizeof cwd) == NULL)
+        return;
+    size_t n = strlen(cwd) + strlen(settings.memory_file) + 2;
+    char *p = malloc(n);
+    if (p == NULL)
+        return;
+    snprintf(p, n, "%s/%s", cwd, settings.memory_file);
+    free(settings.memory_file);
+    settings.memory_file = p;
+}
+
+/* With every worker stopped, nothing touches the items: write the .meta. */
+static void save_memory_file(void)
+{
+    char err[256] = "";
+    uint64_t items = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (storage_save(err, sizeof err, &items) < 0) {
+        log_error("warm restart: nothing saved: %s", err);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_info("warm restart: saved %llu items to %s in %ld ms", (unsigned long long)items,
+             settings.memory_file,
+             (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
 }
 
 static void on_shutdown_bell(evutil_socket_t fd, short what, void *arg)
@@ -192,9 +235,11 @@ static int run(void)
     sigaddset(&lifecycle_sigs, SIGTERM);
     sigaddset(&lifecycle_sigs, SIGINT);
     sigaddset(&lifecycle_sigs, SIGHUP);
+    sigaddset(&lifecycle_sigs, SIGUSR1);
     sigprocmask(SIG_BLOCK, &lifecycle_sigs, &old_mask);
     daemon_fit_nofile(settings.conn_limit + FD_HEADROOM + 2 * settings.threads);
 
+    memory_file_absolute();
     if (listen_setup(&settings) < 0)
         return DAEMON_EXIT_OSERR;
     if (settings.daemonize)
@@ -222,6 +267,7 @@ static int run(void)
         .use_cas = !settings.disable_cas,
         .shards = shard_count(),
         .automove = settings.slab_automove,
+        .memory_file = memory_file_set() ? settings.memory_file : NULL,
     };
     char err[256] = "";
     if (storage_setup(&scfg, err, sizeof err) < 0) {
@@ -229,6 +275,13 @@ static int run(void)
         daemon_remove_pidfile(settings.pidfile);
         listen_teardown();
         return DAEMON_EXIT_OSERR;
+    }
+    if (memory_file_set()) {
+        bool restored = false;
+        if (storage_persist_note(err, sizeof err, &restored) && restored)
+            log_info("warm restart: %s", err);
+        else if (!restored && err[0] != '\0')
+            log_warn("warm restart: %s; starting empty", err);
     }
     struct proto_config pcfg = {
         .item_size_max = settings.item_size_max,
@@ -247,7 +300,7 @@ static int run(void)
         return EXIT_FAILURE;
     }
 
-    struct event *sig_ev[3] = {0}, *bell_ev = NULL, *maint_ev = NULL;
+    struct event *sig_ev[4] = {0}, *bell_ev = NULL, *maint_ev = NULL;
     rc = DAEMON_EXIT_OSERR;
     main_base = event_base_new();
     server_shutdown_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -264,8 +317,8 @@ static int run(void)
         worker_join();
         goto out_workers;
     }
-    static const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
+    static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 4; i++) {
         sig_ev[i] = evsignal_new(main_base, sigs[i], on_signal, NULL);
         if (sig_ev[i] != NULL)
             event_add(sig_ev[i], NULL);
@@ -295,6 +348,8 @@ static int run(void)
     sigprocmask(SIG_BLOCK, &lifecycle_sigs, NULL);
     begin_shutdown("event loop ended"); /* no-op after a signal */
     worker_join();
+    if (save_on_exit)
+        save_memory_file();
     rc = 0;
 
 out_events:
@@ -302,7 +357,7 @@ out_events:
         event_free(maint_ev);
     if (bell_ev != NULL)
         event_free(bell_ev);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (sig_ev[i] != NULL)
             event_free(sig_ev[i]);
 out_workers:

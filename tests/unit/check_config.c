@@ -175,6 +175,7 @@ static const struct setting_case cases[] = {
     {"-u", "user", "nobody", "nobody"},
     {NULL, "run-as-root", "yes", "yes"},
     {"-P", "pidfile", "/tmp/cached.pid", "/tmp/cached.pid"},
+    {"-e", "memory-file", "/dev/shm/cached.mem", "/dev/shm/cached.mem"},
     {NULL, "verbose", "2", "2"}, /* -v counts: test_verbose */
     {"-d", "daemon", "yes", "yes"},
     {NULL, "logfile", "/tmp/cached.log", "/tmp/cached.log"},
