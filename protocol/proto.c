@@ -11,6 +11,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "protocol/auth.h"
 #include "protocol/binary.h"
@@ -936,6 +937,9 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     size_t pos = 0;
     unsigned nreq = 0;
 
+    /* Latency: one clock read per command; a command's end is the next one's start (a
+     * storage command's ends when its line is parsed: its value may take any time to come). */
+    uint64_t t0 = 0;
     while (!pc->closing) {
         if (value_in_active(&pc->value)) {
             pos += value_in_feed(&pc->value, buf + pos, len - pos);
@@ -999,9 +1003,22 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.data = nl + 1;
         x.avail = avail - q.line_total;
         x.data_used = 0;
+        if (t0 == 0)
+            t0 = obs_now_ns();
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE)
             break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */
+        if (q.ntok > 0) {
+            enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
+            if (oc != OBS_NONE) {
+                uint64_t t1 = obs_now_ns();
+                obs_latency_add(&x.st->obs, oc, t1 - t0);
+                t0 = t1;
+                obs_command_keys(&x.st->obs, oc, &q);
+            } else {
+                t0 = 0; /* stats & co.: the next measured command starts its own clock */
+            }
+        }
         pos += q.line_total + x.data_used;
         nreq++;
         if (res == CMD_CLOSE) {

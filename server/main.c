@@ -28,6 +28,7 @@
 #include "server/hooks.h"
 #include "server/listen.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/notify.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -312,7 +313,7 @@ static int run(void)
         log_error("cannot set up worker threads");
         goto out_workers;
     }
-    if (worker_start() < 0) {
+    if (worker_start() < 0 || metrics_start() < 0) {
         worker_stop(0);
         worker_join();
         goto out_workers;
@@ -348,6 +349,7 @@ static int run(void)
     sigprocmask(SIG_BLOCK, &lifecycle_sigs, NULL);
     begin_shutdown("event loop ended"); /* no-op after a signal */
     worker_join();
+    metrics_stop();
     if (save_on_exit)
         save_memory_file();
     rc = 0;
@@ -361,6 +363,7 @@ out_events:
         if (sig_ev[i] != NULL)
             event_free(sig_ev[i]);
 out_workers:
+    metrics_stop();
     worker_teardown();
 out:
     if (server_shutdown_fd >= 0) {
