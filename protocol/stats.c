@@ -175,7 +175,7 @@ static void stats_settings(struct proto_ctx *x)
     proto_stat_str(r, "cas_enabled", s->disable_cas ? "no" : "yes");
     proto_stat_u64(r, "tcp_backlog", s->backlog);
     proto_stat_u64(r, "item_size_max", s->item_size_max);
-    proto_stat_u64(r, "slab_automove", s->slab_automove ? 1 : 0);
+    proto_stat_u64(r, "slab_automove", storage_automove_level()); /* `slabs automove` sets it */
     proto_stat_str(r, "flush_enabled", s->disable_flush_all ? "no" : "yes");
     proto_stat_u64(r, "idle_timeout", s->idle_timeout);
     tls_auth_settings(r, s);
