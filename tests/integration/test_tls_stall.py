@@ -96,7 +96,8 @@ def main():
         # Loose bounds: a shared 2-core machine. A blocking design would add whole seconds.
         ck.check(max(t for _, t in hs) < 1.0, "handshakes meanwhile under 1 s")
         ck.check(p99 < max(0.05, 5 * base_p99), "get p99 not hurt: %.3f ms" % (p99 * 1e3))
-        ck.check(rss1 - rss0 < 64 * STALLED, "at most 64 kB per stalled handshake")
+        per = 160 if harness.ASAN else 64  # ASan adds redzones and quarantine
+        ck.check(rss1 - rss0 < per * STALLED, "at most %d kB per stalled handshake" % per)
 
         # The server closes every stalled one after the timeout; the good one stays.
         deadline = time.time() + TIMEOUT_S + 4
