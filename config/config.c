@@ -120,7 +120,6 @@ static const struct {
     {'B', "binary protocol"},
     {'X', "dump commands"},
     {'W', "watch commands"},
-    {'e', "memory file"},
     {'N', "NAPI ids"},
     {'i', "license text"},
 };

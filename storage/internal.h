@@ -73,6 +73,7 @@ struct storage_globals {
     uint32_t page_size, npages;
     pthread_mutex_t arena_lock;
     uint32_t pages_assigned;     /* pages [0, pages_assigned) have been given to classes */
+    uint32_t *pool, npool;       /* free pages handed back (`slabs reassign N 0`), reused first */
     struct page_meta *pmeta;
 
     struct slab_class classes[SLAB_MAX_CLASSES];
@@ -89,7 +90,9 @@ struct storage_globals {
     uint32_t sweep_shard, sweep_bucket;
     uint64_t sweeper_runs, slabs_moved;
     int drain_page;              /* page being emptied by automove, -1 none */
-    unsigned drain_dst, drain_tries;
+    unsigned drain_dst, drain_tries; /* drain_dst == nclasses: to the pool */
+    _Atomic unsigned automove;   /* 0 off, 1 a step per second, 2 a step per tick */
+    unsigned automove_ticks, reassign_any; /* tick counter; `slabs reassign -1` cursor */
 };
 
 extern struct storage_globals stg;
@@ -119,6 +122,13 @@ unsigned slab_class_for(size_t ntotal);  /* nclasses when too large */
 struct item *slab_alloc(size_t ntotal, enum st_result *res);
 void slab_free(struct item *it);         /* refcount has reached 0 */
 void slab_stats_reset(void);
+/* Warm restart (persist.c): gives page pg (arena pages are handed out in order, so pg is the
+ * next one) to class ci and rebuilds its chunks: keep(it, chunk size, arg) returns true for
+ * an item it linked, the others go on the free list. */
+void slab_restore_page(unsigned ci, uint32_t pg,
+                       bool (*keep)(struct item *it, uint32_t chunk, void *arg), void *arg);
+/* Back to no page handed out (a refused restore). */
+void slab_forget_pages(void);
 /* Counts an expired or flushed item leaving the table (lazily, by the sweeper) in its class's
  * reclaimed and expired_unfetched, as memcached counts what its LRU tails and crawler reclaim.
  * Shard lock held (the class lock is taken after it: lock order). */

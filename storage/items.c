@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "storage/meta.h" /* ITEM_KEY_BINARY, kept across incr/decr */
+#include "storage/persist.h"
 
 struct storage_globals stg;
 _Thread_local struct shard *tl_held_shard;
@@ -233,7 +234,14 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
     atomic_store(&stg.oldest_cas, 0);
     pthread_mutex_init(&stg.bg_lock, NULL);
     stg.drain_page = -1;
+    atomic_store(&stg.automove, cfg->automove ? 1u : 0u);
     stg.ready = true;
+    /* -e: bring back the items of a clean save, or start the file empty (persist.c) */
+    if (cfg->memory_file != NULL && persist_restore() < 0) {
+        snprintf(errbuf, errlen, "cannot reset the memory file %s", cfg->memory_file);
+        storage_teardown();
+        return -1;
+    }
     return 0;
 }
 

@@ -175,6 +175,7 @@ static const struct setting_case cases[] = {
     {"-u", "user", "nobody", "nobody"},
     {NULL, "run-as-root", "yes", "yes"},
     {"-P", "pidfile", "/tmp/cached.pid", "/tmp/cached.pid"},
+    {"-e", "memory-file", "/dev/shm/cached.mem", "/dev/shm/cached.mem"},
     {NULL, "verbose", "2", "2"}, /* -v counts: test_verbose */
     {"-d", "daemon", "yes", "yes"},
     {NULL, "logfile", "/tmp/cached.log", "/tmp/cached.log"},
@@ -186,6 +187,8 @@ static const struct setting_case cases[] = {
     {NULL, "slab-automove", "no", "no"},
     {NULL, "expiry-sweeper", "no", "no"},
     {NULL, "max-output", "1m", "1048576"},
+    {NULL, "metrics-port", "9150", "9150"},
+    {NULL, "metrics-listen", "::1", "::1"},
     {"-Y", "auth-file", "/tmp/users", "/tmp/users"},
     {"-Z", "enable-ssl", "yes", "yes"},
     {NULL, "ssl-chain-cert", "/tmp/c.pem", "/tmp/c.pem"},
