@@ -173,7 +173,7 @@ static void stats_settings(struct proto_ctx *x)
     proto_stat_str(r, "cas_enabled", s->disable_cas ? "no" : "yes");
     proto_stat_u64(r, "tcp_backlog", s->backlog);
     proto_stat_u64(r, "item_size_max", s->item_size_max);
-    proto_stat_u64(r, "slab_automove", s->slab_automove ? 1 : 0);
+    proto_stat_u64(r, "slab_automove", storage_automove_level()); /* `slabs automove` sets it */
     proto_stat_str(r, "flush_enabled", s->disable_flush_all ? "no" : "yes");
     proto_stat_u64(r, "idle_timeout", s->idle_timeout);
     tls_auth_settings(r, s);
@@ -238,6 +238,24 @@ static void stats_slabs(struct proto_ctx *x)
     proto_stat_u64(x->r, "total_malloced", ss.total_malloced);
 }
 
+/* ---- stats latency / stats hotkeys (cached's own, protocol/observe.h) ---- */
+
+static void stats_observe(struct proto_ctx *x, bool latency)
+{
+    const struct proto_hooks *h = proto_hooks_active;
+    struct proto_stats *sum = mem_alloc(sizeof(*sum)); /* ~20 KB: not on a worker's stack */
+    memset(sum, 0, sizeof(*sum));
+    if (h->sum_stats)
+        h->sum_stats(sum);
+    else
+        proto_stats_add(sum, x->st);
+    if (latency)
+        obs_stats_latency(x->r, &sum->obs);
+    else
+        obs_stats_hotkeys(x->r, &sum->obs);
+    mem_free(sum);
+}
+
 /* ---- the command ---- */
 
 static void end(struct proto_ctx *x)
@@ -283,6 +301,9 @@ enum cmd_result proto_cmd_stats(struct proto_ctx *x, int arg)
         end(x);
     } else if (TOK_IS(sub, "sizes")) {
         reply_add(x->r, MSG_STATS_SIZES, MSG_LEN(MSG_STATS_SIZES));
+        end(x);
+    } else if (TOK_IS(sub, "latency") || TOK_IS(sub, "hotkeys")) {
+        stats_observe(x, TOK_IS(sub, "latency"));
         end(x);
     } else if (TOK_IS(sub, "conns")) {
         if (h->conns_stats)
