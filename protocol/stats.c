@@ -75,7 +75,7 @@ static void stats_general(struct proto_ctx *x)
     proto_stat_u64(r, "auth_errors", sum.auth_errors);
     proto_stat_u64(r, "bytes_read", sum.bytes_read);
     proto_stat_u64(r, "bytes_written", sum.bytes_written);
-    proto_stat_u64(r, "limit_maxbytes", settings.mem_limit);
+    proto_stat_u64(r, "limit_maxbytes", proto_cfg.mem_limit);
     if (h->server_stats_tail)
         h->server_stats_tail(r);
     proto_stat_u64(r, "hash_power_level", ss.hash_power_level);
@@ -155,12 +155,14 @@ static void setting_line(void *arg, const char *name, const char *value)
 static void stats_settings(struct proto_ctx *x)
 {
     struct reply *r = x->r;
-    const struct cfg *s = &settings;
+    const struct cfg *s = proto_cfg.settings;
+    if (s == NULL)
+        return;
     proto_stat_u64(r, "maxbytes", s->mem_limit);
     proto_stat_u64(r, "maxconns", s->conn_limit);
     proto_stat_u64(r, "tcpport", s->port);
     proto_stat_str(r, "inter", s->listen && *s->listen ? s->listen : "NULL");
-    proto_stat_u64(r, "verbosity", __atomic_load_n(&settings.verbose, __ATOMIC_RELAXED));
+    proto_stat_u64(r, "verbosity", __atomic_load_n(&s->verbose, __ATOMIC_RELAXED));
     proto_stat_str(r, "evictions", s->disable_evictions ? "off" : "on");
     proto_stat_str(r, "domain_socket",
                    s->unix_socket && *s->unix_socket ? s->unix_socket : "NULL");
