@@ -196,8 +196,13 @@ def core_and_lock():
     finally:
         os.kill(p.pid, signal.SIGTERM)
         p.wait(TIMEOUT)
-    # -k: memory is locked (or memcached's warning when the limit forbids it).
+    # -k: memory is locked (or memcached's warning when the limit forbids it). ASan's
+    # runtime turns mlockall into a no-op (its shadow memory is terabytes), so there only
+    # "starts and serves" is checked.
     with Server(args=ROOT_ARGS + ["-k", "-m", "8", "-t", "1"]) as s:
+        if harness.ASAN:
+            ck.eq(s.stop(), 0, "-k under ASan: serves and exits 0")
+            return
         locked = int(proc_status(s.pid, "VmLck").split()[0])
         s.stop()
         warned = "mlockall() failed" in s.stderr_text
