@@ -67,6 +67,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
     if (sig == SIGHUP) {
+        daemon_reopen_logfile(settings.logfile); /* logrotate's postrotate: kill -HUP */
         if (settings.config_file == NULL) {
             log_info("SIGHUP: no config file to reload");
             return;

@@ -170,11 +170,21 @@ def foreground_logfile():
     s = Server(args=ROOT_ARGS + ["--logfile", log, "-vv"])
     with s.connect() as c:
         ck.check(c.cmd("version").startswith(b"VERSION"), "--logfile in the foreground serves")
+    # logrotate: the file is moved away, SIGHUP reopens the path.
+    os.rename(log, log + ".1")
+    os.kill(s.pid, signal.SIGHUP)
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline and not os.path.exists(log):
+        time.sleep(0.02)
+    ck.check(os.path.exists(log), "SIGHUP reopens the log file's path")
     ck.eq(s.stop(), 0, "foreground --logfile: exit 0")
     ck.eq(s.stderr_text, "", "foreground --logfile: nothing on stderr")
-    text = open(log).read()
-    ck.check("info: ready: " in text and "info: bye" in text, "foreground: the log file has it")
-    no_sanitizer_report(text, "foreground logfile")
+    old = open(log + ".1").read()
+    text = open(log).read() if os.path.exists(log) else ""
+    ck.check("info: ready: " in old, "foreground: the log file has the ready line")
+    ck.check("SIGHUP" in text and "info: bye" in text and "bye" not in old,
+             "after SIGHUP the log goes to the new file (%r)" % text)
+    no_sanitizer_report(old + text, "foreground logfile")
 
 
 def core_and_lock():
