@@ -86,7 +86,6 @@ static const char *const ignored_ext[] = {
     "hash_algorithm",
     "hashpower",
     "tail_repair_time",
-    "temporary_ttl",
     "hot_lru_pct",
     "warm_lru_pct",
     "hot_max_factor",
@@ -102,6 +101,15 @@ static const char *const ignored_ext[] = {
     "slab_automove_freeratio",
 };
 
+/* memcached -o knobs whose effect cached does not provide: refused, never silently ignored
+ * (accepting them would promise behaviour cached does not have). */
+static const struct {
+    const char *key, *why;
+} refused_ext[] = {
+    {"temporary_ttl", "cached has no separate LRU for short-TTL items; expired items are "
+                      "reclaimed first by eviction and by the sweeper (storage/README)"},
+};
+
 /* memcached flags cached does not implement, named so the error says what they were. */
 static const struct {
     char flag;
@@ -110,12 +118,8 @@ static const struct {
     {'L', "large pages"},
     {'D', "prefix stats"},
     {'B', "binary protocol"},
-    {'S', "SASL"},
     {'X', "dump commands"},
     {'W', "watch commands"},
-    {'Y', "auth file"},
-    {'e', "memory file"},
-    {'Z', "TLS"},
     {'N', "NAPI ids"},
     {'i', "license text"},
 };
@@ -384,6 +388,10 @@ static const char *check_listen_elem(const char *e, size_t len)
 {
     char host[LIST_ELEM_MAX + 1];
     const char *port = NULL;
+    if (len > 6 && strncmp(e, "notls:", 6) == 0) { /* memcached's plaintext listener under -Z */
+        e += 6;
+        len -= 6;
+    }
     if (len == 0)
         return "empty address";
     if (len > LIST_ELEM_MAX)
@@ -724,6 +732,31 @@ static int load_file(struct cfg *c, struct src *src, const char *path, FILE *err
 
 /* ---- checks across settings ---- */
 
+/* An ssl_* setting given on the command line, or away from its default, while TLS is off. */
+static bool ssl_option_set(const struct cfg *c, const struct src *src, char *what, size_t n,
+                           size_t pair[2])
+{
+    struct cfg def;
+    bool found = false;
+    cfg_init(&def);
+    for (size_t i = 0; i < NDESC && !found; i++) {
+        char va[256], vb[256], u[NAME_MAX_LEN];
+        if (strncmp(descs[i].name, "ssl-", 4) != 0)
+            continue;
+        fmt_value(c, &descs[i], va, sizeof va, false);
+        fmt_value(&def, &descs[i], vb, sizeof vb, false);
+        if (strcmp(va, vb) == 0 && src->kind[i] != SRC_ARGV)
+            continue; /* a file may spell out a default (cached.conf.example does) */
+        underscored(descs[i].name, u);
+        snprintf(what, n, "%s is set but TLS is off: add -Z (--enable-ssl) or remove it", u);
+        pair[0] = descs[i].offset;
+        pair[1] = offsetof(struct cfg, ssl_enabled);
+        found = true;
+    }
+    cfg_free(&def);
+    return found;
+}
+
 /* Reports the first inconsistency; returns 0, CFG_EXIT_USAGE (a command-line value is
  * involved) or CFG_EXIT_CONFIG (only the file's and the defaults). */
 static int cross_check(const struct cfg *c, const struct src *src, const char *path, FILE *err)
@@ -745,6 +778,8 @@ static int cross_check(const struct cfg *c, const struct src *src, const char *p
                  "slab min size %llu (-n) must be smaller than the max item size %s (-I)",
                  (unsigned long long)c->chunk_min, b);
         pair[0] = cmin, pair[1] = item;
+    } else if (!c->ssl_enabled && ssl_option_set(c, src, what, sizeof what, pair)) {
+        /* memcached silently serves plaintext here; a key given for nothing is a mistake. */
     } else {
         return 0;
     }
@@ -798,7 +833,7 @@ static void usage(FILE *out)
     struct cfg def;
     cfg_init(&def);
     fprintf(out, "Usage: cached [options]\n"
-                 "A memcached-compatible cache daemon (text protocol); %s.\n\n"
+                 "A memcached-compatible cache daemon (text and binary protocols); %s.\n\n"
                  "memcached's flags, same meaning:\n",
             CFG_VERSION_LINE);
     for (size_t i = 0; i < NDESC; i++)
@@ -980,6 +1015,12 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
     underscored(kv, u);
     if (in_list(ignored_ext, sizeof ignored_ext / sizeof *ignored_ext, u))
         return 0; /* a memcached tuning knob without meaning here */
+    for (size_t k = 0; k < sizeof refused_ext / sizeof *refused_ext; k++) {
+        if (strcmp(u, refused_ext[k].key) == 0) {
+            err_line(err, "-o %s is not supported: %s", u, refused_ext[k].why);
+            return CFG_EXIT_USAGE;
+        }
+    }
     bool negate = false;
     canon(kv, strlen(kv), cn);
     int i = find_desc(cn);

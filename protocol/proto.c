@@ -11,8 +11,11 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "config/config.h"
+#include "protocol/auth.h"
+#include "protocol/binary.h"
 #include "protocol/internal.h"
 #include "protocol/meta.h"
 
@@ -634,6 +637,66 @@ static enum cmd_result cmd_shutdown(struct proto_ctx *x, int arg)
     return CMD_DONE;
 }
 
+static enum cmd_result cmd_refresh_certs(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    char err[1400];
+    proto_noreply_maybe(x->q);
+    if (proto_hooks_active->refresh_certs == NULL) {
+        OUT(x, MSG_TLS_NOT_ENABLED);
+        return CMD_DONE;
+    }
+    if (proto_hooks_active->refresh_certs(err, sizeof err))
+        OUT(x, MSG_OK);
+    else
+        proto_out(x, err, strlen(err)); /* memcached's text, no ERROR prefix */
+    return CMD_DONE;
+}
+
+/*
+ * -Y: a connection that has not logged in, exactly as memcached 1.6.18's
+ * try_read_command_asciiauth answers it, except that every pipelined command gets its reply
+ * (memcached keeps only the last). Anything but `set <key> <flags> <exptime> <len>` is
+ * "unauthenticated"; the login's data is "user password". Malformed data is counted nowhere.
+ */
+static enum cmd_result proto_auth(struct proto_ctx *x)
+{
+    struct request *q = x->q;
+    uint32_t size;
+    proto_tokenize(q);
+    if (q->ntok < 5 || !TOK_IS(&q->tok[0], "set") || !tok_strtoul(&q->tok[4], &size)) {
+        reply_add(x->r, MSG_UNAUTHENTICATED, MSG_LEN(MSG_UNAUTHENTICATED));
+        return CMD_DONE;
+    }
+    size_t total = (size_t)size + 2;
+    if (x->avail < total) {
+        x->need = total;
+        return CMD_NEED_MORE;
+    }
+    x->data_used = total;
+    const char *d = x->data;
+    if (d[size] != '\r' || d[size + 1] != '\n') {
+        reply_add(x->r, MSG_BAD_TERMINATION, MSG_LEN(MSG_BAD_TERMINATION));
+        return CMD_DONE;
+    }
+    /* memcached reads the data as a C string and splits it on spaces. */
+    const char *p = d, *end = d + strnlen(d, size);
+    struct token user, pass;
+    if (!proto_next_token(&p, end, &user) || !proto_next_token(&p, end, &pass)) {
+        reply_add(x->r, MSG_AUTH_FORMAT, MSG_LEN(MSG_AUTH_FORMAT));
+        return CMD_DONE;
+    }
+    x->st->auth_cmds++;
+    if (auth_check(user.p, user.len, pass.p, pass.len)) {
+        x->pc->authenticated = true;
+        reply_add(x->r, MSG_STORED, MSG_LEN(MSG_STORED));
+    } else {
+        x->st->auth_errors++;
+        reply_add(x->r, MSG_AUTH_FAILURE, MSG_LEN(MSG_AUTH_FAILURE));
+    }
+    return CMD_DONE;
+}
+
 /* ---- the command table ---- */
 
 #define CMD(n, mn, mx, f, a) {n, sizeof(n) - 1, mn, mx, f, a}
@@ -662,11 +725,13 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("mn", 1, 0, proto_meta_mn, 0),
     CMD("me", 1, 0, proto_meta_me, 0),
     CMD("stats", 1, 0, proto_cmd_stats, 0),
+    CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
     CMD("version", 1, 0, cmd_version, 0),
     CMD("verbosity", 2, 3, cmd_verbosity, 0),
     CMD("quit", 1, 0, cmd_quit, 0),
     CMD("shutdown", 1, 0, cmd_shutdown, 0),
+    CMD("refresh_certs", 1, 0, cmd_refresh_certs, 0),
 };
 #undef CMD
 
@@ -732,6 +797,15 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t len, size_t *consumed, size_t *need, unsigned max_reqs,
                                 size_t max_output)
 {
+    if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
+        /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. Under
+         * -Y memcached reads every connection as text (a binary request meets the login
+         * parser: silence until a newline byte), and so does cached. */
+        bool bin = ((unsigned char)buf[0] == BIN_REQ_MAGIC && !auth_enabled()) || settings.sasl;
+        pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
+    }
+    if (pc->mode == PROTO_MODE_BINARY)
+        return proto_binary_process(pc, r, buf, len, consumed, need, max_reqs, max_output);
     static _Thread_local struct proto_stats dummy_stats;
     struct request q;
     struct proto_ctx x = {.pc = pc, .r = r, .st = pc->stats ? pc->stats : &dummy_stats, .q = &q};
@@ -740,6 +814,8 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     unsigned nreq = 0;
 
     *need = 0;
+    /* Latency: one clock read per command; a command's end is the next one's start. */
+    uint64_t t0 = 0;
     while (pos < len && !pc->closing) {
         if (pc->swallow) {
             size_t n = len - pos < pc->swallow ? len - pos : (size_t)pc->swallow;
@@ -754,8 +830,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         const char *line = buf + pos;
         size_t avail = len - pos;
         const char *nl = memchr(line, '\n', avail);
+        bool login = !pc->authenticated && auth_enabled();
         if (!nl) {
-            if (avail > REQ_LINE_MAX && !long_get_line(line, avail)) {
+            /* Before login memcached closes past 2048 bytes without a newline, gets too. */
+            if (avail > REQ_LINE_MAX && (login || !long_get_line(line, avail))) {
                 pc->closing = true; /* REQ_TOO_BIG */
                 action = PROTO_CLOSE;
             }
@@ -772,10 +850,23 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.avail = avail - q.line_total;
         x.data_used = 0;
         x.need = 0;
-        enum cmd_result res = dispatch(&x);
+        if (t0 == 0)
+            t0 = obs_now_ns();
+        enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE) {
             *need = q.line_total + x.need;
             break;
+        }
+        if (q.ntok > 0) {
+            enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
+            if (oc != OBS_NONE) {
+                uint64_t t1 = obs_now_ns();
+                obs_latency_add(&x.st->obs, oc, t1 - t0);
+                t0 = t1;
+                obs_command_keys(&x.st->obs, oc, &q);
+            } else {
+                t0 = 0; /* stats & co.: the next measured command starts its own clock */
+            }
         }
         pos += q.line_total + x.data_used;
         nreq++;

@@ -71,6 +71,8 @@ static void stats_general(struct proto_ctx *x)
     proto_stat_u64(r, "touch_misses", sum.touch_misses);
     proto_stat_u64(r, "store_too_large", sum.store_too_large);
     proto_stat_u64(r, "store_no_memory", sum.store_no_memory);
+    proto_stat_u64(r, "auth_cmds", sum.auth_cmds);
+    proto_stat_u64(r, "auth_errors", sum.auth_errors);
     proto_stat_u64(r, "bytes_read", sum.bytes_read);
     proto_stat_u64(r, "bytes_written", sum.bytes_written);
     proto_stat_u64(r, "limit_maxbytes", settings.mem_limit);
@@ -110,7 +112,30 @@ static const char *const memcached_setting_names[] = {
     "umask", "shutdown_command", "growth_factor", "chunk_size", "num_threads",
     "reqs_per_event", "cas_enabled", "tcp_backlog", "item_size_max", "slab_automove",
     "flush_enabled", "idle_timeout",
+    /* printed by tls_auth_settings under memcached's names and in its units */
+    "auth_file", "enable_ssl", "ssl_chain_cert", "ssl_key", "ssl_verify_mode", "ssl_keyformat",
+    "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size", "ssl_session_cache", "ssl_min_version",
 };
+
+/* memcached's auth_* and ssl_* lines of `stats settings`. */
+static void tls_auth_settings(struct reply *r, const struct cfg *s)
+{
+    static const char *const versions[] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
+    static const unsigned verify[] = {0, 1, 3, 7}; /* OpenSSL's SSL_VERIFY_* bits */
+    proto_stat_str(r, "auth_enabled_sasl", "no");
+    proto_stat_str(r, "auth_enabled_ascii", s->auth_file[0] ? s->auth_file : "no");
+    proto_stat_str(r, "ssl_enabled", s->ssl_enabled ? "yes" : "no");
+    proto_stat_str(r, "ssl_chain_cert", s->ssl_chain_cert[0] ? s->ssl_chain_cert : "(null)");
+    proto_stat_str(r, "ssl_key", s->ssl_key[0] ? s->ssl_key : "(null)");
+    proto_stat_u64(r, "ssl_verify_mode", verify[s->ssl_verify_mode & 3]);
+    proto_stat_u64(r, "ssl_keyformat", s->ssl_keyformat);
+    proto_stat_str(r, "ssl_ciphers", s->ssl_ciphers[0] ? s->ssl_ciphers : "NULL");
+    proto_stat_str(r, "ssl_ca_cert", s->ssl_ca_cert[0] ? s->ssl_ca_cert : "NULL");
+    proto_stat_u64(r, "ssl_wbuf_size", s->ssl_wbuf_size * 1024);
+    proto_stat_str(r, "ssl_session_cache", s->ssl_session_cache ? "yes" : "no");
+    proto_stat_str(r, "ssl_kernel_tls", "no");
+    proto_stat_str(r, "ssl_min_version", versions[s->ssl_min_version & 3]);
+}
 
 struct settings_ctx {
     struct reply *r;
@@ -148,9 +173,10 @@ static void stats_settings(struct proto_ctx *x)
     proto_stat_str(r, "cas_enabled", s->disable_cas ? "no" : "yes");
     proto_stat_u64(r, "tcp_backlog", s->backlog);
     proto_stat_u64(r, "item_size_max", s->item_size_max);
-    proto_stat_u64(r, "slab_automove", s->slab_automove ? 1 : 0);
+    proto_stat_u64(r, "slab_automove", storage_automove_level()); /* `slabs automove` sets it */
     proto_stat_str(r, "flush_enabled", s->disable_flush_all ? "no" : "yes");
     proto_stat_u64(r, "idle_timeout", s->idle_timeout);
+    tls_auth_settings(r, s);
     /* Then every cached setting under its own name (config's table). */
     struct settings_ctx c = {r};
     cfg_each(s, setting_line, &c);
@@ -212,6 +238,24 @@ static void stats_slabs(struct proto_ctx *x)
     proto_stat_u64(x->r, "total_malloced", ss.total_malloced);
 }
 
+/* ---- stats latency / stats hotkeys (cached's own, protocol/observe.h) ---- */
+
+static void stats_observe(struct proto_ctx *x, bool latency)
+{
+    const struct proto_hooks *h = proto_hooks_active;
+    struct proto_stats *sum = mem_alloc(sizeof(*sum)); /* ~20 KB: not on a worker's stack */
+    memset(sum, 0, sizeof(*sum));
+    if (h->sum_stats)
+        h->sum_stats(sum);
+    else
+        proto_stats_add(sum, x->st);
+    if (latency)
+        obs_stats_latency(x->r, &sum->obs);
+    else
+        obs_stats_hotkeys(x->r, &sum->obs);
+    mem_free(sum);
+}
+
 /* ---- the command ---- */
 
 static void end(struct proto_ctx *x)
@@ -257,6 +301,9 @@ enum cmd_result proto_cmd_stats(struct proto_ctx *x, int arg)
         end(x);
     } else if (TOK_IS(sub, "sizes")) {
         reply_add(x->r, MSG_STATS_SIZES, MSG_LEN(MSG_STATS_SIZES));
+        end(x);
+    } else if (TOK_IS(sub, "latency") || TOK_IS(sub, "hotkeys")) {
+        stats_observe(x, TOK_IS(sub, "latency"));
         end(x);
     } else if (TOK_IS(sub, "conns")) {
         if (h->conns_stats)

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "protocol/observe.h"
+
 #define PROTO_STATS(X)                                                                           \
     X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta)                                 \
     X(get_hits) X(get_misses) X(get_expired) X(get_flushed)                                      \
@@ -15,12 +17,14 @@
     X(cas_misses) X(cas_hits) X(cas_badval)                                                      \
     X(touch_hits) X(touch_misses)                                                                \
     X(store_too_large) X(store_no_memory)                                                        \
-    X(bytes_read) X(bytes_written)
+    X(bytes_read) X(bytes_written)                                                              \
+    X(auth_cmds) X(auth_errors)
 
 struct proto_stats {
 #define PROTO_STAT_FIELD(name) uint64_t name;
     PROTO_STATS(PROTO_STAT_FIELD)
 #undef PROTO_STAT_FIELD
+    struct proto_obs obs; /* latency histograms, hot keys (protocol/observe.h) */
 };
 
 /* out += in, field by field. */
@@ -29,4 +33,5 @@ static inline void proto_stats_add(struct proto_stats *out, const struct proto_s
 #define PROTO_STAT_ADD(name) out->name += in->name;
     PROTO_STATS(PROTO_STAT_ADD)
 #undef PROTO_STAT_ADD
+    obs_add(&out->obs, &in->obs);
 }

@@ -13,6 +13,7 @@
 #include "server/conn.h"
 #include "server/listen.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include "storage/clock.h"
 
@@ -46,6 +47,19 @@ static void server_stats_tail(struct reply *r)
                  server_counter(&server_counters.time_in_listen_disabled_us));
     reply_printf(r, "STAT threads %u\r\n", nworkers);
     reply_printf(r, "STAT conn_yields %" PRIu64 "\r\n", yields);
+    if (tls_enabled()) {
+        /* memcached's (it prints them further down), then cached's handshake counters. */
+        struct tls_stats ts;
+        tls_stats(&ts);
+        if (settings.ssl_session_cache)
+            reply_printf(r, "STAT ssl_new_sessions %" PRIu64 "\r\n", ts.new_sessions);
+        reply_printf(r, "STAT ssl_handshake_errors %" PRIu64 "\r\n", ts.handshake_errors);
+        reply_printf(r, "STAT time_since_server_cert_refresh %" PRIu64 "\r\n",
+                     ts.secs_since_refresh);
+        reply_printf(r, "STAT ssl_full_handshakes %" PRIu64 "\r\n", ts.full_handshakes);
+        reply_printf(r, "STAT ssl_resumed_handshakes %" PRIu64 "\r\n", ts.resumed_handshakes);
+        reply_printf(r, "STAT ssl_handshake_timeouts %" PRIu64 "\r\n", ts.handshake_timeouts);
+    }
 }
 
 static void conns_stats(struct reply *r)
@@ -92,4 +106,5 @@ const struct proto_hooks server_hooks = {
     .sum_stats = worker_sum_stats,
     .reset_stats = reset_stats,
     .server_stats_tail = server_stats_tail,
+    .refresh_certs = tls_refresh,
 };

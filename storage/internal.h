@@ -34,6 +34,8 @@ struct slab_class {
     uint64_t free_count;
     uint32_t *pages, npages, pages_cap; /* pages owned by this class */
     uint32_t hand_page, hand_chunk; /* CLOCK hand: index into pages[], chunk in that page */
+    uint32_t lap_seen, lap_hot;   /* linked / HOT items the hand met in its current lap */
+    uint32_t hot_pct;             /* share of HOT items over the hand's last full lap */
     uint64_t used_chunks, mem_requested;
     uint64_t evicted, evicted_unfetched, evicted_active, expired_unfetched, reclaimed;
     uint64_t outofmemory;
@@ -46,7 +48,7 @@ struct slab_class {
 
 struct shard_stats {
     uint64_t curr_items, total_items, bytes;
-    uint64_t get_expired, get_flushed, expired_unfetched, sweeper_reclaimed, ref_saturated;
+    uint64_t get_expired, get_flushed, sweeper_reclaimed, ref_saturated;
 };
 
 struct shard {
@@ -71,6 +73,7 @@ struct storage_globals {
     uint32_t page_size, npages;
     pthread_mutex_t arena_lock;
     uint32_t pages_assigned;     /* pages [0, pages_assigned) have been given to classes */
+    uint32_t *pool, npool;       /* free pages handed back (`slabs reassign N 0`), reused first */
     struct page_meta *pmeta;
 
     struct slab_class classes[SLAB_MAX_CLASSES];
@@ -87,7 +90,9 @@ struct storage_globals {
     uint32_t sweep_shard, sweep_bucket;
     uint64_t sweeper_runs, slabs_moved;
     int drain_page;              /* page being emptied by automove, -1 none */
-    unsigned drain_dst, drain_tries;
+    unsigned drain_dst, drain_tries; /* drain_dst == nclasses: to the pool */
+    _Atomic unsigned automove;   /* 0 off, 1 a step per second, 2 a step per tick */
+    unsigned automove_ticks, reassign_any; /* tick counter; `slabs reassign -1` cursor */
 };
 
 extern struct storage_globals stg;
@@ -117,6 +122,17 @@ unsigned slab_class_for(size_t ntotal);  /* nclasses when too large */
 struct item *slab_alloc(size_t ntotal, enum st_result *res);
 void slab_free(struct item *it);         /* refcount has reached 0 */
 void slab_stats_reset(void);
+/* Warm restart (persist.c): gives page pg (arena pages are handed out in order, so pg is the
+ * next one) to class ci and rebuilds its chunks: keep(it, chunk size, arg) returns true for
+ * an item it linked, the others go on the free list. */
+void slab_restore_page(unsigned ci, uint32_t pg,
+                       bool (*keep)(struct item *it, uint32_t chunk, void *arg), void *arg);
+/* Back to no page handed out (a refused restore). */
+void slab_forget_pages(void);
+/* Counts an expired or flushed item leaving the table (lazily, by the sweeper) in its class's
+ * reclaimed and expired_unfetched, as memcached counts what its LRU tails and crawler reclaim.
+ * Shard lock held (the class lock is taken after it: lock order). */
+void slab_count_reclaim(const struct item *it);
 
 /* ---- items and the table (items.c) ---- */
 
@@ -174,4 +190,16 @@ static inline void item_flag_set(struct item *it, uint8_t f)
 static inline void item_flag_clear(struct item *it, uint8_t f)
 {
     atomic_fetch_and_explicit(&it->iflags, (uint8_t)~f, memory_order_relaxed);
+}
+
+/* A hit (get, touch, mg): fetched, used since the hand last passed (ACTIVE), and from the
+ * second fetch on HOT, memcached's "fetched twice goes to warm". Shard lock held, it linked.
+ * No atomic write when the bits are already there (the common case for a hot key). */
+static inline void item_bump(struct item *it)
+{
+    uint8_t fl = item_iflags(it);
+    uint8_t want = ITEM_FETCHED | ITEM_ACTIVE | ((fl & ITEM_FETCHED) ? ITEM_HOT : 0);
+    if ((fl & want) != want)
+        item_flag_set(it, want);
+    it->atime = clock_now();
 }

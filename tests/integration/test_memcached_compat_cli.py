@@ -157,6 +157,35 @@ def daemon_failures():
     ck.check("cannot open log file /nonexistent-dir/l" in err, "unopenable --logfile: says why")
 
 
+def daemon_relative_paths():
+    """-d changes to /: relative -P, --logfile and --config still name the start directory."""
+    d = tempfile.mkdtemp(dir=TMP)
+    os.chmod(d, 0o777)
+    with open(os.path.join(d, "rel.conf"), "w") as f:
+        f.write("# memcached style\n-v\n")
+    port = free_port()
+    rc, out, err = run(ROOT_ARGS + ["-d", "-p", str(port), "-P", "rel.pid", "--logfile",
+                                    "rel.log", "--config", "rel.conf"], cwd=d)
+    ck.eq(rc, 0, "-d with relative paths: exit 0 (%r)" % err)
+    pidfile = os.path.join(d, "rel.pid")
+    if not ck.check(os.path.exists(pidfile), "relative -P lands in the start directory"):
+        return
+    pid = int(open(pidfile).read().strip())
+    started.append(pid)
+    with Conn("127.0.0.1", port) as c:
+        st = c.stats("settings")
+    ck.eq(st.get("config"), os.path.join(d, "rel.conf"), "relative --config made absolute")
+    os.kill(pid, signal.SIGHUP)  # re-reads the config: only works with the absolute path
+    log = os.path.join(d, "rel.log")
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline and "reloaded " not in open(log).read():
+        time.sleep(0.02)
+    ck.check("reloaded %s" % os.path.join(d, "rel.conf") in open(log).read(),
+             "SIGHUP re-reads the relative --config after the daemon's chdir")
+    ck.check(stop_pid(pid), "relative paths daemon stops")
+    ck.check(not os.path.exists(pidfile), "relative pidfile removed on exit")
+
+
 def listening(port):
     try:
         wait_port(port, timeout=0.3)
@@ -245,6 +274,7 @@ def help_text():
 try:
     debian_conf_daemon()
     daemon_failures()
+    daemon_relative_paths()
     foreground_logfile()
     core_and_lock()
     help_text()
