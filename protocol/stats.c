@@ -122,7 +122,7 @@ static void tls_auth_settings(struct reply *r, const struct cfg *s)
 {
     static const char *const versions[] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
     static const unsigned verify[] = {0, 1, 3, 7}; /* OpenSSL's SSL_VERIFY_* bits */
-    proto_stat_str(r, "auth_enabled_sasl", "no");
+    proto_stat_str(r, "auth_enabled_sasl", s->sasl ? "yes" : "no");
     proto_stat_str(r, "auth_enabled_ascii", s->auth_file[0] ? s->auth_file : "no");
     proto_stat_str(r, "ssl_enabled", s->ssl_enabled ? "yes" : "no");
     proto_stat_str(r, "ssl_chain_cert", s->ssl_chain_cert[0] ? s->ssl_chain_cert : "(null)");

@@ -496,6 +496,8 @@ static void conn_run(struct conn *c)
             conn_close(c);
             return;
         }
+        if (n > 0 && c->w->stopping)
+            c->draining = true; /* shutdown: a first request waited for (conn_drain) */
         if (n == 0) {
             set_state(c, pending ? CONN_WRITE : CONN_READ);
             conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
@@ -512,8 +514,17 @@ void conn_drain(struct conn *c)
         return;
     }
     if (!c->closing && !c->draining) {
-        if (c->reply.pending <= server_counter(&server_runtime.max_output) && conn_read(c) < 0) {
+        ssize_t n = 0;
+        if (c->reply.pending <= server_counter(&server_runtime.max_output) &&
+            (n = conn_read(c)) < 0) {
             conn_close(c);
+            return;
+        }
+        if (n == 0 && c->fresh) {
+            /* Accepted but nothing arrived yet: its client sent its request right after
+             * connecting and it is on its way (a restart under socket activation must fail
+             * no request). Wait for it until the shutdown deadline; conn_run drains then. */
+            conn_want(c, EV_READ);
             return;
         }
         c->draining = true;

@@ -83,12 +83,9 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     bool stop = atomic_load(&w->stop);
     while (h != NULL) {
         struct handoff *next = h->next;
-        if (stop || w->stopping) {
-            close(h->fd); /* accepted just before shutdown; never read from */
-            server_counter_sub(&server_counters.curr_connections, 1);
-        } else {
-            conn_open(w, h->fd, h->listener, &h->peer);
-        }
+        /* Accepted just before shutdown: served like the others (its first request within
+         * the grace period), not closed unread, which a client would see as a failure. */
+        conn_open(w, h->fd, h->listener, &h->peer);
         mem_free(h);
         h = next;
     }
