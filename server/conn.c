@@ -447,8 +447,8 @@ static void conn_run(struct conn *c)
     for (;;) {
         enum proto_action act = PROTO_CONTINUE;
         size_t have = c->rend - c->rstart;
-        if (fresh && have > 0 && have >= c->need && !c->closing &&
-            c->reply.pending <= max_output)
+        if (fresh && (have > 0 || proto_value_ready(&c->pc)) && have >= c->need &&
+            !c->closing && c->reply.pending <= max_output)
             act = conn_parse(c, max_output);
         fresh = false;
 
