@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config/config.h"
 #include "storage/meta.h"
 
 /* Longest status line: "VA " + size, then up to 17 flags, of which one k with a key
@@ -152,7 +151,7 @@ enum cmd_result proto_meta_me(struct proto_ctx *x, int arg)
             return meta_error(x, MSG_BAD_FORMAT);
         key = keybuf;
     }
-    x->st->cmd_meta++;
+    STAT_INC(x->st->cmd_meta);
     struct meta_peek pk;
     struct item *it = storage_meta_peek(key, nkey, &pk);
     if (!it) {
@@ -235,8 +234,8 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
     if (res == ST_NO_MEMORY)
         return meta_error(x, MSG_META_REFCOUNT);
     if (res != ST_OK) {
-        x->st->cmd_get++;
-        x->st->get_misses++;
+        STAT_INC(x->st->cmd_get);
+        STAT_INC(x->st->get_misses);
         struct line l;
         line_start(&l, "EN");
         if (!line_opaque_key(&l, q, &f))
@@ -250,11 +249,11 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
         return meta_error(x, MSG_META_OPAQUE_LONG);
     }
     if (f.new_ttl) {
-        x->st->cmd_touch++;
-        x->st->touch_hits++;
+        STAT_INC(x->st->cmd_touch);
+        STAT_INC(x->st->touch_hits);
     } else {
-        x->st->cmd_get++;
-        x->st->get_hits++;
+        STAT_INC(x->st->cmd_get);
+        STAT_INC(x->st->get_hits);
     }
     rel_time_t now = clock_now();
     rel_time_t exptime = g.exptime; /* as the flags before the current one left it */
@@ -360,35 +359,53 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
 
     /* Too large: answered without waiting for the value; like memcached, the old value
      * goes too (whatever the mode) so a failed write never leaves stale data behind. */
-    enum st_result res = ST_OK;
+    enum st_result res = ST_TOO_LARGE;
     struct item *it = NULL;
-    if ((uint64_t)vlen > settings.item_size_max) {
-        res = ST_TOO_LARGE;
-    } else {
-        if (x->avail < total) {
-            x->need = total;
-            return CMD_NEED_MORE;
-        }
+    if ((uint64_t)vlen <= proto_cfg.item_size_max)
         it = item_alloc(f.key, f.nkey, f.client_flags, f.exptime, (uint32_t)vlen, &res);
-    }
     if (!it) {
         if (res == ST_TOO_LARGE)
-            x->st->store_too_large++;
+            STAT_INC(x->st->store_too_large);
         else
-            x->st->store_no_memory++;
+            STAT_INC(x->st->store_no_memory);
         storage_delete(f.key, f.nkey, 0);
         return ms_refuse(x, res == ST_TOO_LARGE ? MSG_TOO_LARGE : MSG_NO_MEMORY_STORE, total);
     }
-    x->st->cmd_set++;
-    x->data_used = total;
-    if (x->data[vlen] != '\r' || x->data[vlen + 1] != '\n') {
-        item_put(it);
-        return meta_error(x, MSG_BAD_DATA_CHUNK);
+    STAT_INC(x->st->cmd_set);
+    /* What the reply needs once the value is in: the line is gone by then. */
+    struct proto_store *st = &x->pc->store;
+    *st = (struct proto_store){.kind = PROTO_STORE_META, .op = (uint8_t)op, .noreply = f.no_reply,
+                               .has_cas = f.has_cas, .set_stale = f.set_stale && op == OP_CAS,
+                               .key_binary = f.key_binary, .cas = f.req_cas};
+    size_t nret = 0;
+    for (unsigned i = 3; i < q->ntok; i++) {
+        const struct token *t = &q->tok[i];
+        char c = t->p[0];
+        if (c != 'O' && c != 'k' && c != 'c')
+            continue;
+        if (nret < sizeof(st->ret) - 1) /* flags are never repeated: at most 3 */
+            st->ret[nret++] = c;
+        if (c == 'O') {
+            st->opaque_len = (uint8_t)t->len; /* <= META_OPAQUE_MAX, checked above */
+            memcpy(st->opaque, t->p, t->len);
+        }
     }
-    memcpy(item_value(it), x->data, (size_t)vlen);
+    proto_value_start(x, it);
+    return CMD_DONE;
+}
+
+void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
+{
+    const struct proto_store *st = &x->pc->store;
+    enum store_op op = (enum store_op)st->op;
+    if (!trailer_ok) {
+        item_put(it);
+        meta_error(x, MSG_BAD_DATA_CHUNK);
+        return;
+    }
     uint64_t cas = 0;
-    res = storage_meta_store(it, op, f.has_cas, f.req_cas, f.set_stale && op == OP_CAS,
-                             f.key_binary, &cas);
+    enum st_result res = storage_meta_store(it, op, st->has_cas, st->cas, st->set_stale,
+                                            st->key_binary, &cas);
     proto_count_cas(x, op, res);
     const char *status;
     switch (res) {
@@ -397,27 +414,29 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
     case ST_NOT_FOUND: status = "NF"; break;
     case ST_NOT_STORED: status = "NS"; break;
     case ST_NO_MEMORY:
-        x->st->store_no_memory++;
+        STAT_INC(x->st->store_no_memory);
         item_put(it);
-        return meta_error(x, MSG_NO_MEMORY_STORE);
+        meta_error(x, MSG_NO_MEMORY_STORE);
+        return;
     default:
         item_put(it);
-        return meta_error(x, "SERVER_ERROR Unhandled storage type.\r\n");
+        meta_error(x, "SERVER_ERROR Unhandled storage type.\r\n");
+        return;
     }
     struct line l;
     line_start(&l, status);
-    for (unsigned i = 3; i < q->ntok; i++) {
-        const struct token *t = &q->tok[i];
-        if (t->p[0] == 'O')
-            line_token(&l, t);
-        else if (t->p[0] == 'k')
-            line_key(&l, item_key(it), it->nkey, f.key_binary);
-        else if (t->p[0] == 'c')
+    for (const char *c = st->ret; *c; c++) {
+        if (*c == 'O') {
+            const struct token t = {st->opaque, st->opaque_len};
+            line_token(&l, &t);
+        } else if (*c == 'k') {
+            line_key(&l, item_key(it), it->nkey, st->key_binary);
+        } else {
             line_flag_u64(&l, 'c', cas);
+        }
     }
     item_put(it);
-    line_end(&l, x, res == ST_OK && f.no_reply);
-    return CMD_DONE;
+    line_end(&l, x, res == ST_OK && st->noreply);
 }
 
 /* ---- md ---- */
@@ -439,14 +458,14 @@ enum cmd_result proto_meta_md(struct proto_ctx *x, int arg)
     switch (res) {
     case ST_OK:
         if (!f.set_stale)
-            x->st->delete_hits++;
+            STAT_INC(x->st->delete_hits);
         break;
     case ST_EXISTS:
-        x->st->delete_misses++;
+        STAT_INC(x->st->delete_misses);
         memcpy(l.buf, "EX", 2);
         break;
     default:
-        x->st->delete_misses++;
+        STAT_INC(x->st->delete_misses);
         memcpy(l.buf, "NF", 2);
         break;
     }
@@ -481,9 +500,9 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
     case ST_OK:
         if (!m.created) {
             if (incr)
-                x->st->incr_hits++;
+                STAT_INC(x->st->incr_hits);
             else
-                x->st->decr_hits++;
+                STAT_INC(x->st->decr_hits);
         }
         break;
     case ST_NON_NUMERIC: return meta_error(x, MSG_NON_NUMERIC);
@@ -494,9 +513,9 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
     default:
         if (res == ST_NOT_FOUND) {
             if (incr)
-                x->st->incr_misses++;
+                STAT_INC(x->st->incr_misses);
             else
-                x->st->decr_misses++;
+                STAT_INC(x->st->decr_misses);
         }
         line_start(&l, res == ST_NOT_FOUND ? "NF" : "EX");
         if (!line_opaque_key(&l, q, &f))
@@ -551,3 +570,6 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
         reply_add(x->r, l.buf, (size_t)(l.p - l.buf));
     return CMD_DONE;
 }
+
+_Static_assert(sizeof(((struct proto_store *)0)->opaque) >= META_OPAQUE_MAX,
+               "proto_store keeps a whole O token");

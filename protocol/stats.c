@@ -75,7 +75,7 @@ static void stats_general(struct proto_ctx *x)
     proto_stat_u64(r, "auth_errors", sum.auth_errors);
     proto_stat_u64(r, "bytes_read", sum.bytes_read);
     proto_stat_u64(r, "bytes_written", sum.bytes_written);
-    proto_stat_u64(r, "limit_maxbytes", settings.mem_limit);
+    proto_stat_u64(r, "limit_maxbytes", proto_cfg.mem_limit);
     if (h->server_stats_tail)
         h->server_stats_tail(r);
     proto_stat_u64(r, "hash_power_level", ss.hash_power_level);
@@ -122,7 +122,7 @@ static void tls_auth_settings(struct reply *r, const struct cfg *s)
 {
     static const char *const versions[] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
     static const unsigned verify[] = {0, 1, 3, 7}; /* OpenSSL's SSL_VERIFY_* bits */
-    proto_stat_str(r, "auth_enabled_sasl", "no");
+    proto_stat_str(r, "auth_enabled_sasl", s->sasl ? "yes" : "no");
     proto_stat_str(r, "auth_enabled_ascii", s->auth_file[0] ? s->auth_file : "no");
     proto_stat_str(r, "ssl_enabled", s->ssl_enabled ? "yes" : "no");
     proto_stat_str(r, "ssl_chain_cert", s->ssl_chain_cert[0] ? s->ssl_chain_cert : "(null)");
@@ -155,12 +155,14 @@ static void setting_line(void *arg, const char *name, const char *value)
 static void stats_settings(struct proto_ctx *x)
 {
     struct reply *r = x->r;
-    const struct cfg *s = &settings;
+    const struct cfg *s = proto_cfg.settings;
+    if (s == NULL)
+        return;
     proto_stat_u64(r, "maxbytes", s->mem_limit);
     proto_stat_u64(r, "maxconns", s->conn_limit);
     proto_stat_u64(r, "tcpport", s->port);
     proto_stat_str(r, "inter", s->listen && *s->listen ? s->listen : "NULL");
-    proto_stat_u64(r, "verbosity", __atomic_load_n(&settings.verbose, __ATOMIC_RELAXED));
+    proto_stat_u64(r, "verbosity", __atomic_load_n(&s->verbose, __ATOMIC_RELAXED));
     proto_stat_str(r, "evictions", s->disable_evictions ? "off" : "on");
     proto_stat_str(r, "domain_socket",
                    s->unix_socket && *s->unix_socket ? s->unix_socket : "NULL");

@@ -34,6 +34,7 @@
 #include "server/tls.h"
 #include "server/worker.h"
 #include "storage/clock.h"
+#include "storage/mem.h"
 #include "storage/storage.h"
 
 #define SHUTDOWN_GRACE_MS 500  /* in-flight replies get this long; exit stays under 1 s */
@@ -89,6 +90,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
     if (sig == SIGHUP) {
+        daemon_reopen_logfile(settings.logfile); /* logrotate's postrotate: kill -HUP */
         reload_secrets();
         if (settings.config_file == NULL) {
             log_info("SIGHUP: no config file to reload");
@@ -130,6 +132,23 @@ static void memory_file_absolute(void)
     snprintf(p, n, "%s/%s", cwd, settings.memory_file);
     free(settings.memory_file);
     settings.memory_file = p;
+}
+
+/* -d changes to /: a relative pidfile, log file or config file (re-read on SIGHUP) would then
+ * name something else. Resolve them against the directory cached was started in. */
+static void absolute_for_daemon(char **path)
+{
+    char cwd[4096];
+    if (*path == NULL || (*path)[0] == '\0' || (*path)[0] == '/' ||
+        getcwd(cwd, sizeof cwd) == NULL)
+        return;
+    size_t n = strlen(cwd) + strlen(*path) + 2;
+    char *p = malloc(n);
+    if (p == NULL)
+        return;
+    snprintf(p, n, "%s/%s", cwd, *path);
+    free(*path);
+    *path = p;
 }
 
 /* With every worker stopped, nothing touches the items: write the .meta. */
@@ -186,6 +205,9 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
         }
     }
     storage_slab_tick(); /* automove (level 1: every 10th tick) and `slabs reassign` moves */
+    static unsigned decay_ticks;
+    if (++decay_ticks % (1000 / MAINT_INTERVAL_MS) == 0)
+        mem_decay(); /* buffers of connections that have gone go back to the system */
 }
 
 static uint32_t shard_count(void)
@@ -236,8 +258,12 @@ static int run(void)
     memory_file_absolute();
     if (listen_setup(&settings) < 0)
         return DAEMON_EXIT_OSERR;
-    if (settings.daemonize)
+    if (settings.daemonize) {
+        absolute_for_daemon(&settings.pidfile);
+        absolute_for_daemon(&settings.logfile);
+        absolute_for_daemon((char **)&settings.config_file);
         rc = daemon_detach();
+    }
     if (rc == 0 && settings.lock_memory)
         daemon_lock_memory();
     if (rc == 0)
@@ -277,7 +303,16 @@ static int run(void)
         else if (!restored && err[0] != '\0')
             log_warn("warm restart: %s; starting empty", err);
     }
-    proto_setup(&server_hooks);
+    struct proto_config pcfg = {
+        .item_size_max = settings.item_size_max,
+        .mem_limit = settings.mem_limit,
+        .flush_enabled = !settings.disable_flush_all,
+        .shutdown_enabled = settings.enable_shutdown,
+        .verbose = &settings.verbose,
+        .settings = &settings,
+        .sasl = settings.sasl,
+    };
+    proto_setup(&pcfg, &server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {
         storage_teardown();
         daemon_remove_pidfile(settings.pidfile);
