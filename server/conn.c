@@ -140,6 +140,7 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     memset(&c->pc, 0, sizeof c->pc);
     c->pc.stats = &w->stats;
     c->pc.is_unix = listeners[listener].is_unix;
+    c->pc.trace_id = fd;
     c->closing = c->draining = false;
     c->fresh = true;
     c->opened = clock_now();
