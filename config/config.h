@@ -66,7 +66,21 @@
     X(sweeper, BOOL, 0, "expiry-sweeper", true, 0, 1, true,                                      \
       "reclaim expired items in the background")                                                 \
     X(max_output, SIZE, 0, "max-output", 4194304, 65536, 1073741824, true,                       \
-      "stop reading from a connection whose unsent replies exceed this")
+      "stop reading from a connection whose unsent replies exceed this")                         \
+    X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                                       \
+      "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")         \
+    X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                    \
+      "character that ends a key's prefix for `stats detail`")                                   \
+    X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                         \
+      "refuse stats cachedump and lru_crawler metadump")                                         \
+    X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command") \
+    X(raise_core_limit, BOOL, 'r', "enable-coredumps", false, 0, 1, false,                       \
+      "raise the core file size limit to the maximum")
+
+/* Whether this build serves memcached's binary protocol (-B binary is refused until then). */
+#ifndef CFG_HAVE_BINARY
+#define CFG_HAVE_BINARY 0
+#endif
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };
 
@@ -84,6 +98,7 @@ struct cfg {
 #undef CFG_FIELD
     /* Derived after parsing. */
     size_t mem_limit;       /* bytes */
+    bool port_ephemeral;    /* -p -1: listen on a port the kernel picks */
     const char *config_file; /* --config FILE, or NULL */
     uint64_t cmdline_set;    /* bit i: table row i was given on the command line (a reload
                                 from the file leaves it alone: command line > file) */

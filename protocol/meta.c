@@ -252,9 +252,11 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
     if (f.new_ttl) {
         x->st->cmd_touch++;
         x->st->touch_hits++;
+        CLS_OF(x, it)->touch_hits++;
     } else {
         x->st->cmd_get++;
         x->st->get_hits++;
+        CLS_OF(x, it)->get_hits++;
     }
     rel_time_t now = clock_now();
     rel_time_t exptime = g.exptime; /* as the flags before the current one left it */
@@ -380,6 +382,7 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
         return ms_refuse(x, res == ST_TOO_LARGE ? MSG_TOO_LARGE : MSG_NO_MEMORY_STORE, total);
     }
     x->st->cmd_set++;
+    CLS_OF(x, it)->cmd_set++;
     x->data_used = total;
     if (x->data[vlen] != '\r' || x->data[vlen + 1] != '\n') {
         item_put(it);
@@ -389,7 +392,7 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
     uint64_t cas = 0;
     res = storage_meta_store(it, op, f.has_cas, f.req_cas, f.set_stale && op == OP_CAS,
                              f.key_binary, &cas);
-    proto_count_cas(x, op, res);
+    proto_count_cas(x, op, res, it);
     const char *status;
     switch (res) {
     case ST_OK: status = "HD"; break;
@@ -439,7 +442,7 @@ enum cmd_result proto_meta_md(struct proto_ctx *x, int arg)
     switch (res) {
     case ST_OK:
         if (!f.set_stale)
-            x->st->delete_hits++;
+            x->st->delete_hits++, CLS_LAST(x)->delete_hits++;
         break;
     case ST_EXISTS:
         x->st->delete_misses++;
@@ -481,9 +484,9 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
     case ST_OK:
         if (!m.created) {
             if (incr)
-                x->st->incr_hits++;
+                x->st->incr_hits++, CLS_LAST(x)->incr_hits++;
             else
-                x->st->decr_hits++;
+                x->st->decr_hits++, CLS_LAST(x)->decr_hits++;
         }
         break;
     case ST_NON_NUMERIC: return meta_error(x, MSG_NON_NUMERIC);

@@ -331,18 +331,23 @@ static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
         if (touch) {
             it = storage_touch(t.p, t.len, exptime);
             x->st->cmd_touch++;
-            if (it)
+            if (it) {
                 x->st->touch_hits++;
-            else
+                CLS_OF(x, it)->touch_hits++;
+            } else {
                 x->st->touch_misses++;
+            }
         } else {
             it = storage_get(t.p, t.len);
             x->st->cmd_get++;
-            if (it)
+            if (it) {
                 x->st->get_hits++;
-            else
+                CLS_OF(x, it)->get_hits++;
+            } else {
                 x->st->get_misses++;
+            }
         }
+        DETAIL(t.p, t.len, DETAIL_GET, it != NULL);
         if (it)
             proto_add_value(x->r, it, with_cas);
     }
@@ -373,13 +378,17 @@ void proto_skip_value(struct proto_ctx *x, size_t total)
     }
 }
 
-void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res)
+void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res,
+                     const struct item *it)
 {
     if (op == OP_CAS) {
-        if (res == ST_OK)
+        if (res == ST_OK) {
             x->st->cas_hits++;
-        else if (res == ST_EXISTS)
+            CLS_OF(x, it)->cas_hits++;
+        } else if (res == ST_EXISTS) {
             x->st->cas_badval++;
+            CLS_OF(x, it)->cas_badval++;
+        }
         else if (res == ST_NOT_FOUND)
             x->st->cas_misses++;
     }
@@ -429,6 +438,7 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     size_t total = (size_t)vlen + 2;
+    DETAIL(key->p, key->len, DETAIL_SET, false);
     /* Decided without waiting for the data, so a huge value never makes the server grow its
      * buffer: it is answered at once and swallowed as it arrives. */
     if ((uint64_t)vlen > settings.item_size_max)
@@ -443,6 +453,7 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
     if (!it)
         return store_refused(x, res, op, key, total);
     x->st->cmd_set++;
+    CLS_OF(x, it)->cmd_set++;
     x->data_used = total;
     /* The block must be exactly <bytes> then "\r\n"; memcached consumes bytes+2 either way
      * and parses what follows as commands. */
@@ -453,8 +464,8 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
     }
     memcpy(item_value(it), x->data, (size_t)vlen);
     res = storage_store(it, op, cas, NULL);
+    proto_count_cas(x, op, res, it);
     item_put(it);
-    proto_count_cas(x, op, res);
     switch (res) {
     case ST_OK: OUT(x, MSG_STORED); break;
     case ST_NOT_STORED: OUT(x, MSG_NOT_STORED); break;
@@ -487,8 +498,10 @@ static enum cmd_result cmd_delete(struct proto_ctx *x, int arg)
     const struct token *key = cmd_key(x);
     if (!key)
         return CMD_DONE;
+    DETAIL(key->p, key->len, DETAIL_DEL, false);
     if (storage_delete(key->p, key->len, 0) == ST_OK) {
         x->st->delete_hits++;
+        CLS_LAST(x)->delete_hits++;
         OUT(x, MSG_DELETED);
     } else {
         x->st->delete_misses++;
@@ -512,9 +525,9 @@ static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
     switch (storage_arith(key->p, key->len, incr, delta, &value, NULL)) {
     case ST_OK: {
         if (incr)
-            x->st->incr_hits++;
+            x->st->incr_hits++, CLS_LAST(x)->incr_hits++;
         else
-            x->st->decr_hits++;
+            x->st->decr_hits++, CLS_LAST(x)->decr_hits++;
         if (!q->noreply) {
             char *p = reply_reserve(x->r, 22), *s = p;
             p = proto_u64toa(value, p);
@@ -554,6 +567,7 @@ static enum cmd_result cmd_touch(struct proto_ctx *x, int arg)
     x->st->cmd_touch++;
     if (it) {
         x->st->touch_hits++;
+        CLS_OF(x, it)->touch_hits++;
         item_put(it);
         OUT(x, MSG_TOUCHED);
     } else {
@@ -662,6 +676,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("mn", 1, 0, proto_meta_mn, 0),
     CMD("me", 1, 0, proto_meta_me, 0),
     CMD("stats", 1, 0, proto_cmd_stats, 0),
+    CMD("cache_memlimit", 2, 3, proto_cmd_memlimit, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
     CMD("version", 1, 0, cmd_version, 0),
     CMD("verbosity", 2, 3, cmd_verbosity, 0),

@@ -47,33 +47,47 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t max_output);
 
 /*
+ * What the server owns and `stats` reports, as numbers: the protocol writes every STAT line
+ * (memcached 1.6.18's names and order, protocol/stats.c); the server writes no protocol text.
+ */
+struct proto_server_stats {
+    uint64_t max_connections, curr_connections, total_connections, rejected_connections,
+        connection_structures, reserved_fds;
+    /* memcached's response objects and read buffers, mapped to cached's per-connection
+     * reply and read buffers (protocol/stats.c has the mapping). */
+    uint64_t response_obj_oom, response_obj_count, response_obj_bytes;
+    uint64_t read_buf_count, read_buf_bytes, read_buf_bytes_free, read_buf_oom;
+    uint64_t idle_kicks, accepting_conns, listen_disabled_num, time_in_listen_disabled_us,
+        threads, conn_yields;
+    uint64_t lru_maintainer_juggles; /* cached's background maintenance steps */
+    uint64_t log_worker_dropped, log_worker_written, log_watcher_skipped, log_watcher_sent,
+        log_watchers;
+};
+
+/* One line group of `stats conns`: a listener (listen_addr NULL) or a client connection. */
+struct proto_conn_info {
+    int fd;
+    const char *addr;        /* "tcp:127.0.0.1:11211", "unix:/path" */
+    const char *listen_addr; /* the listener a client came in on; NULL for a listener */
+    const char *state;       /* memcached's conn_* state name */
+    uint32_t secs_since_last_cmd;
+};
+
+/*
  * Hooks the server provides for commands that reach outside the protocol. Any may be NULL
  * (unit tests): that part is skipped.
- *
- * `stats` is composed in memcached's order, split like this:
- *   protocol:  pid uptime time version libevent pointer_size rusage_user rusage_system
- *   server_stats:  max_connections curr_connections total_connections rejected_connections
- *              connection_structures (and any further connection fields, e.g. reserved_fds)
- *   protocol:  cmd_get ... store_no_memory (summed proto_stats via sum_stats) bytes_read
- *              bytes_written (proto_stats fields the server bumps) limit_maxbytes
- *   server_stats_tail:  accepting_conns listen_disabled_num time_in_listen_disabled_us
- *              threads conn_yields
- *   protocol:  storage's hash/slab/item counters, cached's own extras, END
  */
 struct proto_hooks {
-    /* Appends "STAT name value\r\n" lines: the connection block listed above. */
-    void (*server_stats)(struct reply *r);
-    /* `stats conns` lines. */
-    void (*conns_stats)(struct reply *r);
+    /* Fills the server's numbers for `stats`. */
+    void (*server_stats)(struct proto_server_stats *out);
+    /* Calls fn for every listener and connection, for `stats conns`. */
+    void (*conns_each)(void (*fn)(void *arg, const struct proto_conn_info *c), void *arg);
     /* `shutdown` (only reached when enabled). */
     void (*shutdown)(void);
     /* Sums per-thread protocol counters into out (struct proto_stats). */
     void (*sum_stats)(struct proto_stats *out);
-    /* `stats reset`: zero every thread's counters. */
+    /* `stats reset`: zero every thread's counters and the server's totals. */
     void (*reset_stats)(void);
-    /* Added by protocol: the second server block of `stats` (accepting_conns ...
-     * conn_yields, see above). */
-    void (*server_stats_tail)(struct reply *r);
 };
 
 void proto_setup(const struct proto_hooks *hooks);

@@ -54,6 +54,7 @@ const char *conn_state_name(int state)
     switch (state) {
     case CONN_READ: return "conn_waiting";
     case CONN_PARSE: return "conn_parse_cmd";
+    case CONN_NREAD: return "conn_nread";
     case CONN_WRITE: return "conn_mwrite";
     default: return "conn_closing";
     }
@@ -318,6 +319,8 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
     c->need = 0;
     if (act == PROTO_CONTINUE && have > 0)
         c->need = need > have ? need : have + 1;
+    /* A command line is parsed and its value is arriving (or a refused one is swallowed). */
+    c->in_value = (act == PROTO_CONTINUE && have > 0 && need > 0) || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
     rbuf_shrink(c);
@@ -412,7 +415,7 @@ static void conn_run(struct conn *c)
             return;
         }
         if (n == 0) {
-            set_state(c, pending ? CONN_WRITE : CONN_READ);
+            set_state(c, pending ? CONN_WRITE : c->in_value ? CONN_NREAD : CONN_READ);
             conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
             return;
         }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,7 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     clock_tick();
+    server_counter_add(&server_counters.maintenance_ticks, 1);
     /* `verbosity N` (protocol) writes settings.verbose; the log level follows here. */
     static uint64_t applied_verbose = UINT64_MAX;
     uint64_t v = __atomic_load_n(&settings.verbose, __ATOMIC_RELAXED);
@@ -149,6 +151,13 @@ static int run(void)
     sigaddset(&lifecycle_sigs, SIGHUP);
     sigprocmask(SIG_BLOCK, &lifecycle_sigs, &old_mask);
     daemon_fit_nofile(settings.conn_limit + FD_HEADROOM + 2 * settings.threads);
+    if (settings.raise_core_limit) { /* -r: memcached's "maximize core file limit" */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_CORE, &rl) == 0) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_CORE, &rl);
+        }
+    }
 
     if (listen_setup(&settings) < 0)
         return DAEMON_EXIT_OSERR;
