@@ -30,7 +30,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(sort $(wildcard tools/bench/*.c))
 
 .PHONY: all deps run test test-unit test-integration asan test-asan bench fuzz install clean \
-        format lint help
+        format lint help deb
 
 all: $(BUILD)/cached cached
 
@@ -56,6 +56,11 @@ $(BUILD)/cached-bench: $(BENCH_SRCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The do-nothing server the bench measures as the ceiling (tools/bench/ceiling/ceiling.c).
+$(BUILD)/cached-ceiling: tools/bench/ceiling/ceiling.c tools/bench/data.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lpthread
+
 # As root, cached (like memcached) will not run without a user to drop to: use nobody.
 run: deps all
 	@if [ "$$(id -u)" -eq 0 ]; then exec ./cached -u nobody $(ARGS); else exec ./cached $(ARGS); fi
@@ -76,7 +81,7 @@ asan:
 
 unit-bins: $(UNIT_BINS)
 
-bench: deps all $(BUILD)/cached-bench
+bench: deps all $(BUILD)/cached-bench $(BUILD)/cached-ceiling
 	@bash tools/bench.sh
 
 fuzz: deps
@@ -92,6 +97,10 @@ install: all
 	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/cached/README.md
 	sed 's|/usr/local/bin/cached|$(PREFIX)/bin/cached|' tools/cached.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/cached.service
 
+# A Debian package (debian/), built from a copy under /tmp; the .deb lands in $(BUILD)/deb/.
+deb:
+	@bash tools/build_deb.sh $(BUILD)/deb
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -102,6 +111,6 @@ clean:
 	rm -rf build build-asan build-fuzz cached
 
 help:
-	@echo "make run | test | test-unit | test-integration | asan | bench | fuzz | lint | install | format | clean"
+	@echo "make run | test | test-unit | test-integration | asan | bench | fuzz | lint | install | deb | format | clean"
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_BINS:=.d)

@@ -82,7 +82,6 @@ static const char *const ignored_ext[] = {
     "hash_algorithm",     /* internal: cached hashes with xxh64 */
     "hashpower",          /* initial table size: cached's table grows in steps anyway */
     "tail_repair_time",   /* no tail repair: references are counted exactly */
-    "temporary_ttl",      /* LRU tuning */
     "hot_lru_pct",
     "warm_lru_pct",
     "hot_max_factor",
@@ -110,7 +109,8 @@ static const struct {
     {"no_slab_reassign", "slab-automove", "no"},
 };
 
-/* memcached -o keys refused, with the reason. */
+/* memcached -o knobs whose effect cached does not provide: refused with the reason, never
+ * silently ignored (accepting them would promise behaviour cached does not have). */
 static const struct {
     const char *key, *why;
 } refused_ext[] = {
@@ -127,6 +127,8 @@ static const struct {
     {"no_hashexpand", "cached's hash table always grows"},
     {"proxy_config", "the proxy is not built in"},
     {"sock_cookie_id", "SO_MARK cookies are not set"},
+    {"temporary_ttl", "cached has no separate LRU for short-TTL items; expired items are "
+                      "reclaimed first by eviction and by the sweeper (storage/README)"},
 };
 
 /* memcached flags cached does not implement, named so the error says what they were. */
@@ -134,9 +136,7 @@ static const struct {
     char flag;
     const char *what;
 } unsupported[] = {
-    {'k', "memory locking"},
     {'L', "large pages"},
-    {'S', "SASL"},
     {'Y', "auth file"},
     {'e', "memory file"},
     {'Z', "TLS"},
@@ -538,11 +538,6 @@ static int set_value(struct cfg *c, const struct cfg_desc *d, const char *val, b
             snprintf(msg, msgsz, "'%s' is not a protocol (auto, ascii, binary)", val);
             return -1;
         }
-        if (is(d, offsetof(struct cfg, protocol)) && strcmp(val, "binary") == 0 &&
-            !CFG_HAVE_BINARY) {
-            snprintf(msg, msgsz, "the binary protocol is not served by this build");
-            return -1;
-        }
         if (is(d, offsetof(struct cfg, prefix_delimiter)) && strlen(val) != 1) {
             snprintf(msg, msgsz, "'%s' is not one character", val);
             return -1;
@@ -615,7 +610,25 @@ struct src {
     enum src_kind kind[NDESC];
     unsigned line[NDESC]; /* file line, for SRC_FILE */
     bool list_seen[NDESC];
+    unsigned flag_line; /* nonzero: flags being read come from this line of the file */
 };
+
+/* The kind of source that flag parsing (argv, or a memcached-style line of a file) fills. */
+static enum src_kind flag_kind(const struct src *src)
+{
+    return src->flag_line ? SRC_FILE : SRC_ARGV;
+}
+
+/* Records that a flag set setting i: the command line wins over a later reload, a file line
+ * is remembered for error messages. */
+static void flag_mark(struct cfg *c, struct src *src, size_t i)
+{
+    src->kind[i] = flag_kind(src);
+    if (src->flag_line)
+        src->line[i] = src->flag_line;
+    else
+        c->cmdline_set |= 1ull << i;
+}
 
 static void err_line(FILE *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void err_line(FILE *err, const char *fmt, ...)
@@ -641,6 +654,9 @@ static char *trim(char *s)
     return s;
 }
 
+static int file_flags(struct cfg *c, struct src *src, char *s, const char *path, unsigned lineno,
+                      FILE *err);
+
 /* One line of a config file; 0 or -1 after printing "cached: FILE:LINE: ...". */
 static int file_line(struct cfg *c, struct src *src, char *line, const char *path, unsigned lineno,
                      FILE *err)
@@ -656,12 +672,15 @@ static int file_line(struct cfg *c, struct src *src, char *line, const char *pat
         }
     }
     s = trim(s);
+    if (s[0] == '-') /* memcached.conf: flags as on the command line */
+        return file_flags(c, src, s, path, lineno, err);
     char *eq = strchr(s, '=');
+    /* memcached.conf's one directive that is not a flag: "logfile PATH". */
+    if (eq == NULL && strncmp(s, "logfile", 7) == 0 && isspace((unsigned char)s[7]))
+        eq = s + 7;
     if (eq == NULL) {
-        err_line(err, "%s:%u: expected 'key = value'%s", path, lineno,
-                 s[0] == '-' ? " (flags like '-p 11211' are for the command line; write "
-                               "'port = 11211')"
-                             : "");
+        err_line(err, "%s:%u: expected 'key = value' or memcached flags ('-p 11211')", path,
+                 lineno);
         return -1;
     }
     *eq = '\0';
@@ -782,46 +801,71 @@ static int cross_check(const struct cfg *c, const struct src *src, const char *p
 
 /* ---- command line ---- */
 
-static void usage(FILE *out)
+/* One --help row: the flag(s), the help line, the default. */
+static void usage_row(FILE *out, const struct cfg *def, const struct cfg_desc *d)
 {
     static const char *const arg_of[] = {
         [CFG_BOOL] = "",     [CFG_UINT] = "=N",  [CFG_SIZE] = "=SIZE",
         [CFG_DOUBLE] = "=X", [CFG_STR] = "=STR", [CFG_LIST] = "=ADDR[,ADDR]"};
+    char opt[80], val[128];
+    const char *arg = arg_of[d->type];
+    if (is(d, offsetof(struct cfg, verbose)))
+        arg = "[=N]";
+    if (d->short_flag)
+        snprintf(opt, sizeof opt, "-%c, --%s%s", d->short_flag, d->name, arg);
+    else
+        snprintf(opt, sizeof opt, "    --%s%s", d->name, arg);
+    fmt_value(def, d, val, sizeof val, true);
+    char tail[160];
+    snprintf(tail, sizeof tail, "(default: %s)%s", val[0] ? val : "none",
+             d->reloadable ? " [reloadable]" : "");
+    /* Keep lines within 100 columns: a long help line gets its default on the next. */
+    bool wrap = 2 + 34 + 1 + strlen(d->help) + 1 + strlen(tail) > 100;
+    fprintf(out, "  %-34s %s%s%s\n", opt, d->help,
+            wrap ? "\n                                     " : " ", tail);
+}
+
+/* memcached-style usage first (its flags, in its order of topics), then cached's own. */
+static void usage(FILE *out)
+{
     struct cfg def;
     cfg_init(&def);
     fprintf(out, "Usage: cached [options]\n"
-                 "A memcached-compatible cache daemon (text protocol).\n\n");
-    for (size_t i = 0; i < NDESC; i++) {
-        const struct cfg_desc *d = &descs[i];
-        char opt[80], val[128];
-        const char *arg = arg_of[d->type];
-        if (is(d, offsetof(struct cfg, verbose)))
-            arg = "[=N]";
-        if (d->short_flag)
-            snprintf(opt, sizeof opt, "-%c, --%s%s", d->short_flag, d->name, arg);
-        else
-            snprintf(opt, sizeof opt, "    --%s%s", d->name, arg);
-        fmt_value(&def, d, val, sizeof val, true);
-        char tail[160];
-        snprintf(tail, sizeof tail, "(default: %s)%s", val[0] ? val : "none",
-                 d->reloadable ? " [reloadable]" : "");
-        /* Keep lines within 100 columns: a long help line gets its default on the next. */
-        bool wrap = 2 + 34 + 1 + strlen(d->help) + 1 + strlen(tail) > 100;
-        fprintf(out, "  %-34s %s%s%s\n", opt, d->help,
-                wrap ? "\n                                     " : " ", tail);
-    }
-    fprintf(out, "  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n\n",
+                 "A memcached-compatible cache daemon (text and binary protocols); %s.\n\n"
+                 "memcached's flags, same meaning:\n",
+            CFG_VERSION_LINE);
+    for (size_t i = 0; i < NDESC; i++)
+        if (descs[i].short_flag)
+            usage_row(out, &def, &descs[i]);
+    fprintf(out,
+            "  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n",
+            "-v / -vv / -vvv", "log level: info / debug / debug (memcached's -vv also echoes",
+            "", "client commands; cached does not)", "-U, --udp-port=0",
+            "no UDP, memcached 1.6's default (other values are refused)",
             "-o, --extended=KEY=VAL[,KEY=VAL]",
-            "extended settings by config-file name, e.g. -o idle_timeout=10", "    --config=FILE",
-            "read settings from FILE (no short flag; -f is the growth factor)", "-h, --help",
+            "extended settings by config-file name, e.g. -o idle_timeout=10", "-h, --help",
             "print this help and exit", "-V, --version", "print version and exit");
+    fprintf(out, "  Refused with an error:");
+    for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
+        fprintf(out, "%s -%c (%s)", i == 0 ? "" : i % 4 == 3 ? ",\n   " : ",", unsupported[i].flag,
+                unsupported[i].what);
+    fprintf(out, "\n\ncached's own options:\n");
+    for (size_t i = 0; i < NDESC; i++)
+        if (!descs[i].short_flag)
+            usage_row(out, &def, &descs[i]);
+    fprintf(out, "  %-34s %s\n  %-34s %s\n\n", "    --config=FILE",
+            "read settings from FILE (no short flag; -f is the growth factor)", "",
+            "FILE: 'name = value' lines, or memcached.conf's '-m 64' flag lines");
     fprintf(out,
             "Switches also take a value as long options (--slab-automove=no).\n"
             "SIZE accepts k, m and g suffixes (binary); -m is megabytes (or 1g, 512m).\n"
             "Every long option is also a config-file key: 'name = value' lines, '-' or '_' in\n"
-            "names, '#' comments. Precedence: command line > config file > defaults.\n"
+            "names, '#' comments. Debian's /etc/memcached.conf (one flag per line, 'logfile\n"
+            "PATH') is read as it is. Precedence: command line > config file > defaults.\n"
             "Settings marked [reloadable] are re-read from the config file on SIGHUP.\n"
-            "Exit status: 64 usage error, 78 configuration error.\n");
+            "-d returns once the daemon serves (exit 0) or with the daemon's error code.\n"
+            "Exit status: 64 usage error, 78 configuration error, 67 unknown user,\n"
+            "71 system error (bind, fork ...), 73 log file cannot be opened.\n");
     cfg_free(&def);
 }
 
@@ -1037,8 +1081,7 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
         return CFG_EXIT_USAGE;
     }
     src->list_seen[i] = true;
-    src->kind[i] = SRC_ARGV;
-    c->cmdline_set |= 1ull << i;
+    flag_mark(c, src, (size_t)i);
     return 0;
 }
 
@@ -1064,7 +1107,7 @@ static int argv_setting(struct cfg *c, struct src *src, size_t i, const char *va
     char msg[320], label[NAME_MAX_LEN + 8];
     if (is(d, offsetof(struct cfg, verbose)) && val == NULL) {
         /* -v counts; the first -v on the command line starts over from the file's level. */
-        uint64_t v = src->kind[i] == SRC_ARGV ? c->verbose : 0;
+        uint64_t v = src->kind[i] == flag_kind(src) ? c->verbose : 0;
         c->verbose = v < d->max ? v + 1 : (uint64_t)d->max;
     } else if (is(d, offsetof(struct cfg, port)) && val != NULL && strcmp(val, "-1") == 0) {
         c->port_ephemeral = true; /* memcached's -p -1: a port the kernel picks */
@@ -1074,15 +1117,86 @@ static int argv_setting(struct cfg *c, struct src *src, size_t i, const char *va
             val = "yes";
         if (is(d, offsetof(struct cfg, port)))
             c->port_ephemeral = false;
-        if (set_value(c, d, val, src->kind[i] == SRC_ARGV, msg, sizeof msg) != 0) {
+        if (set_value(c, d, val, src->kind[i] == flag_kind(src), msg, sizeof msg) != 0) {
             flag_label(d, label, sizeof label);
             err_line(err, "%s: %s", label, msg);
             return CFG_EXIT_USAGE;
         }
     }
-    src->kind[i] = SRC_ARGV;
-    c->cmdline_set |= 1ull << i;
+    flag_mark(c, src, i);
     return 0;
+}
+
+/* Words in one memcached.conf line ("-l 127.0.0.1 -p 11211" is 4). */
+#define FLAG_LINE_MAX_WORDS 32
+
+/*
+ * One line of memcached's config format (Debian's /etc/memcached.conf, read by its
+ * start-memcached script): flags exactly as on the command line ("-m 64", "-vv", "-d",
+ * "--port=11211", "-o k=v"), applied as this file's values (the command line still wins).
+ * The one-line error of the flag parser is caught and re-issued with FILE:LINE in front.
+ */
+static int file_flags(struct cfg *c, struct src *src, char *s, const char *path, unsigned lineno,
+                      FILE *err)
+{
+    char *words[FLAG_LINE_MAX_WORDS + 2], *save = NULL;
+    int n = 0;
+    words[n++] = (char *)"cached";
+    for (char *w = strtok_r(s, " \t", &save); w != NULL; w = strtok_r(NULL, " \t", &save)) {
+        if (n == FLAG_LINE_MAX_WORDS + 1) {
+            err_line(err, "%s:%u: more than %d words on one line", path, lineno,
+                     FLAG_LINE_MAX_WORDS);
+            return -1;
+        }
+        words[n++] = w;
+    }
+    words[n] = NULL;
+    char msg[512] = "";
+    FILE *m = fmemopen(msg, sizeof msg - 1, "w");
+    if (m == NULL) {
+        err_line(err, "%s:%u: %s", path, lineno, strerror(errno));
+        return -1;
+    }
+    struct argv_ctx a;
+    memset(&a, 0, sizeof a);
+    build_opts(&a);
+    int ch, rc = 0;
+    src->flag_line = lineno;
+    opterr = 0;
+    optind = 0;
+    while (rc == 0 && (ch = getopt_long(n, words, a.shorts, a.opts, NULL)) != -1) {
+        int i = -1;
+        if (ch == '?' || ch == ':') {
+            report_getopt_error(ch, words, m);
+            rc = -1;
+        } else if (ch == 'h' || ch == 'V' || ch == OPT_CONFIG) {
+            fprintf(m, "cached: %s is not a setting and cannot be given in a config file\n",
+                    ch == 'h' ? "-h" : ch == 'V' ? "-V" : "--config");
+            rc = -1;
+        } else if (ch == 'o' && optarg != NULL) {
+            rc = extended(c, src, optarg, m);
+        } else if (ch == 'U' && optarg != NULL) {
+            rc = udp_port(optarg, m);
+        } else if (ch >= OPT_SETTING && ch < OPT_SETTING + (int)NDESC) {
+            i = ch - OPT_SETTING;
+        } else {
+            i = short_index(ch);
+        }
+        if (i >= 0)
+            rc = argv_setting(c, src, (size_t)i, optarg, m);
+    }
+    if (rc == 0 && optind < n) {
+        fprintf(m, "cached: unexpected word '%s' (one flag and its value, e.g. '-m 64')\n",
+                words[optind]);
+        rc = -1;
+    }
+    src->flag_line = 0;
+    fclose(m);
+    if (rc == 0)
+        return 0;
+    const char *why = strncmp(msg, "cached: ", 8) == 0 ? msg + 8 : msg;
+    err_line(err, "%s:%u: %.*s", path, lineno, (int)strcspn(why, "\n"), why);
+    return -1;
 }
 
 int cfg_parse(struct cfg *c, int argc, char **argv, FILE *out, FILE *err, bool *exit_now)

@@ -56,6 +56,12 @@
     X(verbose, UINT, 'v', "verbose", 0, 0, 3, true,                                              \
       "log verbosity (-v, -vv, -vvv on the command line)")                                       \
     X(daemonize, BOOL, 'd', "daemon", false, 0, 1, false, "run in the background")               \
+    X(logfile, STR, 0, "logfile", "", 0, 0, false,                                               \
+      "append the log (stderr) to this file, as memcached.conf's 'logfile PATH'")                \
+    X(enable_coredumps, BOOL, 'r', "enable-coredumps", false, 0, 1, false,                       \
+      "raise the core file size limit to its maximum")                                           \
+    X(lock_memory, BOOL, 'k', "lock-memory", false, 0, 1, false,                                 \
+      "lock all paged memory (mlockall)")                                                        \
     X(idle_timeout, UINT, 0, "idle-timeout", 0, 0, 86400 * 365, true,                            \
       "close connections idle this many seconds (0: never); also -o idle_timeout=N")             \
     X(tcp_keepalive, BOOL, 0, "tcp-keepalive", false, 0, 1, false, "set SO_KEEPALIVE")           \
@@ -67,20 +73,15 @@
       "reclaim expired items in the background")                                                 \
     X(max_output, SIZE, 0, "max-output", 4194304, 65536, 1073741824, true,                       \
       "stop reading from a connection whose unsent replies exceed this")                         \
-    X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                                       \
+    X(sasl, BOOL, 'S', "enable-sasl", false, 0, 1, false,                                        \
+      "require SASL authentication (binary protocol only, as memcached -S)")                     \
+    X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                               \
       "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")         \
     X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                    \
       "character that ends a key's prefix for `stats detail`")                                   \
     X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                         \
       "refuse stats cachedump and lru_crawler metadump")                                         \
-    X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command") \
-    X(raise_core_limit, BOOL, 'r', "enable-coredumps", false, 0, 1, false,                       \
-      "raise the core file size limit to the maximum")
-
-/* Whether this build serves memcached's binary protocol (-B binary is refused until then). */
-#ifndef CFG_HAVE_BINARY
-#define CFG_HAVE_BINARY 0
-#endif
+    X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command")
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };
 

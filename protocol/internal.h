@@ -108,12 +108,13 @@ void proto_stat_u64(struct reply *r, const char *name, uint64_t v);
 void proto_stat_str(struct reply *r, const char *name, const char *v);
 
 /* The per-class counters of the item's slab class (stats slabs). */
-static inline struct proto_class_stats *proto_cls(struct proto_ctx *x, unsigned id)
+static inline struct proto_class_stats *proto_cls(struct proto_stats *st, unsigned id)
 {
-    return &x->st->cls[id < PROTO_CLASSES ? id : 0];
+    return &st->cls[id < PROTO_CLASSES ? id : 0];
 }
-#define CLS_OF(x, it) proto_cls((x), storage_item_class(it))
-#define CLS_LAST(x) proto_cls((x), storage_last_class())
+/* x: anything with a `struct proto_stats *st` (text, meta and binary contexts). */
+#define CLS_OF(x, it) proto_cls((x)->st, storage_item_class(it))
+#define CLS_LAST(x) proto_cls((x)->st, storage_last_class())
 
 /* `stats detail` (protocol/detail.c). */
 enum detail_op { DETAIL_GET, DETAIL_SET, DETAIL_DEL };

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "protocol/binary.h"
 #include "protocol/internal.h"
 #include "protocol/meta.h"
 
@@ -438,15 +439,17 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     size_t total = (size_t)vlen + 2;
-    DETAIL(key->p, key->len, DETAIL_SET, false);
     /* Decided without waiting for the data, so a huge value never makes the server grow its
      * buffer: it is answered at once and swallowed as it arrives. */
-    if ((uint64_t)vlen > settings.item_size_max)
+    if ((uint64_t)vlen > settings.item_size_max) {
+        DETAIL(key->p, key->len, DETAIL_SET, false);
         return store_refused(x, ST_TOO_LARGE, op, key, total);
+    }
     if (x->avail < total) {
         x->need = total;
-        return CMD_NEED_MORE;
+        return CMD_NEED_MORE; /* runs again from the top once the value is here */
     }
+    DETAIL(key->p, key->len, DETAIL_SET, false);
     enum st_result res = ST_OK;
     struct item *it = item_alloc(key->p, key->len, flags, clock_exptime(exptime), (uint32_t)vlen,
                                  &res);
@@ -747,6 +750,19 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t len, size_t *consumed, size_t *need, unsigned max_reqs,
                                 size_t max_output)
 {
+    if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
+        /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. */
+        bool bin = (unsigned char)buf[0] == BIN_REQ_MAGIC || settings.sasl;
+        /* -B ascii: text only (a 0x80 byte is a bad command); -B binary: binary only (a
+         * text command is a bad magic byte, and memcached closes). */
+        if (settings.protocol[0] == 'a' && settings.protocol[1] == 's')
+            bin = false;
+        else if (settings.protocol[0] == 'b')
+            bin = true;
+        pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
+    }
+    if (pc->mode == PROTO_MODE_BINARY)
+        return proto_binary_process(pc, r, buf, len, consumed, need, max_reqs, max_output);
     static _Thread_local struct proto_stats dummy_stats;
     struct request q;
     struct proto_ctx x = {.pc = pc, .r = r, .st = pc->stats ? pc->stats : &dummy_stats, .q = &q};

@@ -23,7 +23,25 @@ struct proto_conn {
     uint64_t swallow;          /* bytes of a refused value still to discard */
     bool closing;              /* quit seen / fatal input: close once replies are sent */
     bool is_unix;              /* connection came in over the unix socket */
+    uint8_t mode;              /* PROTO_MODE_*: decided by the connection's first byte */
+    bool authenticated;        /* SASL (-S): a SASL_AUTH/STEP succeeded */
+    bool sasl_started;         /* SASL_AUTH began an exchange that SASL_STEP may continue */
+    void *sasl;                /* sasl_conn_t of this connection, made on its first SASL
+                                  command; released by proto_conn_release() */
 };
+
+/* memcached negotiates per connection: a first byte of 0x80 selects the binary protocol
+ * (protocol/binary.h), anything else the text protocol. Under -S only binary is served. */
+enum { PROTO_MODE_UNKNOWN, PROTO_MODE_TEXT, PROTO_MODE_BINARY };
+
+/* Releases what a connection's protocol state holds (its SASL context). The server calls it
+ * when the connection closes; the struct may then be zeroed and reused. */
+void proto_conn_release(struct proto_conn *pc);
+
+/* -S: initialises Cyrus SASL as memcached does (prints the error and returns -1 on
+ * failure). Called once before the workers start. */
+int proto_sasl_setup(void);
+void proto_sasl_teardown(void);
 
 enum proto_action {
     PROTO_CONTINUE,   /* consumed what it could; read more when the buffer is used up */

@@ -20,7 +20,6 @@
  */
 #include <event2/event.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,13 +86,15 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     memset(&sv, 0, sizeof(sv));
     if (h->server_stats)
         h->server_stats(&sv);
-    static struct proto_stats sum; /* 16 KB: not on a worker's stack; guarded below */
-    static pthread_mutex_t sum_lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&sum_lock);
-    sum_counters(x, &sum);
+    /* 16 KB with the per-class arrays: on the heap, not a worker's stack. No lock of our own
+     * around the summing: it takes the workers' stats locks (server/worker.h's order). */
+    struct proto_stats *sum = mem_alloc(sizeof(*sum));
+    if (!sum)
+        return;
+    sum_counters(x, sum);
     struct proto_stats s;
-    memcpy(&s, &sum, offsetof(struct proto_stats, cls));
-    pthread_mutex_unlock(&sum_lock);
+    memcpy(&s, sum, offsetof(struct proto_stats, cls));
+    mem_free(sum);
     struct storage_stats ss;
     storage_stats(&ss);
 
@@ -254,7 +255,7 @@ static void stats_settings(struct stat_out *o)
     put_str(o, "binding_protocol", strcmp(s->protocol, "ascii") == 0    ? "ascii"
                                    : strcmp(s->protocol, "binary") == 0 ? "binary"
                                                                         : "auto-negotiate");
-    put_str(o, "auth_enabled_sasl", "no");
+    put_str(o, "auth_enabled_sasl", s->sasl ? "yes" : "no");
     put_str(o, "auth_enabled_ascii", "no");
     put_u64(o, "item_size_max", s->item_size_max);
     put_str(o, "maxconns_fast", "yes"); /* over -c, a client gets an error and is closed */
@@ -383,13 +384,13 @@ static void slab_class(void *arg, const struct slab_class_stats *s)
 
 static void stats_classes(struct proto_ctx *x, struct stat_out *o, bool slabs)
 {
-    static struct proto_stats sum;
-    static pthread_mutex_t sum_lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&sum_lock);
-    sum_counters(x, &sum);
-    struct class_ctx c = {o, &sum};
+    struct proto_stats *sum = mem_alloc(sizeof(*sum));
+    if (!sum)
+        return;
+    sum_counters(x, sum);
+    struct class_ctx c = {o, sum};
     unsigned n = storage_slab_stats(slabs ? slab_class : item_class, &c);
-    pthread_mutex_unlock(&sum_lock);
+    mem_free(sum);
     if (slabs) {
         struct storage_stats ss;
         storage_stats(&ss);

@@ -14,8 +14,9 @@
     X(incr_misses) X(incr_hits) X(decr_misses) X(decr_hits)                                     \
     X(cas_misses) X(cas_hits) X(cas_badval)                                                      \
     X(touch_hits) X(touch_misses)                                                                \
-    X(store_too_large) X(store_no_memory) X(auth_cmds) X(auth_errors)                                                        \
-    X(bytes_read) X(bytes_written)
+    X(store_too_large) X(store_no_memory)                                                        \
+    X(bytes_read) X(bytes_written)                                                              \
+    X(auth_cmds) X(auth_errors)
 
 /* Per slab class, as memcached's `stats slabs` shows them (indexed by memcached's 1-based
  * class id; storage has at most 250 classes). */

@@ -172,6 +172,7 @@ void conn_close(struct conn *c)
     close(c->fd);
     c->fd = -1;
     reply_deinit(&c->reply); /* drops the item references of unsent values */
+    proto_conn_release(&c->pc); /* its SASL context */
 
     pthread_mutex_lock(&w->conns_lock);
     if (c->prev != NULL)

@@ -1,7 +1,9 @@
 /*
  * daemon: startup chores outside the request path (see daemon.h). Order in main(): root
- * check, fd limit, bind, drop privileges, detach, pidfile — binding first so a low port or a
- * root-only socket path still works, dropping before any client byte is read.
+ * check, log file, core limit, fd limit, bind, detach, lock memory, drop privileges, pidfile,
+ * ... ready — opening and binding first so a root-only log path, a low port or a root-only
+ * socket path still work; detaching before mlockall (locks are not inherited by fork) and
+ * dropping privileges before any client byte is read.
  */
 #include "server/daemon.h"
 
@@ -13,8 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "server/log.h"
@@ -88,30 +93,137 @@ int daemon_drop_privileges(const char *user)
     return 0;
 }
 
+static int log_fd = -1;   /* the log file, or -1 */
+static int ready_fd = -1; /* detached child: write end of the readiness pipe */
+
+int daemon_open_logfile(const char *path, bool foreground)
+{
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (log_fd < 0) {
+        fprintf(stderr, "cannot open log file %s: %s\n", path, strerror(errno));
+        return DAEMON_EXIT_CANTCREAT;
+    }
+    if (foreground) {
+        dup2(log_fd, STDOUT_FILENO);
+        dup2(log_fd, STDERR_FILENO);
+    }
+    return 0;
+}
+
+int daemon_enable_coredumps(void)
+{
+    /* memcached's steps: unlimited if allowed, else up to the hard limit; no core is an error. */
+    struct rlimit rl, want = {RLIM_INFINITY, RLIM_INFINITY};
+    if (getrlimit(RLIMIT_CORE, &rl) == 0 && setrlimit(RLIMIT_CORE, &want) != 0) {
+        want.rlim_cur = want.rlim_max = rl.rlim_max;
+        (void)setrlimit(RLIMIT_CORE, &want);
+    }
+    if (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur == 0) {
+        fprintf(stderr, "failed to ensure corefile creation\n");
+        return DAEMON_EXIT_OSERR;
+    }
+    return 0;
+}
+
+void daemon_keep_dumpable(void)
+{
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0)
+        log_warn("-r: cannot keep the process dumpable after -u: %s", strerror(errno));
+}
+
+void daemon_lock_memory(void)
+{
+    if (geteuid() == 0) {
+        /* Locked pages count against RLIMIT_MEMLOCK after -u drops CAP_IPC_LOCK; lift it while
+         * we may, so the item memory allocated later can be locked too. */
+        struct rlimit inf = {RLIM_INFINITY, RLIM_INFINITY};
+        (void)setrlimit(RLIMIT_MEMLOCK, &inf);
+    }
+    if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) /* memcached's wording */
+        fprintf(stderr, "warning: -k invalid, mlockall() failed: %s\n", strerror(errno));
+}
+
+/* The waiting parent of daemon_detach: never returns. */
+static void __attribute__((noreturn)) wait_for_child(pid_t pid, int rfd)
+{
+    char b;
+    ssize_t r;
+    do
+        r = read(rfd, &b, 1);
+    while (r < 0 && errno == EINTR);
+    if (r == 1)
+        _exit(0);
+    /* EOF: the child exited (or exec'd nothing: it never does) before it was ready. */
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+        _exit(WEXITSTATUS(st));
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "cached: the daemon was killed by signal %d before it was ready\n",
+                WTERMSIG(st));
+    else
+        fprintf(stderr, "cached: the daemon exited before it was ready\n");
+    _exit(DAEMON_EXIT_OSERR);
+}
+
 int daemon_detach(void)
 {
+    int p[2];
+    if (pipe(p) < 0 || fcntl(p[0], F_SETFD, FD_CLOEXEC) < 0 ||
+        fcntl(p[1], F_SETFD, FD_CLOEXEC) < 0) {
+        fprintf(stderr, "failed to daemonize: pipe: %s\n", strerror(errno));
+        return DAEMON_EXIT_OSERR;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "failed to daemonize: fork: %s\n", strerror(errno));
+        close(p[0]);
+        close(p[1]);
         return DAEMON_EXIT_OSERR;
     }
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        close(p[1]);
+        wait_for_child(pid, p[0]);
+    }
+    close(p[0]);
+    ready_fd = p[1];
     if (setsid() < 0) {
         fprintf(stderr, "failed to daemonize: setsid: %s\n", strerror(errno));
         return DAEMON_EXIT_OSERR;
     }
-    if (chdir("/") < 0)
+    if (chdir("/") < 0) {
+        fprintf(stderr, "failed to daemonize: chdir /: %s\n", strerror(errno));
         return DAEMON_EXIT_OSERR;
+    }
     int fd = open("/dev/null", O_RDWR);
     if (fd >= 0) {
         dup2(fd, STDIN_FILENO);
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
         if (fd > STDERR_FILENO)
             close(fd);
     }
     return 0;
+}
+
+void daemon_ready(void)
+{
+    if (ready_fd < 0)
+        return;
+    int fd = log_fd >= 0 ? log_fd : open("/dev/null", O_WRONLY);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd != log_fd)
+            close(fd);
+    }
+    ssize_t w;
+    do
+        w = write(ready_fd, "R", 1);
+    while (w < 0 && errno == EINTR);
+    close(ready_fd);
+    ready_fd = -1;
 }
 
 int daemon_write_pidfile(const char *path)

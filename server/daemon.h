@@ -19,9 +19,31 @@ int daemon_check_root(const char *user, bool run_as_root);
 void daemon_fit_nofile(uint64_t want);
 /* Root only: switches to `user` (groups, gid, uid). A no-op (logged) when not root. */
 int daemon_drop_privileges(const char *user);
-/* Forks into the background: the parent exits 0, the child gets a new session, cwd /, and
- * stdin/stdout/stderr on /dev/null. */
+#define DAEMON_EXIT_CANTCREAT 73 /* EX_CANTCREAT: the log file cannot be opened */
+
+/* Opens the log file (append, created 0640) while still root. Returns 0 or
+ * DAEMON_EXIT_CANTCREAT. In the foreground stdout and stderr go to it at once; a daemon
+ * keeps the terminal until it is ready (daemon_ready), so startup errors are seen. */
+int daemon_open_logfile(const char *path, bool foreground);
+/* -r: raises the core file size limit to the hard maximum (memcached's -r). Returns 0 or
+ * DAEMON_EXIT_OSERR when no core could be written. */
+int daemon_enable_coredumps(void);
+/* -k: mlockall(MCL_CURRENT | MCL_FUTURE), first lifting RLIMIT_MEMLOCK when root. A failure
+ * is a warning, as in memcached. Call after daemon_detach: memory locks are not inherited. */
+void daemon_lock_memory(void);
+/* After daemon_drop_privileges with -r: setuid cleared the "dumpable" flag; set it back so
+ * the core file limit means something. */
+void daemon_keep_dumpable(void);
+/*
+ * Forks into the background with readiness: the child gets a new session, cwd / and stdin on
+ * /dev/null, and keeps the terminal's stdout/stderr until daemon_ready(). The parent waits:
+ * it exits 0 when the child reports ready, or with the child's own exit code (71 if it died
+ * otherwise) when the child fails first; the child's error line is already on the terminal.
+ */
 int daemon_detach(void);
+/* In a detached child: stdout/stderr to the log file (or /dev/null), then releases the
+ * waiting parent. A no-op in the foreground. */
+void daemon_ready(void);
 /* Writes our pid to path; daemon_remove_pidfile removes it on a clean exit. */
 int daemon_write_pidfile(const char *path);
 void daemon_remove_pidfile(const char *path);

@@ -1,8 +1,9 @@
 /*
  * main: cached's lifecycle. Setups run in dependency order and teardowns in reverse:
  *
- *   settings -> log -> root check -> fd limit -> listeners -> privileges -> detach -> pidfile
- *   -> clock -> storage -> protocol -> workers -> accept + signals + maintenance -> READY=1
+ *   settings -> log -> root check -> log file -> core limit -> fd limit -> listeners -> detach
+ *   -> lock memory -> privileges -> pidfile -> clock -> storage -> protocol -> workers
+ *   -> accept + signals + maintenance -> READY=1 (and a detached daemon's parent exits 0)
  *   ... event loop of the listener thread ...
  *   STOPPING=1 -> stop accepting -> workers finish in-flight replies (<= SHUTDOWN_GRACE_MS)
  *   -> join -> protocol -> storage -> pidfile -> listeners (unix socket file removed)
@@ -14,7 +15,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +137,10 @@ static uint32_t shard_count(void)
 static int run(void)
 {
     int rc = daemon_check_root(settings.user, settings.run_as_root);
+    if (rc == 0)
+        rc = daemon_open_logfile(settings.logfile, !settings.daemonize);
+    if (rc == 0 && settings.enable_coredumps)
+        rc = daemon_enable_coredumps();
     if (rc != 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
@@ -151,19 +155,17 @@ static int run(void)
     sigaddset(&lifecycle_sigs, SIGHUP);
     sigprocmask(SIG_BLOCK, &lifecycle_sigs, &old_mask);
     daemon_fit_nofile(settings.conn_limit + FD_HEADROOM + 2 * settings.threads);
-    if (settings.raise_core_limit) { /* -r: memcached's "maximize core file limit" */
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_CORE, &rl) == 0) {
-            rl.rlim_cur = rl.rlim_max;
-            setrlimit(RLIMIT_CORE, &rl);
-        }
-    }
 
     if (listen_setup(&settings) < 0)
         return DAEMON_EXIT_OSERR;
-    rc = daemon_drop_privileges(settings.user);
-    if (rc == 0 && settings.daemonize)
+    if (settings.daemonize)
         rc = daemon_detach();
+    if (rc == 0 && settings.lock_memory)
+        daemon_lock_memory();
+    if (rc == 0)
+        rc = daemon_drop_privileges(settings.user);
+    if (rc == 0 && settings.enable_coredumps && settings.user[0] != '\0')
+        daemon_keep_dumpable();
     if (rc == 0)
         rc = daemon_write_pidfile(settings.pidfile);
     if (rc != 0) {
@@ -190,6 +192,12 @@ static int run(void)
         return DAEMON_EXIT_OSERR;
     }
     proto_setup(&server_hooks);
+    if (settings.sasl && proto_sasl_setup() < 0) {
+        storage_teardown();
+        daemon_remove_pidfile(settings.pidfile);
+        listen_teardown();
+        return EXIT_FAILURE;
+    }
 
     struct event *sig_ev[3] = {0}, *bell_ev = NULL, *maint_ev = NULL;
     rc = DAEMON_EXIT_OSERR;
@@ -230,6 +238,7 @@ static int run(void)
     char ready[64];
     snprintf(ready, sizeof ready, "READY=1\nMAINPID=%ld", (long)getpid());
     notify_send(ready);
+    daemon_ready();
     log_info("ready: %zu listener(s) (%s%s), %u worker threads, %lu MB", nlisteners,
              listeners[0].name, nlisteners > 1 ? ", ..." : "", (unsigned)settings.threads,
              (unsigned long)settings.mem_limit_mb);

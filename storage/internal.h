@@ -34,6 +34,8 @@ struct slab_class {
     uint64_t free_count;
     uint32_t *pages, npages, pages_cap; /* pages owned by this class */
     uint32_t hand_page, hand_chunk; /* CLOCK hand: index into pages[], chunk in that page */
+    uint32_t lap_seen, lap_hot;   /* linked / HOT items the hand met in its current lap */
+    uint32_t hot_pct;             /* share of HOT items over the hand's last full lap */
     uint64_t used_chunks, mem_requested;
     uint64_t evicted, evicted_unfetched, evicted_active, expired_unfetched, reclaimed;
     uint64_t outofmemory;
@@ -46,7 +48,7 @@ struct slab_class {
 
 struct shard_stats {
     uint64_t curr_items, total_items, bytes;
-    uint64_t get_expired, get_flushed, expired_unfetched, sweeper_reclaimed, ref_saturated;
+    uint64_t get_expired, get_flushed, sweeper_reclaimed, ref_saturated;
 };
 
 struct shard {
@@ -119,6 +121,10 @@ unsigned slab_class_for(size_t ntotal);  /* nclasses when too large */
 struct item *slab_alloc(size_t ntotal, enum st_result *res);
 void slab_free(struct item *it);         /* refcount has reached 0 */
 void slab_stats_reset(void);
+/* Counts an expired or flushed item leaving the table (lazily, by the sweeper) in its class's
+ * reclaimed and expired_unfetched, as memcached counts what its LRU tails and crawler reclaim.
+ * Shard lock held (the class lock is taken after it: lock order). */
+void slab_count_reclaim(const struct item *it);
 
 /* ---- items and the table (items.c) ---- */
 
@@ -176,4 +182,16 @@ static inline void item_flag_set(struct item *it, uint8_t f)
 static inline void item_flag_clear(struct item *it, uint8_t f)
 {
     atomic_fetch_and_explicit(&it->iflags, (uint8_t)~f, memory_order_relaxed);
+}
+
+/* A hit (get, touch, mg): fetched, used since the hand last passed (ACTIVE), and from the
+ * second fetch on HOT, memcached's "fetched twice goes to warm". Shard lock held, it linked.
+ * No atomic write when the bits are already there (the common case for a hot key). */
+static inline void item_bump(struct item *it)
+{
+    uint8_t fl = item_iflags(it);
+    uint8_t want = ITEM_FETCHED | ITEM_ACTIVE | ((fl & ITEM_FETCHED) ? ITEM_HOT : 0);
+    if ((fl & want) != want)
+        item_flag_set(it, want);
+    it->atime = clock_now();
 }

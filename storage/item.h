@@ -15,8 +15,8 @@
  *    iflags   1  ITEM_* bits below
  *    cas      8  present unless -C; the header is then 24 bytes
  * Total header: 32 bytes (24 with -C). memcached's is 48-56 bytes plus the key's NUL, the
- * value's "\r\n" and a suffix. There are no LRU links: eviction is CLOCK (second chance)
- * per slab class, one ITEM_ACTIVE bit instead of two pointers. The slab class is derived from
+ * value's "\r\n" and a suffix. There are no LRU links: eviction is CLOCK per slab class with
+ * two bits of frequency (ITEM_ACTIVE, ITEM_HOT) instead of two pointers. The slab class is derived from
  * the page the chunk lies in.
  */
 #pragma once
@@ -35,8 +35,17 @@ enum item_flag {
     ITEM_ACTIVE = 1 << 3,   /* CLOCK bit: used since the hand last passed */
     ITEM_STALE = 1 << 4,    /* meta: invalidated, served with X */
     ITEM_TOKEN = 1 << 5,    /* meta: a win token (W) has been handed out */
-    ITEM_FREE = 1 << 6,     /* chunk is on a free list */
+    ITEM_FREE = 1 << 6,     /* chunk is free (not linked): on a free list or a draining page */
+    ITEM_HOT = 1 << 6,      /* linked: fetched twice, protected from eviction (storage/README) */
 };
+
+/* Bit 6 means ITEM_FREE on a chunk that is not linked and ITEM_HOT on a linked item: HOT is
+ * set only on hits (linked, under the shard lock) and cleared when the item leaves the table,
+ * so the two never meet. A free chunk is exactly (iflags & (FREE | LINKED)) == FREE. */
+static inline bool item_flags_free(uint8_t fl)
+{
+    return (fl & (ITEM_FREE | ITEM_LINKED)) == ITEM_FREE;
+}
 
 struct item {
     uint32_t hnext;

@@ -117,7 +117,7 @@ enum item_state item_state_at(const struct item *it, rel_time_t now)
 static void unlinked(struct shard *sh, struct item *it)
 {
     it->hnext = 0;
-    item_flag_clear(it, ITEM_LINKED);
+    item_flag_clear(it, ITEM_LINKED | ITEM_HOT); /* bit 6 must not read as ITEM_FREE */
     sh->count--;
     sh->st.curr_items--;
     sh->st.bytes -= item_total_size(it);
@@ -177,13 +177,11 @@ found:;
     enum item_state s = item_state_at(it, clock_now());
     if (s == ITEM_LIVE)
         return it;
-    if (s == ITEM_EXPIRED) {
+    if (s == ITEM_EXPIRED)
         sh->st.get_expired++;
-        if (!(item_iflags(it) & ITEM_FETCHED))
-            sh->st.expired_unfetched++;
-    } else {
+    else
         sh->st.get_flushed++;
-    }
+    slab_count_reclaim(it);
     do_item_unlink(sh, it, hv);
     return NULL;
 }
@@ -407,9 +405,7 @@ struct item *storage_get(const char *key, size_t nkey)
             it = NULL;
         } else {
             item_ref(it);
-            if ((item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE)) != (ITEM_FETCHED | ITEM_ACTIVE))
-                item_flag_set(it, ITEM_FETCHED | ITEM_ACTIVE);
-            it->atime = clock_now();
+            item_bump(it);
         }
     }
     shard_unlock(sh);
@@ -429,8 +425,7 @@ struct item *storage_touch(const char *key, size_t nkey, rel_time_t exptime)
     if (it) {
         item_ref(it);
         it->exptime = exptime;
-        it->atime = clock_now();
-        item_flag_set(it, ITEM_FETCHED | ITEM_ACTIVE);
+        item_bump(it);
     }
     shard_unlock(sh);
     return it;
@@ -602,8 +597,7 @@ size_t storage_sweep_step(size_t max_items)
                     p = &it->hnext;
                     continue;
                 }
-                if (s == ITEM_EXPIRED && !(item_iflags(it) & ITEM_FETCHED))
-                    sh->st.expired_unfetched++;
+                slab_count_reclaim(it);
                 sh->st.sweeper_reclaimed++;
                 reclaimed++;
                 *p = it->hnext;
@@ -656,7 +650,6 @@ void storage_stats(struct storage_stats *out)
         out->bytes += sh->st.bytes;
         out->get_expired += sh->st.get_expired;
         out->get_flushed += sh->st.get_flushed;
-        out->expired_unfetched += sh->st.expired_unfetched;
         out->sweeper_reclaimed += sh->st.sweeper_reclaimed;
         out->ref_saturated += sh->st.ref_saturated;
         buckets += (uint64_t)1 << sh->power;
@@ -698,7 +691,7 @@ void storage_stats_reset(void)
         struct shard *sh = &stg.shards[i];
         shard_lock(sh);
         sh->st.total_items = sh->st.get_expired = sh->st.get_flushed = 0;
-        sh->st.expired_unfetched = sh->st.sweeper_reclaimed = sh->st.ref_saturated = 0;
+        sh->st.sweeper_reclaimed = sh->st.ref_saturated = 0;
         shard_unlock(sh);
     }
     slab_stats_reset();

@@ -13,9 +13,7 @@
 /* Marks a hit as used: memcached's bump (fetched, CLOCK bit, last access). */
 static void bump(struct item *it)
 {
-    if ((item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE)) != (ITEM_FETCHED | ITEM_ACTIVE))
-        item_flag_set(it, ITEM_FETCHED | ITEM_ACTIVE);
-    it->atime = clock_now();
+    item_bump(it);
 }
 
 static bool refs_saturated(struct shard *sh, struct item *it)

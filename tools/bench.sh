@@ -1,50 +1,66 @@
 #!/usr/bin/env bash
-# make bench: cached against Debian's memcached, same settings, A/B alternating rounds.
+# make bench: cached against Debian's memcached, alternating within one load-generator run.
 #
-# Both servers run at once on free loopback ports with the same -t, -m 1024 and -c 4096.
-# For each workload both are preloaded, then each round runs the load against A and B in turn
-# (the order flips every round, so a noisy neighbour or a warming cache does not favour one).
-# Printed: per workload the median of the rounds with min..max, the ratio cached/memcached of
-# the medians, median p99, and the CPU the loader used against the CPU the server used.
+# Four servers run at once on free loopback ports, all with the same -t, -m 1024 and -c 4096:
+#   0 memcached    the reference every ratio divides by
+#   1 cached
+#   2 ceiling      build/cached-ceiling: answers without storing anything (tools/bench/ceiling)
+#   3 memcached    a second one: its ratio to the first is the A/A calibration
+# For each workload one cached-bench run drives them in turn, 0.1 s each (--slice), with one
+# connection set per server: the machine's slow drifts hit neighbouring slices alike, which
+# whole rounds of seconds do not (on this shared machine whole rounds swing +-30%). The bench
+# divides each server's slice by the mean of memcached's slices on either side, and reports the
+# median over the run's rounds; this is repeated BENCH_RUNS times and the table shows the median
+# of the runs with their min..max.
 #
-# Pinning: with -t 1 the server runs on CPU 0 and the loader on CPU 1. With -t 2 the server
-# may use both CPUs and the loader still runs on CPU 1, so they share a core (this machine
-# has 2): -t 2 figures are a loaded-box comparison, not a scaling figure.
+# Pinning: servers on BENCH_SERVER_CPUS, the loader on BENCH_LOADER_CPU. With 2 CPUs and -t 1
+# that is server on CPU 0, loader on CPU 1. With -t 2 on a 2-CPU machine the loader shares a core
+# with the servers: a loaded-box comparison, not a scaling figure.
 #
 # Environment (defaults in brackets):
-#   BENCH_ROUNDS [5]  BENCH_SECONDS [5]  BENCH_WARMUP [1]  BENCH_THREADS ["1 2"]
+#   BENCH_RUNS [3]  BENCH_SECONDS [4]  BENCH_WARMUP [1]  BENCH_SLICE [0.1]
+#   BENCH_THREADS ["1 2"]: server -t values   BENCH_LOADER_THREADS [1]: cached-bench -T
+#   BENCH_CONNS [50]: active connections per server
 #   BENCH_WORKLOADS [all]: space-separated names from the table below
 #   BENCH_KEYS [100000]  CACHED [build/cached]  MEMCACHED [/usr/bin/memcached]
-#   BENCH_OUT [build/bench/last.txt]: the raw RESULT lines of every run
-#   BENCH_SERVER_CPUS / BENCH_LOADER_CPU: override the pinning (e.g. when nproc > 2)
+#   CEILING [build/cached-ceiling]  BENCH [build/cached-bench]
+#   BENCH_OUT [build/bench/last.txt]: the raw ALT/RESULT lines of every run
+#   BENCH_SERVER_CPUS / BENCH_LOADER_CPU: override the pinning (e.g. on a many-core machine:
+#   BENCH_SERVER_CPUS=0-7 BENCH_LOADER_CPU=8-15 BENCH_THREADS="4 8" BENCH_LOADER_THREADS=8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${BENCH_ROUNDS:-5}
-SECS=${BENCH_SECONDS:-5}
+RUNS=${BENCH_RUNS:-3}
+SECS=${BENCH_SECONDS:-4}
 WARM=${BENCH_WARMUP:-1}
+SLICE=${BENCH_SLICE:-0.1}
 THREADS=${BENCH_THREADS:-"1 2"}
+LTHREADS=${BENCH_LOADER_THREADS:-1}
+CONNS=${BENCH_CONNS:-50}
 KEYS=${BENCH_KEYS:-100000}
 CACHED=${CACHED:-build/cached}
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
+CEILING=${CEILING:-build/cached-ceiling}
 BENCH=${BENCH:-build/cached-bench}
 OUT=${BENCH_OUT:-build/bench/last.txt}
-LOADER_CPU=${BENCH_LOADER_CPU:-1}
+NCPU=$(nproc)
+LOADER_CPU=${BENCH_LOADER_CPU:-$((NCPU - 1))}
 
-# name | loader arguments | value size to preload
+# name | loader arguments (-c is added) | value size to preload
 WORKLOAD_TABLE="
-get-hit|-c 50 -d 1 -v 100|100
-get-pipe16|-c 50 -d 16 -v 100|100
-multiget10|-c 50 -d 1 -m 10 -v 100|100
-mixed-90-10-1k|-c 50 -d 1 -r 9:1 -v 1024|1024
-set-only|-c 50 -d 1 -r 0:1 -v 100|100
-idle1000+50|-c 50 -d 1 -v 100 --idle 1000|100
-django-cpr|-c 50 --connect-per-request -m 10 -v 100|100
+get-hit|-d 1 -v 100|100
+set-only|-d 1 -r 0:1 -v 100|100
+mixed-90-10-1k|-d 1 -r 9:1 -v 1024|1024
+multiget10|-d 1 -m 10 -v 100|100
+multiget100|-d 1 -m 100 -v 100|100
+get-pipe16|-d 16 -v 100|100
+idle1000+50|-d 1 -v 100 --idle 1000|100
+django-cpr|--connect-per-request -m 10 -v 100|100
 "
 WORKLOADS=${BENCH_WORKLOADS:-all}
 
-for f in "$BENCH" "$CACHED" "$MEMCACHED"; do
-  [ -x "$f" ] || { echo "bench: $f missing (run make first)" >&2; exit 2; }
+for f in "$BENCH" "$CACHED" "$MEMCACHED" "$CEILING"; do
+  [ -x "$f" ] || { echo "bench: $f missing (run make bench)" >&2; exit 2; }
 done
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
@@ -69,38 +85,21 @@ wait_port() { # port: up to 5 s for the server to accept
   return 1
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
-# start_server name binary threads cpus -> sets SPID SPORT
+# start_server kind threads cpus [value size] -> sets SPID SPORT
 start_server() {
-  local name=$1 bin=$2 t=$3 cpus=$4 asroot=()
+  local kind=$1 t=$2 cpus=$3 vsize=${4:-100} cmd
   SPORT=$(free_port)
-  if [ "$(id -u)" -eq 0 ]; then
-    # memcached wants -u root; cached wants --run-as-root (a memcached may stand in for cached)
-    if [[ "$(basename "$bin")" == memcached* ]]; then asroot=(-u root); else asroot=(--run-as-root); fi
-  fi
-  taskset -c "$cpus" "$bin" "${asroot[@]}" -l 127.0.0.1 -p "$SPORT" -t "$t" -m 1024 -c 4096 \
-    >/dev/null 2>&1 &
+  case $kind in
+    memcached) cmd=("$MEMCACHED" -l 127.0.0.1 -p "$SPORT" -t "$t" -m 1024 -c 4096)
+               [ "$(id -u)" -eq 0 ] && cmd+=(-u root) ;;
+    cached)    cmd=("$CACHED" -l 127.0.0.1 -p "$SPORT" -t "$t" -m 1024 -c 4096)
+               [ "$(id -u)" -eq 0 ] && cmd+=(--run-as-root) ;;
+    ceiling)   cmd=("$CEILING" -l 127.0.0.1 -p "$SPORT" -t "$t" -v "$vsize") ;;
+  esac
+  taskset -c "$cpus" "${cmd[@]}" >/dev/null 2>&1 &
   SPID=$!
   PIDS+=("$SPID")
   wait_port "$SPORT"
-}
-
-# run_load label port pid args... -> appends "RESULT ... server_cpu_s=X" to $OUT, echoes it
-run_load() {
-  local label=$1 port=$2 pid=$3
-  shift 3
-  local before after line rc=0
-  before=$(cpu_ticks "$pid")
-  line=$(taskset -c "$LOADER_CPU" "$BENCH" -q -p "$port" -k "$KEYS" --label "$label" "$@" \
-         2>>"$OUT.stderr" | grep '^RESULT') || rc=$?
-  after=$(cpu_ticks "$pid")
-  kill -0 "$pid" 2>/dev/null || { echo "bench: server $label died" >&2; exit 1; }
-  [ -n "$line" ] || { echo "bench: $label produced no result (rc $rc)" >&2; exit 1; }
-  line="$line server_cpu_s=$(awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" \
-         'BEGIN{printf "%.3f", d / hz}')"
-  echo "$line" >> "$OUT"
-  echo "$line"
 }
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
@@ -111,63 +110,62 @@ stats() {
     m = (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2; print m, v[1], v[NR]}'
 }
 
-echo "cached-bench A/B: $CACHED vs $MEMCACHED ($("$MEMCACHED" -V))"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),"\
+echo "cached-bench, alternating: $CACHED vs $MEMCACHED ($("$MEMCACHED" -V)), ceiling $CEILING"
+echo "machine: $NCPU CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'),"\
      "$(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "rounds: $ROUNDS x ${SECS} s (+${WARM} s warm-up), keys: $KEYS x 16 B, A/B order alternates"
-echo "servers: -m 1024 -c 4096 -l 127.0.0.1; loader: 1 thread"
+echo "method: $RUNS runs x ${SECS} s (+${WARM} s warm-up) per workload, slices of ${SLICE} s"\
+     "cycling memcached, cached, ceiling, memcached (A/A); $CONNS conns per server, loader -T $LTHREADS"
+echo "figures: server / memcached, median of the runs' medians (min..max over runs)"
 echo
 
 total_errors=0
 for t in $THREADS; do
-  if [ "$t" -eq 1 ]; then scpus=${BENCH_SERVER_CPUS:-0}; else scpus=${BENCH_SERVER_CPUS:-0-$((t - 1))}; fi
+  if [ -n "${BENCH_SERVER_CPUS:-}" ]; then scpus=$BENCH_SERVER_CPUS
+  elif [ "$t" -eq 1 ]; then scpus=0
+  else scpus=0-$((t - 1)); fi
   echo "== server -t $t, pinned to CPU $scpus; loader pinned to CPU $LOADER_CPU$(
-    [ "$t" -gt 1 ] && [ "$(nproc)" -le "$t" ] && echo " (SHARED with the server: only $(nproc) CPUs)")"
-  start_server cached "$CACHED" "$t" "$scpus"; APID=$SPID; APORT=$SPORT
-  start_server memcached "$MEMCACHED" "$t" "$scpus"; BPID=$SPID; BPORT=$SPORT
-  printf '%-15s %-9s %25s %25s %7s %19s %17s\n' workload metric "cached median (min..max)" \
-    "memcached median (min..max)" ratio "p99 us cached/mc" "CPU loader/server"
+    [ "$t" -ge "$NCPU" ] && echo " (SHARED with the servers: only $NCPU CPUs)")"
+  start_server memcached "$t" "$scpus"; MPID=$SPID; MPORT=$SPORT
+  start_server cached "$t" "$scpus"; CPID=$SPID; CPORT=$SPORT
+  start_server memcached "$t" "$scpus"; M2PID=$SPID; M2PORT=$SPORT
+  printf '%-15s %-6s %-22s %-22s %-22s %-17s %s\n' workload metric "cached/mc" "ceiling/mc" \
+    "A/A mc/mc" "p99 us cached/mc" "rounds"
   while IFS='|' read -r name args vsize; do
     [ -n "$name" ] || continue
     [ "$WORKLOADS" = all ] || [[ " $WORKLOADS " == *" $name "* ]] || continue
-    metric=ops_per_sec
-    [[ "$args" == *connect-per-request* ]] && metric=conns_per_sec
-    for side in A B; do
-      if [ $side = A ]; then port=$APORT; pid=$APID; else port=$BPORT; pid=$BPID; fi
-      run_load "t$t-$name-preload-$side" "$port" "$pid" --preload -c 4 -d 64 -v "$vsize" \
-        > /dev/null
+    metric=req/s
+    [[ "$args" == *connect-per-request* ]] && metric=conn/s
+    start_server ceiling "$t" "$scpus" "$vsize"; ZPID=$SPID; ZPORT=$SPORT
+    "$BENCH" -q --preload -c 4 -d 64 -v "$vsize" -k "$KEYS" -p "$MPORT,$CPORT,$M2PORT" \
+      --label "t$t-$name-preload" >> "$OUT" 2>>"$OUT.stderr"
+    for r in $(seq "$RUNS"); do
+      # shellcheck disable=SC2086
+      taskset -c "$LOADER_CPU" "$BENCH" -q -k "$KEYS" -c "$CONNS" -T "$LTHREADS" -w "$WARM" \
+        -D "$SECS" --slice "$SLICE" -p "$MPORT,$CPORT,$ZPORT,$M2PORT" \
+        --label "t$t-$name-r$r" $args 2>>"$OUT.stderr" | sed "s/^ALT /ALT label=t$t-$name-r$r /" >> "$OUT" \
+        || { echo "bench: $name run $r failed" >&2; total_errors=$((total_errors + 1)); }
     done
-    for r in $(seq "$ROUNDS"); do
-      order="A B"; [ $((r % 2)) -eq 0 ] && order="B A"
-      for side in $order; do
-        if [ $side = A ]; then port=$APORT; pid=$APID; lbl=cached; else port=$BPORT; pid=$BPID; lbl=memcached; fi
-        # shellcheck disable=SC2086
-        run_load "t$t-$name-$lbl-r$r" "$port" "$pid" -w "$WARM" -D "$SECS" $args > /dev/null
-      done
+    for p in "$MPID" "$CPID" "$M2PID" "$ZPID"; do
+      kill -0 "$p" 2>/dev/null || { echo "bench: a server died during $name" >&2; exit 1; }
     done
-    a=$(grep " label=t$t-$name-cached-r" "$OUT" | field "$metric" | stats)
-    b=$(grep " label=t$t-$name-memcached-r" "$OUT" | field "$metric" | stats)
-    ap99=$(grep " label=t$t-$name-cached-r" "$OUT" | field p99_us | stats | cut -d' ' -f1)
-    bp99=$(grep " label=t$t-$name-memcached-r" "$OUT" | field p99_us | stats | cut -d' ' -f1)
-    lcpu=$(grep " label=t$t-$name-cached-r" "$OUT" | field cpu_total_s | stats | cut -d' ' -f1)
-    scpu=$(grep " label=t$t-$name-cached-r" "$OUT" | field server_cpu_s | stats | cut -d' ' -f1)
-    errs=$(grep " label=t$t-$name-" "$OUT" | field errors | awk '{s+=$1} END {print s+0}')
+    kill "$ZPID"; wait "$ZPID" 2>/dev/null || true
+    col() { # target -> "median (min..max)" of the runs' median ratios
+      grep "^ALT label=t$t-$name-r.* target=$1 " "$OUT" | field ratio_median | stats |
+        awk '{printf "%.2fx (%.2f..%.2f)", $1, $2, $3}'
+    }
+    p99() { grep "^ALT label=t$t-$name-r.* target=$1 " "$OUT" | field p99_us | stats | cut -d' ' -f1; }
+    rounds=$(grep "^ALT label=t$t-$name-r.* target=1 " "$OUT" | field rounds | paste -sd+ | bc)
+    errs=$(grep "^RESULT label=t$t-$name-" "$OUT" | field errors | awk '{s+=$1} END {print s+0}')
     total_errors=$((total_errors + errs))
-    read -r am amin amax <<< "$a"
-    read -r bm bmin bmax <<< "$b"
-    ratio=$(awk -v a="$am" -v b="$bm" 'BEGIN{printf (b > 0 ? "%.2f" : "-"), a / b}')
-    printf '%-15s %-9s %25s %25s %7s %19s %17s%s\n' "$name" "${metric%_per_sec}/s" \
-      "$(printf '%.0f (%.0f..%.0f)' "$am" "$amin" "$amax")" \
-      "$(printf '%.0f (%.0f..%.0f)' "$bm" "$bmin" "$bmax")" "$ratio" \
-      "$(printf '%.0f/%.0f' "$ap99" "$bp99")" "$(printf '%.2f/%.2f s' "$lcpu" "$scpu")" \
+    printf '%-15s %-6s %-22s %-22s %-22s %-17s %s%s\n' "$name" "$metric" "$(col 1)" "$(col 2)" \
+      "$(col 3)" "$(printf '%.0f/%.0f' "$(p99 1)" "$(p99 0)")" "$rounds" \
       "$([ "$errs" -gt 0 ] && echo "  ERRORS: $errs")"
   done <<< "$WORKLOAD_TABLE"
-  kill "$APID" "$BPID"
-  wait "$APID" "$BPID" 2>/dev/null || true
+  kill "$MPID" "$CPID" "$M2PID"
+  wait "$MPID" "$CPID" "$M2PID" 2>/dev/null || true
   PIDS=()
   echo
 done
-echo "CPU loader/server: medians over the cached rounds, whole run (warm-up included)."
 echo "raw results: $OUT"
 if [ "$total_errors" -gt 0 ]; then
   echo "bench: $total_errors wrong or missing replies (see $OUT.stderr)" >&2

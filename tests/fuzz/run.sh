@@ -56,8 +56,9 @@ if [ $need_build = 1 ]; then
   done
   wait
   for o in "${objs[@]}"; do [ -f "$o" ] || { echo "fuzz build failed" >&2; exit 1; }; done
-  # protocol/stats.c reports the libevent version, so libevent is linked (nothing else of it runs)
-  "$CC" "${CFLAGS[@]}" -o "$BIN" "${objs[@]}" $(pkg-config --libs libevent 2>/dev/null || echo -levent) -lpthread -lm
+  # protocol/stats.c reports the libevent version, so libevent is linked (nothing else of it
+  # runs); protocol/sasl.c links Cyrus SASL (only reached with -S)
+  "$CC" "${CFLAGS[@]}" -o "$BIN" "${objs[@]}" $(pkg-config --libs libevent 2>/dev/null || echo -levent) -lsasl2 -lpthread -lm
   rm -f "${objs[@]}"
 fi
 [ "$mode" = build ] && { echo "built $BIN"; exit 0; }

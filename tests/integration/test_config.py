@@ -99,8 +99,10 @@ def bad_files():
     expect_failure(["--config", f], 78, "%s:1: threads: 'lots' is not a number" % f, "bad value")
     f = write("range.conf", "memory_limit = 1\nmax_item_size = 4m\n")
     expect_failure(["--config", f], 78, "%s:2: max item size 4m (-I)" % f, "item > memory")
-    f = write("flagline.conf", "-p 11211\n")
-    expect_failure(["--config", f], 78, "%s:1: expected 'key = value'" % f, "flag line")
+    f = write("flagline.conf", "-p 11211\n-m 64 # memcached.conf style\n-L\n")
+    expect_failure(["--config", f], 78,
+                   "%s:3: option -L (memcached's large pages) is not supported by cached" % f,
+                   "unsupported memcached flag line")
 
 
 def help_and_version():

@@ -177,17 +177,20 @@ static const struct setting_case cases[] = {
     {"-P", "pidfile", "/tmp/cached.pid", "/tmp/cached.pid"},
     {NULL, "verbose", "2", "2"}, /* -v counts: test_verbose */
     {"-d", "daemon", "yes", "yes"},
+    {NULL, "logfile", "/tmp/cached.log", "/tmp/cached.log"},
+    {"-r", "enable-coredumps", "yes", "yes"},
+    {"-k", "lock-memory", "yes", "yes"},
     {NULL, "idle-timeout", "10", "10"},
     {NULL, "tcp-keepalive", "yes", "yes"},
     {NULL, "hash-shards", "32", "32"},
     {NULL, "slab-automove", "no", "no"},
     {NULL, "expiry-sweeper", "no", "no"},
     {NULL, "max-output", "1m", "1048576"},
+    {"-S", "enable-sasl", "yes", "yes"},
     {"-B", "binding-protocol", "ascii", "ascii"},
     {"-D", "stats-prefix-delimiter", "/", "/"},
     {"-X", "disable-dumping", "yes", "yes"},
     {"-W", "disable-watch", "yes", "yes"},
-    {"-r", "enable-coredumps", "yes", "yes"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -229,7 +232,18 @@ START_TEST(test_setting_every_way)
         ck_assert_msg(rc == 0, "%s: %s", k->shortf, err_txt);
         expect_case(k, k->shortf);
         fresh();
+        /* memcached.conf: the same flag on a line of the config file. */
+        rc = PARSE("--config",
+                   sw ? conf("%s\n", k->shortf) : conf("# c\n%s %s # c\n", k->shortf, k->val));
+        ck_assert_msg(rc == 0, "file line %s: %s", k->shortf, err_txt);
+        expect_case(k, "memcached.conf line");
+        fresh();
     }
+    /* A long option on a memcached.conf line. */
+    snprintf(opt, sizeof opt, "--%s=%s", k->name, k->val);
+    ck_assert_msg(PARSE("--config", conf("%s\n", opt)) == 0, "file line %s: %s", opt, err_txt);
+    expect_case(k, "memcached.conf --name=value line");
+    fresh();
     snprintf(opt, sizeof opt, "--%s=%s", k->name, k->val);
     ck_assert_msg(PARSE(opt) == 0, "%s: %s", opt, err_txt);
     expect_case(k, "--name=value");
@@ -603,7 +617,6 @@ static const struct bad_case bad[] = {
     {{"-x"}, NULL, CFG_EXIT_USAGE, "unknown option -x"},
     {{"--port=5", "-vx"}, NULL, CFG_EXIT_USAGE, "unknown option -x (see cached --help)"},
     {{"--version=2"}, NULL, CFG_EXIT_USAGE, "option --version takes no value"},
-    {{"-S"}, NULL, CFG_EXIT_USAGE, "option -S (memcached's SASL) is not supported"},
     {{"-p"}, NULL, CFG_EXIT_USAGE, "option -p needs a value"},
     {{"--port"}, NULL, CFG_EXIT_USAGE, "option --port needs a value"},
     {{"--config"}, NULL, CFG_EXIT_USAGE, "option --config needs a file name"},
@@ -679,7 +692,14 @@ static const struct bad_case bad[] = {
      CFG_EXIT_CONFIG,
      ":1: threads: 0 is out of range (1 to 256)"},
     {{"--config", "FILE"}, "port 11211\n", CFG_EXIT_CONFIG, ":1: expected 'key = value'"},
-    {{"--config", "FILE"}, "-p 11211\n", CFG_EXIT_CONFIG, "write 'port = 11211'"},
+    /* memcached.conf's flag lines: errors name the line and the flag */
+    {{"--config", "FILE"}, "-m 64\n-L\n", CFG_EXIT_CONFIG,
+     ":2: option -L (memcached's large pages) is not supported by cached"},
+    {{"--config", "FILE"}, "-p 1 2\n", CFG_EXIT_CONFIG, ":1: unexpected word '2'"},
+    {{"--config", "FILE"}, "-p\n", CFG_EXIT_CONFIG, ":1: option -p needs a value"},
+    {{"--config", "FILE"}, "-p x\n", CFG_EXIT_CONFIG, ":1: -p/--port: 'x' is not a number"},
+    {{"--config", "FILE"}, "-h\n", CFG_EXIT_CONFIG, ":1: -h is not a setting"},
+    {{"--config", "FILE"}, "-o nope=1\n", CFG_EXIT_CONFIG, ":1: unknown -o key 'nope'"},
     {{"--config", "FILE"}, "= 5\n", CFG_EXIT_CONFIG, ":1: missing key before '='"},
     {{"--config", "FILE"}, "config = /etc/x\n", CFG_EXIT_CONFIG, ":1: 'config' cannot be set"},
     {{"--config", "FILE"},

@@ -189,6 +189,11 @@ END_TEST
 
 START_TEST(test_class_selection)
 {
+    /* 8-byte steps below 256 bytes need an arena of 256 pages or more (slab.c) */
+    storage_teardown();
+    struct storage_config c = cfg_default();
+    c.mem_limit = 256u << 20;
+    start(c);
     /* 10-byte key + 100-byte value + 32-byte header = 142 bytes -> the 144-byte class */
     ck_assert_int_eq(store("0123456789", valn(100, 'v'), 100, 0, OP_SET, 0, NULL), ST_OK);
     struct slab_pick p = slab_of_size(144);

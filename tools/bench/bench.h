@@ -20,9 +20,15 @@
 
 /* ---- options ---------------------------------------------------------------------------- */
 
+/* Servers one run can alternate between (-p P1,P2,...). */
+#define BENCH_TARGETS_MAX 8
+
 struct bench_opts {
     const char *host;      /* -s, default 127.0.0.1 */
-    const char *port;      /* -p, default 11211 */
+    const char *port;      /* -p, default 11211 (the first of ports[]) */
+    const char *ports[BENCH_TARGETS_MAX]; /* -p P1,P2,...: the servers, alternated */
+    uint32_t ntargets;     /* how many ports were given */
+    double slice;          /* --slice: seconds each server is driven in turn (default 0.1) */
     const char *unix_path; /* -U: unix socket instead of TCP */
     uint32_t conns;        /* -c: active connections (in total, over all threads) */
     uint32_t threads;      /* -T: loader threads */
@@ -102,6 +108,11 @@ struct loader_stats {
     double measured_s;            /* seconds from measure start to this thread's last reply */
     struct hist lat;              /* per request, send to reply (per connection cycle in
                                    * connect-per-request mode) */
+    /* Alternating runs (-p P1,P2,...): per target, and per slice of the whole run (slice i
+     * drives target i % ntargets); a request counts in the slice it was issued in. */
+    uint64_t target_done[BENCH_TARGETS_MAX];
+    struct hist target_lat[BENCH_TARGETS_MAX];
+    uint64_t *slice_done; /* nslices entries (NULL when not alternating) */
 };
 
 struct loader {
@@ -110,7 +121,8 @@ struct loader {
     uint32_t nconns;           /* connections of this thread */
     uint64_t key_lo, key_hi;   /* --preload: the keys this thread sets */
     uint64_t request_quota;    /* -n share of this thread (0: none) */
-    uint64_t start_ns;         /* common start time (monotonic) */
+    uint64_t start_ns;         /* common start time (monotonic): slices count from here */
+    uint32_t nslices;          /* slices of warm-up plus measured time, when alternating */
     struct loader_stats st;
     int failed;                /* fatal setup error (could not connect ...) */
 };
@@ -123,12 +135,12 @@ struct bench_addr {
     unsigned addrlen;
     unsigned char addr[128];
 };
-extern struct bench_addr bench_addr;
+extern struct bench_addr bench_addrs[BENCH_TARGETS_MAX];
 
 /* Thread entry: runs the workload of one struct loader. */
 void *loader_run(void *arg);
-/* Opens one blocking connection to bench_addr; -1 on failure (errno set). */
-int bench_connect_blocking(void);
+/* Opens one blocking connection to target t's address; -1 on failure (errno set). */
+int bench_connect_blocking(uint32_t t);
 
 uint64_t bench_now_ns(void);
 /* Reports one error, printing only the first few of the whole run. */

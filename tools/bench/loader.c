@@ -9,6 +9,11 @@
  *
  * A reply is matched to the oldest request in flight. Every VALUE line's key and flags are
  * checked; one get reply in verify_every also has its data compared byte for byte.
+ *
+ * Alternating (-p P1,P2,...): each server has its own set of connections, and time is cut
+ * into slices (--slice, 0.1 s); slice i drives only the connections of server i % n. The
+ * others finish what they have in flight and wait. Comparing neighbouring slices cancels the
+ * machine's slow drifts (other processes, frequency), which whole rounds of seconds cannot.
  */
 #define _GNU_SOURCE /* RUSAGE_THREAD */
 #include "bench.h"
@@ -35,6 +40,7 @@ enum req_kind { REQ_GET, REQ_SET };
 /* A request in flight. Its keys live in the connection's key ring at slot * multiget. */
 struct pending {
     uint64_t t_send;
+    uint32_t slice; /* the slice it was issued in (alternating runs) */
     uint8_t kind;
     uint8_t counted; /* issued inside the measured window */
     uint32_t nkeys;
@@ -44,6 +50,7 @@ enum cpr_step { CPR_CONNECTING, CPR_GET, CPR_SET };
 
 struct conn {
     int fd;
+    uint32_t target; /* index into bench_addrs */
     bool want_out; /* EPOLLOUT registered: unsent bytes are waiting */
     struct pending *pend;
     uint64_t *keys;
@@ -63,6 +70,7 @@ struct conn {
     enum cpr_step step;
     bool connecting; /* a non-blocking connect is in progress (counted in outstanding) */
     uint64_t t_connect;
+    uint32_t cycle_slice;
     bool cycle_counted;
 };
 
@@ -73,6 +81,10 @@ struct thread_state {
     uint64_t rng;
     struct conn *conns;
     uint64_t warm_end, measure_end; /* absolute monotonic ns; measure_end UINT64_MAX: none */
+    uint32_t nconns;      /* connections of all targets: l->nconns per target */
+    uint64_t slice_ns;    /* 0: one target, no alternation */
+    uint32_t slice;       /* the current slice (index from l->start_ns) */
+    uint32_t active;      /* the target the current slice drives */
     bool measuring, issuing;
     uint64_t issued_counted;
     uint64_t outstanding; /* requests in flight plus connections being opened */
@@ -128,38 +140,39 @@ static char *put_u64(char *p, uint64_t v)
 
 /* ---- connections ------------------------------------------------------------------------- */
 
-static int socket_setup(int fd)
+static int socket_setup(int fd, uint32_t target)
 {
-    if (bench_addr.family != AF_UNIX) {
+    if (bench_addrs[target].family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     return fd;
 }
 
-int bench_connect_blocking(void)
+int bench_connect_blocking(uint32_t target)
 {
-    int fd = socket(bench_addr.family, bench_addr.socktype | SOCK_CLOEXEC, bench_addr.protocol);
+    const struct bench_addr *a = &bench_addrs[target];
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
     if (fd < 0)
         return -1;
-    if (connect(fd, (const struct sockaddr *)bench_addr.addr, bench_addr.addrlen) != 0) {
+    if (connect(fd, (const struct sockaddr *)a->addr, a->addrlen) != 0) {
         int e = errno;
         close(fd);
         errno = e;
         return -1;
     }
-    return socket_setup(fd);
+    return socket_setup(fd, target);
 }
 
 /* Starts a non-blocking connect; returns the fd (connected or in progress) or -1. */
-static int connect_nonblocking(bool *done)
+static int connect_nonblocking(uint32_t target, bool *done)
 {
-    int fd = socket(bench_addr.family, bench_addr.socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    bench_addr.protocol);
+    const struct bench_addr *a = &bench_addrs[target];
+    int fd = socket(a->family, a->socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->protocol);
     if (fd < 0)
         return -1;
-    socket_setup(fd);
-    if (connect(fd, (const struct sockaddr *)bench_addr.addr, bench_addr.addrlen) == 0) {
+    socket_setup(fd, target);
+    if (connect(fd, (const struct sockaddr *)a->addr, a->addrlen) == 0) {
         *done = true;
         return fd;
     }
@@ -225,11 +238,17 @@ static void conn_close(struct thread_state *t, struct conn *c)
 static void conn_fill(struct thread_state *t, struct conn *c, uint64_t now);
 static bool conn_flush(struct thread_state *t, struct conn *c);
 
+/* Whether c's server is the one the current slice drives (always, with one server). */
+static bool conn_active(const struct thread_state *t, const struct conn *c)
+{
+    return t->active == c->target;
+}
+
 /* connect-per-request: opens the next connection of a client. */
 static void cpr_open(struct thread_state *t, struct conn *c, uint64_t now)
 {
     bool done = false;
-    c->fd = connect_nonblocking(&done);
+    c->fd = connect_nonblocking(c->target, &done);
     if (c->fd < 0) {
         bench_error("connect: %s", strerror(errno));
         if (t->measuring)
@@ -237,6 +256,7 @@ static void cpr_open(struct thread_state *t, struct conn *c, uint64_t now)
         return; /* retried by the main loop's sweep */
     }
     c->t_connect = now;
+    c->cycle_slice = t->slice;
     c->cycle_counted = t->measuring;
     c->step = done ? CPR_GET : CPR_CONNECTING;
     c->connecting = !done;
@@ -259,10 +279,12 @@ static void conn_reopen(struct thread_state *t, struct conn *c, uint64_t now)
     if (!t->issuing)
         return;
     if (t->o->connect_per_req) {
+        if (!conn_active(t, c))
+            return; /* reopened when its server's slice comes */
         cpr_open(t, c, now);
         return;
     }
-    c->fd = bench_connect_blocking();
+    c->fd = bench_connect_blocking(c->target);
     if (c->fd < 0) {
         bench_error("reconnect: %s", strerror(errno));
         return;
@@ -281,6 +303,7 @@ static struct pending *push_pending(struct thread_state *t, struct conn *c, enum
     uint32_t slot = (c->head + c->count) % t->o->depth;
     struct pending *p = &c->pend[slot];
     p->t_send = now;
+    p->slice = t->slice;
     p->kind = (uint8_t)kind;
     p->nkeys = nkeys;
     p->counted = t->measuring;
@@ -361,6 +384,7 @@ static void conn_fill(struct thread_state *t, struct conn *c, uint64_t now)
     }
     if (!t->issuing || c->fd < 0)
         return;
+    /* connect-per-request: a cycle once begun is finished even when its slice has ended */
     if (o->connect_per_req) {
         if (c->count == 0 && c->step == CPR_GET)
             issue_get(t, c, now, o->multiget);
@@ -368,6 +392,8 @@ static void conn_fill(struct thread_state *t, struct conn *c, uint64_t now)
             issue_set(t, c, now, rng_below(&t->rng, o->keyspace));
         return;
     }
+    if (!conn_active(t, c))
+        return;
     while (c->count < o->depth) {
         if (o->requests && t->issued_counted >= t->l->request_quota && t->measuring) {
             t->issuing = false;
@@ -424,8 +450,14 @@ static void complete(struct thread_state *t, struct conn *c, uint64_t now)
         } else {
             st->sets++;
         }
-        if (!t->o->connect_per_req)
+        if (!t->o->connect_per_req) {
             hist_record(&st->lat, now - p->t_send);
+            if (st->slice_done) {
+                hist_record(&st->target_lat[c->target], now - p->t_send);
+                st->target_done[c->target]++;
+                st->slice_done[p->slice]++;
+            }
+        }
         t->last_done = now;
     }
     c->head = (c->head + 1) % t->o->depth;
@@ -600,12 +632,18 @@ static bool conn_parse(struct thread_state *t, struct conn *c, uint64_t now)
 /* connect-per-request: a cycle ended with its set; close and start the next. */
 static void cpr_cycle_done(struct thread_state *t, struct conn *c, uint64_t now)
 {
+    struct loader_stats *st = &t->l->st;
     if (c->cycle_counted) {
-        t->l->st.conns_done++;
-        hist_record(&t->l->st.lat, now - c->t_connect);
+        st->conns_done++;
+        hist_record(&st->lat, now - c->t_connect);
+        if (st->slice_done) {
+            hist_record(&st->target_lat[c->target], now - c->t_connect);
+            st->target_done[c->target]++;
+            st->slice_done[c->cycle_slice]++;
+        }
     }
     conn_close(t, c);
-    if (t->issuing)
+    if (t->issuing && conn_active(t, c))
         cpr_open(t, c, now);
 }
 
@@ -622,6 +660,10 @@ static void conn_event(struct thread_state *t, struct conn *c, uint32_t events)
             bench_error("connect: %s", strerror(err));
             t->l->st.errors++;
             conn_reopen(t, c, now);
+            return;
+        }
+        if (!conn_active(t, c)) { /* its slice ended while connecting: drop the cycle */
+            conn_close(t, c);
             return;
         }
         c->step = CPR_GET;
@@ -675,19 +717,28 @@ static bool thread_setup(struct thread_state *t)
     const struct bench_opts *o = t->o;
     struct loader *l = t->l;
     t->ep = epoll_create1(EPOLL_CLOEXEC);
-    t->conns = calloc(l->nconns ? l->nconns : 1, sizeof *t->conns);
+    t->nconns = l->nconns * o->ntargets;
+    t->conns = calloc(t->nconns ? t->nconns : 1, sizeof *t->conns);
     if (t->ep < 0 || !t->conns)
         return false;
+    if (o->ntargets > 1) {
+        l->st.slice_done = calloc(l->nslices, sizeof *l->st.slice_done);
+        if (!l->st.slice_done)
+            return false;
+    }
     uint64_t span = l->key_hi - l->key_lo;
-    for (uint32_t i = 0; i < l->nconns; i++) {
-        struct conn *c = &t->conns[i];
+    for (uint32_t n = 0; n < t->nconns; n++) {
+        struct conn *c = &t->conns[n];
+        uint32_t i = n % l->nconns; /* index among its target's connections */
+        c->fd = -1;
         if (!conn_alloc(o, c))
             return false;
+        c->target = n / l->nconns;
         c->pre_next = l->key_lo + span * i / l->nconns;
         c->pre_end = l->key_lo + span * (i + 1) / l->nconns;
         if (o->connect_per_req)
             continue; /* opened in the loop */
-        c->fd = bench_connect_blocking();
+        c->fd = bench_connect_blocking(c->target);
         if (c->fd < 0) {
             fprintf(stderr, "cached-bench: connect: %s\n", strerror(errno));
             return false;
@@ -696,6 +747,49 @@ static bool thread_setup(struct thread_state *t)
         conn_watch(t, c, EPOLL_CTL_ADD, false);
     }
     return true;
+}
+
+/* Moves to the slice that now falls in; when it drives another server, starts that server's
+ * connections (the previous server's drain what they have in flight and then wait). */
+static void slice_update(struct thread_state *t, uint64_t now)
+{
+    if (!t->slice_ns)
+        return;
+    uint64_t s = (now - t->l->start_ns) / t->slice_ns;
+    if (s >= t->l->nslices)
+        s = t->l->nslices - 1;
+    if (s == t->slice)
+        return;
+    t->slice = (uint32_t)s;
+    uint32_t active = (uint32_t)(s % t->o->ntargets);
+    if (active == t->active)
+        return;
+    t->active = active;
+    for (uint32_t i = 0; i < t->nconns; i++) {
+        struct conn *c = &t->conns[i];
+        if (c->target != active || !t->issuing)
+            continue;
+        if (t->o->connect_per_req) {
+            if (c->fd < 0)
+                cpr_open(t, c, now);
+            continue;
+        }
+        conn_fill(t, c, now);
+        if (!conn_flush(t, c))
+            conn_reopen(t, c, now);
+    }
+}
+
+/* epoll timeout: 10 ms, or less to wake up for the next slice. */
+static int wait_ms(const struct thread_state *t, uint64_t now)
+{
+    if (!t->slice_ns)
+        return 10;
+    uint64_t next = t->l->start_ns + ((uint64_t)t->slice + 1) * t->slice_ns;
+    if (next <= now)
+        return 0;
+    uint64_t ms = (next - now + 999999) / 1000000;
+    return ms < 10 ? (int)ms : 10;
 }
 
 static void phase_update(struct thread_state *t, uint64_t now)
@@ -723,13 +817,17 @@ void *loader_run(void *arg)
         l->failed = 1;
         goto out;
     }
-    uint64_t start = bench_now_ns();
+    uint64_t start = l->start_ns ? l->start_ns : bench_now_ns();
+    if (o->ntargets > 1 && !o->preload)
+        t->slice_ns = (uint64_t)(o->slice * 1e9);
     t->issuing = true;
     t->warm_end = start + (uint64_t)(o->warmup * 1e9);
     t->measure_end = o->duration > 0 ? t->warm_end + (uint64_t)(o->duration * 1e9) : UINT64_MAX;
     phase_update(t, start);
-    for (uint32_t i = 0; i < l->nconns; i++) {
+    for (uint32_t i = 0; i < t->nconns; i++) {
         struct conn *c = &t->conns[i];
+        if (!conn_active(t, c) && !o->preload)
+            continue;
         if (o->connect_per_req) {
             cpr_open(t, c, start);
             continue;
@@ -743,13 +841,14 @@ void *loader_run(void *arg)
     for (;;) {
         uint64_t now = bench_now_ns();
         phase_update(t, now);
+        slice_update(t, now);
         if (o->preload && t->outstanding == 0)
             break;
         if (!t->issuing) {
             if (!drain_deadline) {
                 drain_deadline = now + DRAIN_NS;
                 /* connect-per-request clients between cycles stop here */
-                for (uint32_t i = 0; i < l->nconns; i++) {
+                for (uint32_t i = 0; i < t->nconns; i++) {
                     struct conn *c = &t->conns[i];
                     if (o->connect_per_req && c->count == 0 && c->fd >= 0)
                         conn_close(t, c);
@@ -766,10 +865,10 @@ void *loader_run(void *arg)
         }
         /* connect-per-request clients whose connect failed are retried here */
         if (o->connect_per_req && t->issuing)
-            for (uint32_t i = 0; i < l->nconns; i++)
-                if (t->conns[i].fd < 0)
+            for (uint32_t i = 0; i < t->nconns; i++)
+                if (t->conns[i].fd < 0 && conn_active(t, &t->conns[i]))
                     cpr_open(t, &t->conns[i], now);
-        int n = epoll_wait(t->ep, evs, 256, 10);
+        int n = epoll_wait(t->ep, evs, 256, wait_ms(t, now));
         if (n < 0 && errno != EINTR) {
             bench_error("epoll_wait: %s", strerror(errno));
             l->failed = 1;
@@ -790,7 +889,7 @@ void *loader_run(void *arg)
 out:
     l->st.cpu_total = thread_cpu();
     if (t->conns) {
-        for (uint32_t i = 0; i < l->nconns; i++)
+        for (uint32_t i = 0; i < t->nconns; i++)
             conn_free(&t->conns[i]);
         free(t->conns);
     }

@@ -23,7 +23,7 @@
 
 #define ERRORS_SHOWN 10
 
-struct bench_addr bench_addr;
+struct bench_addr bench_addrs[BENCH_TARGETS_MAX];
 static atomic_uint errors_reported;
 
 void bench_error(const char *fmt, ...)
@@ -47,7 +47,11 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: cached-bench [options]\n"
             "  -s HOST        server address (default 127.0.0.1)\n"
-            "  -p PORT        server port (default 11211)\n"
+            "  -p PORT[,PORT...]  server port (default 11211); several ports: alternate the\n"
+            "                 servers in slices (below) within this one run\n"
+            "  --slice SEC    alternating: seconds per slice (default 0.1); reported per\n"
+            "                 server: the median over rounds of its slice's rate divided by\n"
+            "                 the mean of the first server's slices around it\n"
             "  -U PATH        unix socket instead of TCP\n"
             "  -c N           active connections (default 50)\n"
             "  -T N           loader threads (default 1)\n"
@@ -133,7 +137,27 @@ static bool parse_ratio(const char *s, double *get_fraction)
     return true;
 }
 
-enum { OPT_IDLE = 256, OPT_PRELOAD, OPT_CPR, OPT_SEED, OPT_LABEL, OPT_HELP };
+/* -p P1,P2,...: fills o->ports (o->port stays the whole text, for the report). */
+static bool split_ports(struct bench_opts *o)
+{
+    static char buf[512];
+    snprintf(buf, sizeof buf, "%s", o->port);
+    o->ntargets = 0;
+    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        if (o->ntargets == BENCH_TARGETS_MAX) {
+            fprintf(stderr, "cached-bench: at most %d ports\n", BENCH_TARGETS_MAX);
+            return false;
+        }
+        o->ports[o->ntargets++] = p;
+    }
+    if (o->ntargets == 0 || (o->ntargets > 1 && o->unix_path)) {
+        fprintf(stderr, "cached-bench: -p needs a port (several only over TCP)\n");
+        return false;
+    }
+    return true;
+}
+
+enum { OPT_IDLE = 256, OPT_PRELOAD, OPT_CPR, OPT_SEED, OPT_LABEL, OPT_SLICE, OPT_HELP };
 
 static int parse_options(int argc, char **argv, struct bench_opts *o)
 {
@@ -143,6 +167,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         {"connect-per-request", no_argument, NULL, OPT_CPR},
         {"seed", required_argument, NULL, OPT_SEED},
         {"label", required_argument, NULL, OPT_LABEL},
+        {"slice", required_argument, NULL, OPT_SLICE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -150,7 +175,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         .host = "127.0.0.1", .port = "11211", .conns = 50, .threads = 1, .depth = 1,
         .multiget = 1, .keyspace = 100000, .key_size = 0, .vmin = 100, .vmax = 100,
         .get_ratio = 1.0, .warmup = 1, .duration = 10, .verify_every = 8, .seed = 1,
-        .label = "",
+        .label = "", .slice = 0.1,
     };
     bool duration_given = false;
     int ch;
@@ -179,6 +204,7 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         case OPT_CPR: o->connect_per_req = true; break;
         case OPT_SEED: ok = parse_u64(optarg, 0, UINT64_MAX, &o->seed); break;
         case OPT_LABEL: o->label = optarg; break;
+        case OPT_SLICE: ok = parse_seconds(optarg, &o->slice) && o->slice >= 0.005; break;
         case 'h':
         case OPT_HELP: usage(stdout); exit(0);
         default: usage(stderr); return 2;
@@ -193,6 +219,8 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
         usage(stderr);
         return 2;
     }
+    if (!split_ports(o))
+        return 2;
     uint32_t kmin = data_key_size_min(o->keyspace);
     if (o->key_size == 0)
         o->key_size = kmin > 16 ? kmin : 16;
@@ -220,8 +248,9 @@ static int parse_options(int argc, char **argv, struct bench_opts *o)
     return 0;
 }
 
-static bool resolve(const struct bench_opts *o)
+static bool resolve(const struct bench_opts *o, uint32_t t)
 {
+    struct bench_addr *bench_addr = &bench_addrs[t];
     if (o->unix_path) {
         struct sockaddr_un un = {.sun_family = AF_UNIX};
         if (strlen(o->unix_path) >= sizeof un.sun_path) {
@@ -229,25 +258,25 @@ static bool resolve(const struct bench_opts *o)
             return false;
         }
         strcpy(un.sun_path, o->unix_path);
-        bench_addr.family = AF_UNIX;
-        bench_addr.socktype = SOCK_STREAM;
-        bench_addr.protocol = 0;
-        bench_addr.addrlen = sizeof un;
-        memcpy(bench_addr.addr, &un, sizeof un);
+        bench_addr->family = AF_UNIX;
+        bench_addr->socktype = SOCK_STREAM;
+        bench_addr->protocol = 0;
+        bench_addr->addrlen = sizeof un;
+        memcpy(bench_addr->addr, &un, sizeof un);
         return true;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res;
-    int rc = getaddrinfo(o->host, o->port, &hints, &res);
+    int rc = getaddrinfo(o->host, o->ports[t], &hints, &res);
     if (rc != 0) {
-        fprintf(stderr, "cached-bench: %s:%s: %s\n", o->host, o->port, gai_strerror(rc));
+        fprintf(stderr, "cached-bench: %s:%s: %s\n", o->host, o->ports[t], gai_strerror(rc));
         return false;
     }
-    bench_addr.family = res->ai_family;
-    bench_addr.socktype = res->ai_socktype;
-    bench_addr.protocol = res->ai_protocol;
-    bench_addr.addrlen = (unsigned)res->ai_addrlen;
-    memcpy(bench_addr.addr, res->ai_addr, res->ai_addrlen);
+    bench_addr->family = res->ai_family;
+    bench_addr->socktype = res->ai_socktype;
+    bench_addr->protocol = res->ai_protocol;
+    bench_addr->addrlen = (unsigned)res->ai_addrlen;
+    memcpy(bench_addr->addr, res->ai_addr, res->ai_addrlen);
     freeaddrinfo(res);
     return true;
 }
@@ -263,11 +292,12 @@ static void raise_fd_limit(uint64_t need)
 
 /* Opens the idle connections and proves each is served (a `version` round trip), so the
  * server really holds them while the load runs. Returns how many failed. */
-static unsigned open_idle(uint32_t n, int *fds)
+static unsigned open_idle(uint32_t n, uint32_t ntargets, int *fds)
 {
     unsigned failed = 0;
+    n *= ntargets; /* every server holds its own idle connections */
     for (uint32_t i = 0; i < n; i++) {
-        fds[i] = bench_connect_blocking();
+        fds[i] = bench_connect_blocking(i % ntargets);
         if (fds[i] < 0) {
             bench_error("idle connection %u: %s", i, strerror(errno));
             failed++;
@@ -363,6 +393,77 @@ static void report(const struct bench_opts *o, struct loader *ls, double wall_s,
     fflush(stdout);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The value at quantile q of n sorted values (nearest rank). */
+static double sorted_at(const double *v, size_t n, double q)
+{
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+/*
+ * Alternating runs: one line per server. A round is ntargets consecutive slices (server 0
+ * first); server k's ratio in round r is its slice's count over the mean of server 0's slices
+ * of rounds r and r+1, so a drift within the round cancels. Only slices wholly inside the
+ * measured window count. Printed: median ratio, p10..p90 and min..max over the rounds, its
+ * own rate (over its own slices) and latency.
+ */
+static void report_alternation(const struct bench_opts *o, struct loader *ls, uint32_t nslices)
+{
+    uint64_t *done = calloc(nslices, sizeof *done);
+    double *ratios = calloc(nslices, sizeof *ratios);
+    if (!done || !ratios) {
+        free(done);
+        free(ratios);
+        return;
+    }
+    struct hist lat[BENCH_TARGETS_MAX] = {0};
+    for (uint32_t i = 0; i < o->threads; i++) {
+        for (uint32_t s = 0; s < nslices; s++)
+            done[s] += ls[i].st.slice_done[s];
+        for (uint32_t k = 0; k < o->ntargets; k++)
+            hist_merge(&lat[k], &ls[i].st.target_lat[k]);
+    }
+    uint32_t n = o->ntargets;
+    /* first and last slice wholly in the measured window, rounded to whole rounds */
+    uint32_t first = (uint32_t)((o->warmup + o->slice - 1e-9) / o->slice);
+    first = (first + n - 1) / n * n;
+    uint32_t end = (uint32_t)((o->warmup + o->duration) / o->slice + 1e-9); /* exclusive */
+    uint32_t rounds = end > first ? (end - first) / n : 0;
+    for (uint32_t k = 0; k < n; k++) {
+        size_t nr = 0;
+        uint64_t own = 0, own_slices = 0;
+        for (uint32_t r = 0; r < rounds; r++) {
+            uint32_t s = first + r * n;
+            own += done[s + k];
+            own_slices++;
+            if (r + 1 >= rounds)
+                continue;
+            double base = ((double)done[s] + (double)done[s + n]) / 2;
+            if (base > 0)
+                ratios[nr++] = (double)done[s + k] / base;
+        }
+        qsort(ratios, nr, sizeof *ratios, cmp_double);
+        double rate = own_slices ? (double)own / ((double)own_slices * o->slice) : 0;
+        printf("ALT target=%u port=%s rate=%.0f ratio_median=%.3f ratio_p10=%.3f "
+               "ratio_p90=%.3f ratio_min=%.3f ratio_max=%.3f rounds=%zu p50_us=%.1f "
+               "p99_us=%.1f\n",
+               k, o->ports[k], rate, nr ? sorted_at(ratios, nr, 0.5) : 0,
+               nr ? sorted_at(ratios, nr, 0.1) : 0, nr ? sorted_at(ratios, nr, 0.9) : 0,
+               nr ? ratios[0] : 0, nr ? ratios[nr - 1] : 0, nr,
+               (double)hist_quantile(&lat[k], 0.50) / 1e3,
+               (double)hist_quantile(&lat[k], 0.99) / 1e3);
+    }
+    fflush(stdout);
+    free(done);
+    free(ratios);
+}
+
 int main(int argc, char **argv)
 {
     struct bench_opts o;
@@ -370,19 +471,22 @@ int main(int argc, char **argv)
     if (rc)
         return rc;
     signal(SIGPIPE, SIG_IGN);
-    if (!resolve(&o) || !data_setup()) {
+    bool resolved = true;
+    for (uint32_t t = 0; t < o.ntargets; t++)
+        resolved = resolved && resolve(&o, t);
+    if (!resolved || !data_setup()) {
         fprintf(stderr, "cached-bench: setup failed\n");
         return 2;
     }
-    raise_fd_limit((uint64_t)o.conns + o.idle);
+    raise_fd_limit(((uint64_t)o.conns + o.idle) * o.ntargets);
 
     int *idle_fds = NULL;
     unsigned idle_failed = 0;
     if (o.idle) {
-        idle_fds = calloc(o.idle, sizeof *idle_fds);
+        idle_fds = calloc((size_t)o.idle * o.ntargets, sizeof *idle_fds);
         if (!idle_fds)
             return 2;
-        idle_failed = open_idle(o.idle, idle_fds);
+        idle_failed = open_idle(o.idle, o.ntargets, idle_fds);
     }
 
     struct loader *ls = calloc(o.threads, sizeof *ls);
@@ -394,10 +498,15 @@ int main(int argc, char **argv)
         return 2;
     }
     uint64_t t0 = bench_now_ns();
+    uint32_t nslices = 0;
+    if (o.ntargets > 1 && !o.preload)
+        nslices = (uint32_t)((o.warmup + o.duration) / o.slice) + 2;
     for (uint32_t i = 0; i < o.threads; i++) {
         struct loader *l = &ls[i];
         l->id = (int)i;
         l->o = &o;
+        l->start_ns = t0;
+        l->nslices = nslices;
         l->nconns = o.conns / o.threads + (i < o.conns % o.threads);
         l->key_lo = o.keyspace * i / o.threads;
         l->key_hi = o.keyspace * (i + 1) / o.threads;
@@ -418,11 +527,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "cached-bench: a loader thread could not start (see above)\n");
     else
         report(&o, ls, wall, idle_failed);
+    if (!failed && nslices)
+        report_alternation(&o, ls, nslices);
     for (uint32_t i = 0; i < o.threads; i++)
         errors += ls[i].st.errors;
-    for (uint32_t i = 0; i < o.idle; i++)
+    for (uint32_t i = 0; i < o.idle * o.ntargets; i++)
         if (idle_fds[i] >= 0)
             close(idle_fds[i]);
+    for (uint32_t i = 0; i < o.threads; i++)
+        free(ls[i].st.slice_done);
     free(idle_fds);
     free(ls);
     free(tids);
