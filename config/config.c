@@ -137,9 +137,6 @@ static const struct {
     const char *what;
 } unsupported[] = {
     {'L', "large pages"},
-    {'Y', "auth file"},
-    {'e', "memory file"},
-    {'Z', "TLS"},
     {'N', "NAPI ids"},
     {'i', "license text"},
 };
@@ -408,6 +405,10 @@ static const char *check_listen_elem(const char *e, size_t len)
 {
     char host[LIST_ELEM_MAX + 1];
     const char *port = NULL;
+    if (len > 6 && strncmp(e, "notls:", 6) == 0) { /* memcached's plaintext listener under -Z */
+        e += 6;
+        len -= 6;
+    }
     if (len == 0)
         return "empty address";
     if (len > LIST_ELEM_MAX)
@@ -757,6 +758,31 @@ static int load_file(struct cfg *c, struct src *src, const char *path, FILE *err
 
 /* ---- checks across settings ---- */
 
+/* An ssl_* setting given on the command line, or away from its default, while TLS is off. */
+static bool ssl_option_set(const struct cfg *c, const struct src *src, char *what, size_t n,
+                           size_t pair[2])
+{
+    struct cfg def;
+    bool found = false;
+    cfg_init(&def);
+    for (size_t i = 0; i < NDESC && !found; i++) {
+        char va[256], vb[256], u[NAME_MAX_LEN];
+        if (strncmp(descs[i].name, "ssl-", 4) != 0)
+            continue;
+        fmt_value(c, &descs[i], va, sizeof va, false);
+        fmt_value(&def, &descs[i], vb, sizeof vb, false);
+        if (strcmp(va, vb) == 0 && src->kind[i] != SRC_ARGV)
+            continue; /* a file may spell out a default (cached.conf.example does) */
+        underscored(descs[i].name, u);
+        snprintf(what, n, "%s is set but TLS is off: add -Z (--enable-ssl) or remove it", u);
+        pair[0] = descs[i].offset;
+        pair[1] = offsetof(struct cfg, ssl_enabled);
+        found = true;
+    }
+    cfg_free(&def);
+    return found;
+}
+
 /* Reports the first inconsistency; returns 0, CFG_EXIT_USAGE (a command-line value is
  * involved) or CFG_EXIT_CONFIG (only the file's and the defaults). */
 static int cross_check(const struct cfg *c, const struct src *src, const char *path, FILE *err)
@@ -778,6 +804,8 @@ static int cross_check(const struct cfg *c, const struct src *src, const char *p
                  "slab min size %llu (-n) must be smaller than the max item size %s (-I)",
                  (unsigned long long)c->chunk_min, b);
         pair[0] = cmin, pair[1] = item;
+    } else if (!c->ssl_enabled && ssl_option_set(c, src, what, sizeof what, pair)) {
+        /* memcached silently serves plaintext here; a key given for nothing is a mistake. */
     } else {
         return 0;
     }

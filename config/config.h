@@ -20,67 +20,90 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CFG_SETTINGS(X)                                                                          \
-    X(port, UINT, 'p', "port", 11211, 0, 65535, false, "TCP port to listen on (0: no TCP)")      \
-    X(listen, LIST, 'l', "listen", "127.0.0.1", 0, 0, false,                                     \
-      "address to listen on; repeatable or comma-separated; IPv6 as ::1 or [::1]")               \
-    X(unix_socket, STR, 's', "unix-socket", "", 0, 0, false, "unix socket path (disables TCP)")  \
-    X(unix_mask, UINT, 'a', "unix-mask", 0700, 0, 0777, false,                                   \
-      "permission bits of the unix socket, octal")                                               \
-    X(mem_limit_mb, UINT, 'm', "memory-limit", 64, 1, 1048576, false,                            \
-      "item memory limit in megabytes")                                                          \
-    X(disable_evictions, BOOL, 'M', "disable-evictions", false, 0, 1, false,                     \
-      "return an error when memory is full instead of evicting")                                 \
-    X(conn_limit, UINT, 'c', "conn-limit", 1024, 1, 1048576, false,                              \
-      "maximum simultaneous connections")                                                        \
-    X(threads, UINT, 't', "threads", 4, 1, 256, false, "worker threads")                         \
-    X(item_size_max, SIZE, 'I', "max-item-size", 1048576, 1024, 1073741824, false,               \
-      "largest item (key, value and header), e.g. 1m, 512k")                                     \
-    X(growth_factor, DOUBLE, 'f', "slab-growth-factor", 1.25, 1.01, 4.0, false,                  \
-      "chunk size growth factor between slab classes")                                           \
-    X(chunk_min, UINT, 'n', "slab-min-size", 48, 8, 1048576, false,                              \
-      "minimum space for key, value and flags in the smallest chunk")                            \
-    X(disable_cas, BOOL, 'C', "disable-cas", false, 0, 1, false,                                 \
-      "no CAS values (saves 8 bytes per item)")                                                  \
-    X(disable_flush_all, BOOL, 'F', "disable-flush-all", false, 0, 1, false,                     \
-      "refuse the flush_all command")                                                            \
-    X(enable_shutdown, BOOL, 'A', "enable-shutdown", false, 0, 1, false,                         \
-      "allow the shutdown command")                                                              \
-    X(backlog, UINT, 'b', "listen-backlog", 1024, 1, 65535, false, "listen backlog")             \
-    X(reqs_per_event, UINT, 'R', "max-reqs-per-event", 20, 1, 1000000, false,                    \
-      "requests served from one connection before others get a turn")                            \
-    X(user, STR, 'u', "user", "", 0, 0, false, "user to run as when started as root")            \
-    X(run_as_root, BOOL, 0, "run-as-root", false, 0, 1, false,                                   \
-      "allow running as root without -u")                                                        \
-    X(pidfile, STR, 'P', "pidfile", "", 0, 0, false, "write the process id to this file")        \
-    X(verbose, UINT, 'v', "verbose", 0, 0, 3, true,                                              \
-      "log verbosity (-v, -vv, -vvv on the command line)")                                       \
-    X(daemonize, BOOL, 'd', "daemon", false, 0, 1, false, "run in the background")               \
-    X(logfile, STR, 0, "logfile", "", 0, 0, false,                                               \
-      "append the log (stderr) to this file, as memcached.conf's 'logfile PATH'")                \
-    X(enable_coredumps, BOOL, 'r', "enable-coredumps", false, 0, 1, false,                       \
-      "raise the core file size limit to its maximum")                                           \
-    X(lock_memory, BOOL, 'k', "lock-memory", false, 0, 1, false,                                 \
-      "lock all paged memory (mlockall)")                                                        \
-    X(idle_timeout, UINT, 0, "idle-timeout", 0, 0, 86400 * 365, true,                            \
-      "close connections idle this many seconds (0: never); also -o idle_timeout=N")             \
-    X(tcp_keepalive, BOOL, 0, "tcp-keepalive", false, 0, 1, false, "set SO_KEEPALIVE")           \
-    X(shards, UINT, 0, "hash-shards", 0, 0, 65536, false,                                        \
-      "hash table shards, a power of two (0: 16 per worker thread)")                             \
-    X(slab_automove, BOOL, 0, "slab-automove", true, 0, 1, true,                                 \
-      "move slab pages to classes that are evicting")                                            \
-    X(sweeper, BOOL, 0, "expiry-sweeper", true, 0, 1, true,                                      \
-      "reclaim expired items in the background")                                                 \
-    X(max_output, SIZE, 0, "max-output", 4194304, 65536, 1073741824, true,                       \
-      "stop reading from a connection whose unsent replies exceed this")                         \
-    X(sasl, BOOL, 'S', "enable-sasl", false, 0, 1, false,                                        \
+#define CFG_SETTINGS(X)                                                                            \
+    X(port, UINT, 'p', "port", 11211, 0, 65535, false, "TCP port to listen on (0: no TCP)")        \
+    X(listen, LIST, 'l', "listen", "127.0.0.1", 0, 0, false,                                       \
+      "address to listen on; repeatable or comma-separated; IPv6 as ::1 or [::1]")                 \
+    X(unix_socket, STR, 's', "unix-socket", "", 0, 0, false, "unix socket path (disables TCP)")    \
+    X(unix_mask, UINT, 'a', "unix-mask", 0700, 0, 0777, false,                                     \
+      "permission bits of the unix socket, octal")                                                 \
+    X(mem_limit_mb, UINT, 'm', "memory-limit", 64, 1, 1048576, false,                              \
+      "item memory limit in megabytes")                                                            \
+    X(disable_evictions, BOOL, 'M', "disable-evictions", false, 0, 1, false,                       \
+      "return an error when memory is full instead of evicting")                                   \
+    X(conn_limit, UINT, 'c', "conn-limit", 1024, 1, 1048576, false,                                \
+      "maximum simultaneous connections")                                                          \
+    X(threads, UINT, 't', "threads", 4, 1, 256, false, "worker threads")                           \
+    X(item_size_max, SIZE, 'I', "max-item-size", 1048576, 1024, 1073741824, false,                 \
+      "largest item (key, value and header), e.g. 1m, 512k")                                       \
+    X(growth_factor, DOUBLE, 'f', "slab-growth-factor", 1.25, 1.01, 4.0, false,                    \
+      "chunk size growth factor between slab classes")                                             \
+    X(chunk_min, UINT, 'n', "slab-min-size", 48, 8, 1048576, false,                                \
+      "minimum space for key, value and flags in the smallest chunk")                              \
+    X(disable_cas, BOOL, 'C', "disable-cas", false, 0, 1, false,                                   \
+      "no CAS values (saves 8 bytes per item)")                                                    \
+    X(disable_flush_all, BOOL, 'F', "disable-flush-all", false, 0, 1, false,                       \
+      "refuse the flush_all command")                                                              \
+    X(enable_shutdown, BOOL, 'A', "enable-shutdown", false, 0, 1, false,                           \
+      "allow the shutdown command")                                                                \
+    X(backlog, UINT, 'b', "listen-backlog", 1024, 1, 65535, false, "listen backlog")               \
+    X(reqs_per_event, UINT, 'R', "max-reqs-per-event", 20, 1, 1000000, false,                      \
+      "requests served from one connection before others get a turn")                              \
+    X(user, STR, 'u', "user", "", 0, 0, false, "user to run as when started as root")              \
+    X(run_as_root, BOOL, 0, "run-as-root", false, 0, 1, false,                                     \
+      "allow running as root without -u")                                                          \
+    X(pidfile, STR, 'P', "pidfile", "", 0, 0, false, "write the process id to this file")          \
+    X(verbose, UINT, 'v', "verbose", 0, 0, 3, true,                                                \
+      "log verbosity (-v, -vv, -vvv on the command line)")                                         \
+    X(daemonize, BOOL, 'd', "daemon", false, 0, 1, false, "run in the background")                 \
+    X(logfile, STR, 0, "logfile", "", 0, 0, false,                                                 \
+      "append the log (stderr) to this file, as memcached.conf's 'logfile PATH'")                  \
+    X(enable_coredumps, BOOL, 'r', "enable-coredumps", false, 0, 1, false,                         \
+      "raise the core file size limit to its maximum")                                             \
+    X(lock_memory, BOOL, 'k', "lock-memory", false, 0, 1, false,                                   \
+      "lock all paged memory (mlockall)")                                                          \
+    X(idle_timeout, UINT, 0, "idle-timeout", 0, 0, 86400 * 365, true,                              \
+      "close connections idle this many seconds (0: never); also -o idle_timeout=N")               \
+    X(tcp_keepalive, BOOL, 0, "tcp-keepalive", false, 0, 1, false, "set SO_KEEPALIVE")             \
+    X(shards, UINT, 0, "hash-shards", 0, 0, 65536, false,                                          \
+      "hash table shards, a power of two (0: 16 per worker thread)")                               \
+    X(slab_automove, BOOL, 0, "slab-automove", true, 0, 1, true,                                   \
+      "move slab pages to classes that are evicting")                                              \
+    X(sweeper, BOOL, 0, "expiry-sweeper", true, 0, 1, true,                                        \
+      "reclaim expired items in the background")                                                   \
+    X(max_output, SIZE, 0, "max-output", 4194304, 65536, 1073741824, true,                         \
+      "stop reading from a connection whose unsent replies exceed this")                           \
+    X(auth_file, STR, 'Y', "auth-file", "", 0, 0, false,                                           \
+      "ASCII authentication: file of user:password lines (first 8); SIGHUP reloads it")            \
+    X(ssl_enabled, BOOL, 'Z', "enable-ssl", false, 0, 1, false,                                    \
+      "TLS on every TCP listener (except notls:ADDR ones); refresh_certs/SIGHUP reload certs")     \
+    X(ssl_chain_cert, STR, 0, "ssl-chain-cert", "", 0, 0, false,                                   \
+      "TLS: certificate chain file (PEM)")                                                         \
+    X(ssl_key, STR, 0, "ssl-key", "", 0, 0, false, "TLS: private key file")                        \
+    X(ssl_keyformat, UINT, 0, "ssl-keyformat", 1, 1, 2, false,                                     \
+      "TLS: private key format, 1 PEM or 2 DER (memcached's numbers)")                             \
+    X(ssl_verify_mode, UINT, 0, "ssl-verify-mode", 0, 0, 3, false,                                 \
+      "TLS client certificates: 0 none, 1 request, 2 require, 3 once")                             \
+    X(ssl_ca_cert, STR, 0, "ssl-ca-cert", "", 0, 0, false,                                         \
+      "TLS: PEM file of the CAs whose client certificates are accepted")                           \
+    X(ssl_ciphers, STR, 0, "ssl-ciphers", "", 0, 0, false,                                         \
+      "TLS: OpenSSL cipher list for TLS 1.2 and older (empty: OpenSSL's default)")                 \
+    X(ssl_min_version, UINT, 0, "ssl-min-version", 2, 0, 3, false,                                 \
+      "TLS: lowest version accepted, 0 1.0, 1 1.1, 2 1.2, 3 1.3")                                  \
+    X(ssl_session_cache, BOOL, 0, "ssl-session-cache", true, 0, 1, false,                          \
+      "TLS: server-side session cache (resumption for clients without tickets)")                   \
+    X(ssl_wbuf_size, UINT, 0, "ssl-wbuf-size", 16, 1, 1024, false,                                 \
+      "TLS: kilobytes of per-connection buffer that batches small replies into one record")        \
+    X(sasl, BOOL, 'S', "enable-sasl", false, 0, 1, false,                                          \
       "require SASL authentication (binary protocol only, as memcached -S)")                     \
-    X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                               \
-      "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")         \
-    X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                    \
-      "character that ends a key's prefix for `stats detail`")                                   \
-    X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                         \
-      "refuse stats cachedump and lru_crawler metadump")                                         \
+    X(memory_file, STR, 'e', "memory-file", "", 0, 0, false,                                       \
+      "keep items in this file (e.g. on /dev/shm); SIGUSR1 saves, the next start restores")     \
+    X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                                 \
+      "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")           \
+    X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                      \
+      "character that ends a key's prefix for `stats detail`")                                     \
+    X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                           \
+      "refuse stats cachedump and lru_crawler metadump")                                           \
     X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command")
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "protocol/auth.h"
 #include "protocol/binary.h"
 #include "protocol/internal.h"
 #include "protocol/meta.h"
@@ -651,6 +652,66 @@ static enum cmd_result cmd_shutdown(struct proto_ctx *x, int arg)
     return CMD_DONE;
 }
 
+static enum cmd_result cmd_refresh_certs(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    char err[1400];
+    proto_noreply_maybe(x->q);
+    if (proto_hooks_active->refresh_certs == NULL) {
+        OUT(x, MSG_TLS_NOT_ENABLED);
+        return CMD_DONE;
+    }
+    if (proto_hooks_active->refresh_certs(err, sizeof err))
+        OUT(x, MSG_OK);
+    else
+        proto_out(x, err, strlen(err)); /* memcached's text, no ERROR prefix */
+    return CMD_DONE;
+}
+
+/*
+ * -Y: a connection that has not logged in, exactly as memcached 1.6.18's
+ * try_read_command_asciiauth answers it, except that every pipelined command gets its reply
+ * (memcached keeps only the last). Anything but `set <key> <flags> <exptime> <len>` is
+ * "unauthenticated"; the login's data is "user password". Malformed data is counted nowhere.
+ */
+static enum cmd_result proto_auth(struct proto_ctx *x)
+{
+    struct request *q = x->q;
+    uint32_t size;
+    proto_tokenize(q);
+    if (q->ntok < 5 || !TOK_IS(&q->tok[0], "set") || !tok_strtoul(&q->tok[4], &size)) {
+        reply_add(x->r, MSG_UNAUTHENTICATED, MSG_LEN(MSG_UNAUTHENTICATED));
+        return CMD_DONE;
+    }
+    size_t total = (size_t)size + 2;
+    if (x->avail < total) {
+        x->need = total;
+        return CMD_NEED_MORE;
+    }
+    x->data_used = total;
+    const char *d = x->data;
+    if (d[size] != '\r' || d[size + 1] != '\n') {
+        reply_add(x->r, MSG_BAD_TERMINATION, MSG_LEN(MSG_BAD_TERMINATION));
+        return CMD_DONE;
+    }
+    /* memcached reads the data as a C string and splits it on spaces. */
+    const char *p = d, *end = d + strnlen(d, size);
+    struct token user, pass;
+    if (!proto_next_token(&p, end, &user) || !proto_next_token(&p, end, &pass)) {
+        reply_add(x->r, MSG_AUTH_FORMAT, MSG_LEN(MSG_AUTH_FORMAT));
+        return CMD_DONE;
+    }
+    x->st->auth_cmds++;
+    if (auth_check(user.p, user.len, pass.p, pass.len)) {
+        x->pc->authenticated = true;
+        reply_add(x->r, MSG_STORED, MSG_LEN(MSG_STORED));
+    } else {
+        x->st->auth_errors++;
+        reply_add(x->r, MSG_AUTH_FAILURE, MSG_LEN(MSG_AUTH_FAILURE));
+    }
+    return CMD_DONE;
+}
+
 /* ---- the command table ---- */
 
 #define CMD(n, mn, mx, f, a) {n, sizeof(n) - 1, mn, mx, f, a}
@@ -685,6 +746,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("verbosity", 2, 3, cmd_verbosity, 0),
     CMD("quit", 1, 0, cmd_quit, 0),
     CMD("shutdown", 1, 0, cmd_shutdown, 0),
+    CMD("refresh_certs", 1, 0, cmd_refresh_certs, 0),
 };
 #undef CMD
 
@@ -751,8 +813,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                 size_t max_output)
 {
     if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
-        /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. */
-        bool bin = (unsigned char)buf[0] == BIN_REQ_MAGIC || settings.sasl;
+        /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. Under
+         * -Y memcached reads every connection as text (a binary request meets the login
+         * parser: silence until a newline byte), and so does cached. */
+        bool bin = ((unsigned char)buf[0] == BIN_REQ_MAGIC && !auth_enabled()) || settings.sasl;
         /* -B ascii: text only (a 0x80 byte is a bad command); -B binary: binary only (a
          * text command is a bad magic byte, and memcached closes). */
         if (settings.protocol[0] == 'a' && settings.protocol[1] == 's')
@@ -785,8 +849,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         const char *line = buf + pos;
         size_t avail = len - pos;
         const char *nl = memchr(line, '\n', avail);
+        bool login = !pc->authenticated && auth_enabled();
         if (!nl) {
-            if (avail > REQ_LINE_MAX && !long_get_line(line, avail)) {
+            /* Before login memcached closes past 2048 bytes without a newline, gets too. */
+            if (avail > REQ_LINE_MAX && (login || !long_get_line(line, avail))) {
                 pc->closing = true; /* REQ_TOO_BIG */
                 action = PROTO_CLOSE;
             }
@@ -803,7 +869,7 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.avail = avail - q.line_total;
         x.data_used = 0;
         x.need = 0;
-        enum cmd_result res = dispatch(&x);
+        enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE) {
             *need = q.line_total + x.need;
             break;

@@ -78,6 +78,9 @@ struct proto_server_stats {
     uint64_t idle_kicks, accepting_conns, listen_disabled_num, time_in_listen_disabled_us,
         threads, conn_yields;
     uint64_t lru_maintainer_juggles; /* cached's background maintenance steps */
+    bool tls_enabled; /* -Z: the ssl_* counters below are printed */
+    uint64_t ssl_new_sessions, ssl_handshake_errors, time_since_server_cert_refresh,
+        ssl_full_handshakes, ssl_resumed_handshakes, ssl_handshake_timeouts;
     uint64_t log_worker_dropped, log_worker_written, log_watcher_skipped, log_watcher_sent,
         log_watchers;
 };
@@ -106,6 +109,8 @@ struct proto_hooks {
     void (*sum_stats)(struct proto_stats *out);
     /* `stats reset`: zero every thread's counters and the server's totals. */
     void (*reset_stats)(void);
+    /* `refresh_certs`: true on success, else err holds the reply (with its "\r\n"). */
+    bool (*refresh_certs)(char *err, size_t errlen);
 };
 
 void proto_setup(const struct proto_hooks *hooks);

@@ -177,6 +177,12 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "log_watcher_skipped", sv.log_watcher_skipped);
     put_u64(o, "log_watcher_sent", sv.log_watcher_sent);
     put_u64(o, "log_watchers", sv.log_watchers);
+    if (sv.tls_enabled) {
+        if (settings.ssl_session_cache)
+            put_u64(o, "ssl_new_sessions", sv.ssl_new_sessions);
+        put_u64(o, "ssl_handshake_errors", sv.ssl_handshake_errors);
+        put_u64(o, "time_since_server_cert_refresh", sv.time_since_server_cert_refresh);
+    }
     put_u64(o, "unexpected_napi_ids", 0);
     put_u64(o, "round_robin_fallback", 0);
     put_u64(o, "bytes", ss.bytes);
@@ -208,6 +214,11 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "malloc_active", ms.active);
     put_u64(o, "malloc_resident", ms.resident);
     put_u64(o, "malloc_mapped", ms.mapped);
+    if (sv.tls_enabled) {
+        put_u64(o, "ssl_full_handshakes", sv.ssl_full_handshakes);
+        put_u64(o, "ssl_resumed_handshakes", sv.ssl_resumed_handshakes);
+        put_u64(o, "ssl_handshake_timeouts", sv.ssl_handshake_timeouts);
+    }
 }
 
 /* ---- stats settings ---- */
@@ -215,7 +226,10 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
 /* cached's own names whose line memcached's name above already gave under the same name. */
 static void setting_line(void *arg, const char *name, const char *value)
 {
-    static const char *const said[] = {"idle_timeout", "slab_automove", "binding_protocol"};
+    static const char *const said[] = {
+        "idle_timeout", "slab_automove", "binding_protocol", "ssl_chain_cert", "ssl_key",
+        "ssl_verify_mode", "ssl_keyformat", "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size",
+        "ssl_session_cache", "ssl_min_version", "memory_file"};
     for (size_t i = 0; i < sizeof(said) / sizeof(*said); i++)
         if (strcmp(name, said[i]) == 0)
             return;
@@ -256,7 +270,7 @@ static void stats_settings(struct stat_out *o)
                                    : strcmp(s->protocol, "binary") == 0 ? "binary"
                                                                         : "auto-negotiate");
     put_str(o, "auth_enabled_sasl", s->sasl ? "yes" : "no");
-    put_str(o, "auth_enabled_ascii", "no");
+    put_str(o, "auth_enabled_ascii", s->auth_file[0] ? s->auth_file : "no");
     put_u64(o, "item_size_max", s->item_size_max);
     put_str(o, "maxconns_fast", "yes"); /* over -c, a client gets an error and is closed */
     put_u64(o, "hashpower_init", 0); /* -o hashpower is accepted; the table grows in steps */
@@ -286,20 +300,22 @@ static void stats_settings(struct stat_out *o)
     put_u64(o, "read_buf_mem_limit", 0);
     put_str(o, "track_sizes", "no");
     put_str(o, "inline_ascii_response", "no");
-    /* memcached's TLS settings (Debian builds it with TLS), as with TLS off. */
-    put_str(o, "ssl_enabled", "no");
-    put_str(o, "ssl_chain_cert", "(null)");
-    put_str(o, "ssl_key", "(null)");
-    put_u64(o, "ssl_verify_mode", 0);
-    put_u64(o, "ssl_keyformat", 1);
-    put_str(o, "ssl_ciphers", "NULL");
-    put_str(o, "ssl_ca_cert", "NULL");
-    put_u64(o, "ssl_wbuf_size", 16384);
-    put_str(o, "ssl_session_cache", "no");
+    /* memcached's TLS settings (Debian builds it with TLS), in its units. */
+    static const char *const versions[] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
+    static const unsigned verify[] = {0, 1, 3, 7}; /* OpenSSL's SSL_VERIFY_* bits */
+    put_str(o, "ssl_enabled", s->ssl_enabled ? "yes" : "no");
+    put_str(o, "ssl_chain_cert", str_or(s->ssl_chain_cert, "(null)"));
+    put_str(o, "ssl_key", str_or(s->ssl_key, "(null)"));
+    put_u64(o, "ssl_verify_mode", verify[s->ssl_verify_mode & 3]);
+    put_u64(o, "ssl_keyformat", s->ssl_keyformat);
+    put_str(o, "ssl_ciphers", str_or(s->ssl_ciphers, "NULL"));
+    put_str(o, "ssl_ca_cert", str_or(s->ssl_ca_cert, "NULL"));
+    put_u64(o, "ssl_wbuf_size", s->ssl_wbuf_size * 1024);
+    put_str(o, "ssl_session_cache", s->ssl_session_cache ? "yes" : "no");
     put_str(o, "ssl_kernel_tls", "no");
-    put_str(o, "ssl_min_version", "tlsv1.2");
+    put_str(o, "ssl_min_version", versions[s->ssl_min_version & 3]);
     put_str(o, "num_napi_ids", "(null)");
-    put_str(o, "memory_file", "(null)");
+    put_str(o, "memory_file", str_or(s->memory_file, "(null)"));
     /* Then every cached setting under its own name (config's table). */
     cfg_each(s, setting_line, o);
 }

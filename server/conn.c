@@ -33,6 +33,7 @@
 #include "server/listen.h"
 #include "server/log.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include "storage/mem.h"
 
@@ -137,9 +138,15 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     c->pc.stats = &w->stats;
     c->pc.is_unix = listeners[listener].is_unix;
     c->closing = c->draining = false;
-    atomic_store_explicit(&c->last_active, clock_now(), memory_order_relaxed);
+    c->fresh = true;
+    c->opened = clock_now();
+    atomic_store_explicit(&c->last_active, c->opened, memory_order_relaxed);
     set_state(c, CONN_READ);
     peer_name(c, peer);
+    c->tls = listeners[listener].tls ? tls_conn_new(fd) : NULL;
+    c->handshaking = c->tls != NULL;
+    if (listeners[listener].tls && c->tls == NULL)
+        log_error("out of memory for a TLS connection from %s", c->addr); /* closed below */
 
     pthread_mutex_lock(&w->conns_lock);
     c->prev = NULL;
@@ -151,6 +158,10 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     pthread_mutex_unlock(&w->conns_lock);
 
     log_debug("worker %u: new connection fd %d from %s", w->id, fd, c->addr);
+    if (listeners[listener].tls && c->tls == NULL) {
+        conn_close(c);
+        return;
+    }
     conn_want(c, EV_READ);
 }
 
@@ -169,6 +180,10 @@ void conn_close(struct conn *c)
     event_del(c->ev); /* also drops a pending event_active */
     set_state(c, CONN_CLOSING);
     log_debug("worker %u: closing fd %d (%s)", w->id, c->fd, c->addr);
+    if (c->tls != NULL) {
+        tls_conn_free(c->tls, !c->handshaking);
+        c->tls = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     reply_deinit(&c->reply); /* drops the item references of unsent values */
@@ -262,11 +277,13 @@ static ssize_t conn_read(struct conn *c)
     size_t total = 0;
     while (c->rend < c->rsize) {
         size_t space = c->rsize - c->rend;
-        ssize_t n = read(c->fd, c->rbuf + c->rend, space);
+        ssize_t n = c->tls ? tls_read(c->tls, c->rbuf + c->rend, space, c->addr)
+                           : read(c->fd, c->rbuf + c->rend, space);
         if (n > 0) {
             c->rend += (size_t)n;
             total += (size_t)n;
-            if ((size_t)n < space) {
+            /* Decrypted bytes waiting inside OpenSSL are invisible to epoll: keep reading. */
+            if ((size_t)n < space && (c->tls == NULL || !tls_pending(c->tls))) {
                 /* A short read empties the socket: asking again would only cost an EAGAIN
                  * (a syscall per request at depth 1). Level-triggered epoll reports what
                  * arrives later. */
@@ -291,6 +308,16 @@ static ssize_t conn_read(struct conn *c)
             return -1;
         c->draining = true;
         break;
+    }
+    if (total > 0 && c->fresh) {
+        c->fresh = false;
+        /* 0x16: a TLS handshake record sent to a plaintext TCP port. */
+        if (c->tls == NULL && !listeners[c->listener].is_unix &&
+            (unsigned char)c->rbuf[c->rstart] == 0x16) {
+            log_info("TLS handshake from %s on plaintext %s; closing", c->addr,
+                     listeners[c->listener].name);
+            return -1;
+        }
     }
     if (total > 0) {
         atomic_fetch_add_explicit(&c->w->bytes_read, total, memory_order_relaxed);
@@ -334,6 +361,10 @@ static int conn_flush(struct conn *c)
     size_t total = 0;
     int rc = 1;
     set_state(c, CONN_WRITE);
+    if (c->tls != NULL) {
+        rc = tls_flush(c->tls, &c->reply, &total);
+        goto out;
+    }
     while (!reply_empty(&c->reply)) {
         struct iovec *iov;
         size_t n = reply_iov(&c->reply, &iov, IOV_MAX);
@@ -355,16 +386,57 @@ static int conn_flush(struct conn *c)
         reply_consumed(&c->reply, (size_t)w);
         total += (size_t)w;
     }
+out:
     if (total > 0) {
         atomic_fetch_add_explicit(&c->w->bytes_written, total, memory_order_relaxed);
     }
     return rc;
 }
 
+/* Closes with a reset (SO_LINGER 0): what memcached's clients see for a failed handshake. */
+static void conn_abort(struct conn *c)
+{
+    struct linger lg = {1, 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    conn_close(c);
+}
+
+/* Advances a TLS handshake; false when the callback must return (waiting or closed). */
+static bool conn_handshake(struct conn *c)
+{
+    switch (tls_handshake(c->tls, c->addr)) {
+    case TLS_DONE:
+        c->handshaking = false;
+        return true;
+    case TLS_WANT_READ:
+        conn_want(c, EV_READ);
+        return false;
+    case TLS_WANT_WRITE:
+        conn_want(c, EV_WRITE);
+        return false;
+    default:
+        conn_abort(c);
+        return false;
+    }
+}
+
+bool conn_handshake_check(struct conn *c, rel_time_t now)
+{
+    if (!c->handshaking || now < c->opened || now - c->opened < TLS_HANDSHAKE_TIMEOUT_S)
+        return false;
+    log_info("TLS handshake with %s not done after %u s; closing", c->addr,
+             (unsigned)TLS_HANDSHAKE_TIMEOUT_S);
+    tls_count_timeout();
+    conn_abort(c);
+    return true;
+}
+
 static void conn_run(struct conn *c)
 {
     size_t max_output = server_counter(&server_runtime.max_output);
     unsigned rounds = 0;
+    if (c->handshaking && !conn_handshake(c))
+        return;
     bool fresh = true; /* bytes arrived since the last parse */
     c->drained = false;
     for (;;) {
@@ -426,6 +498,10 @@ static void conn_run(struct conn *c)
 
 void conn_drain(struct conn *c)
 {
+    if (c->handshaking) { /* nothing asked yet: nothing to answer */
+        conn_close(c);
+        return;
+    }
     if (!c->closing && !c->draining) {
         if (c->reply.pending <= server_counter(&server_runtime.max_output) && conn_read(c) < 0) {
             conn_close(c);

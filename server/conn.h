@@ -16,6 +16,7 @@
 
 struct worker;
 struct event;
+struct tls_conn;
 struct sockaddr_storage;
 
 /* What `stats conns` shows (memcached's state names). */
@@ -44,6 +45,10 @@ struct conn {
     bool draining;            /* no more reads: run what is buffered, then closing */
     bool drained;             /* this callback's last read found the socket empty */
     bool in_value;            /* waiting for the rest of a value (stats conns: conn_nread) */
+    bool fresh;               /* nothing read yet (a TLS hello on a plaintext port) */
+    struct tls_conn *tls;     /* NULL: plaintext (server/tls.h) */
+    bool handshaking;         /* TLS handshake not done yet */
+    rel_time_t opened;        /* for the handshake timeout */
     char addr[CONN_ADDR_MAX]; /* peer, "tcp:1.2.3.4:5678" */
 };
 
@@ -56,6 +61,8 @@ void conn_close(struct conn *c);
 void conn_drain(struct conn *c);
 /* Idle-timeout check of one connection (owner thread); returns true if it was closed. */
 bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout);
+/* Closes a connection whose TLS handshake is older than TLS_HANDSHAKE_TIMEOUT_S. */
+bool conn_handshake_check(struct conn *c, rel_time_t now);
 /* Frees a closed struct from a free list. */
 void conn_free(struct conn *c);
 

@@ -12,6 +12,7 @@
 #include "server/conn.h"
 #include "server/listen.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include "storage/clock.h"
 
@@ -33,6 +34,17 @@ static void server_stats(struct proto_server_stats *o)
     o->threads = nworkers;
     o->conn_yields = worker_conn_yields();
     o->lru_maintainer_juggles = server_counter(&server_counters.maintenance_ticks);
+    if (tls_enabled()) {
+        struct tls_stats ts;
+        tls_stats(&ts);
+        o->tls_enabled = true;
+        o->ssl_new_sessions = ts.new_sessions;
+        o->ssl_handshake_errors = ts.handshake_errors;
+        o->time_since_server_cert_refresh = ts.secs_since_refresh;
+        o->ssl_full_handshakes = ts.full_handshakes;
+        o->ssl_resumed_handshakes = ts.resumed_handshakes;
+        o->ssl_handshake_timeouts = ts.handshake_timeouts;
+    }
 }
 
 static void conns_each(void (*fn)(void *arg, const struct proto_conn_info *c), void *arg)
@@ -76,4 +88,5 @@ const struct proto_hooks server_hooks = {
     .shutdown = server_request_shutdown,
     .sum_stats = worker_sum_stats,
     .reset_stats = reset_stats,
+    .refresh_certs = tls_refresh,
 };

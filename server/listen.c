@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -41,6 +43,18 @@ static size_t listeners_cap;
 static char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static struct event *resume_ev;
 static struct timeval disabled_since;
+
+/* Sockets inherited from systemd (LISTEN_FDS, socket activation). Each must match one
+ * configured address (-l/-p, or -s); it is then served instead of binding that address. */
+struct inherited {
+    int fd;
+    bool used;
+    struct sockaddr_storage addr;
+    socklen_t len;
+    char name[LISTEN_NAME_MAX];
+};
+static struct inherited *inh;
+static size_t ninh;
 
 static struct listener *listener_add(int fd, bool is_unix, const char *name)
 {
@@ -101,11 +115,120 @@ static int split_host_port(const char *spec, char *host, size_t hlen, char *port
     return 0;
 }
 
+static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    if (a->sa_family == AF_UNIX) {
+        const struct sockaddr_un *x = (const void *)a, *y = (const void *)b;
+        return strncmp(x->sun_path, y->sun_path, sizeof x->sun_path) == 0;
+    }
+    return false;
+}
+
+/* Serves the inherited socket bound to sa, if any: true when one was taken. */
+static bool adopt(const struct sockaddr *sa, bool is_unix)
+{
+    for (size_t i = 0; i < ninh; i++) {
+        struct inherited *h = &inh[i];
+        if (h->used || !same_addr((const struct sockaddr *)&h->addr, sa))
+            continue;
+        h->used = true;
+        /* the accept loop needs a non-blocking listener; systemd may hand a blocking one */
+        int fl = fcntl(h->fd, F_GETFL);
+        if (fl >= 0)
+            fcntl(h->fd, F_SETFL, fl | O_NONBLOCK);
+        fcntl(h->fd, F_SETFD, FD_CLOEXEC);
+        listener_add(h->fd, is_unix, h->name);
+        log_info("listening on %s (inherited from systemd, fd %d)", h->name, h->fd);
+        return true;
+    }
+    return false;
+}
+
+/* A dual-stack [::]:port socket from systemd also takes IPv4: binding 0.0.0.0:port too
+ * would fail with EADDRINUSE, so the v4 wildcard counts as served. */
+static bool v4_any_covered(const struct sockaddr *sa)
+{
+    if (sa->sa_family != AF_INET || ((const struct sockaddr_in *)sa)->sin_addr.s_addr != 0)
+        return false;
+    for (size_t i = 0; i < ninh; i++) {
+        const struct sockaddr_in6 *h = (const void *)&inh[i].addr;
+        int v6only = 1;
+        socklen_t ol = sizeof v6only;
+        if (inh[i].used && h->sin6_family == AF_INET6 &&
+            IN6_IS_ADDR_UNSPECIFIED(&h->sin6_addr) &&
+            h->sin6_port == ((const struct sockaddr_in *)sa)->sin_port &&
+            getsockopt(inh[i].fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &ol) == 0 && !v6only)
+            return true;
+    }
+    return false;
+}
+
+/* Collects LISTEN_FDS (unsetting the variables, so nothing we start inherits them). */
+static int inherit_setup(void)
+{
+    int n = sd_listen_fds(1);
+    if (n < 0) {
+        log_error("socket activation: LISTEN_FDS: %s", strerror(-n));
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    inh = mem_calloc((size_t)n, sizeof *inh);
+    ninh = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        struct inherited *h = &inh[i];
+        h->fd = SD_LISTEN_FDS_START + i;
+        h->len = sizeof h->addr;
+        if (sd_is_socket(h->fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0 ||
+            getsockname(h->fd, (struct sockaddr *)&h->addr, &h->len) < 0) {
+            log_error("socket activation: inherited fd %d is not a listening stream socket",
+                      h->fd);
+            return -1;
+        }
+        if (h->addr.ss_family == AF_UNIX)
+            snprintf(h->name, sizeof h->name, "unix:%s",
+                     ((struct sockaddr_un *)&h->addr)->sun_path);
+        else
+            addr_name((struct sockaddr *)&h->addr, h->name, sizeof h->name);
+    }
+    return 0;
+}
+
+/* Every inherited socket must have matched a setting: one that matches none would be a
+ * port systemd holds open that nobody serves. */
+static int inherit_check(void)
+{
+    for (size_t i = 0; i < ninh; i++) {
+        if (inh[i].used)
+            continue;
+        log_error("socket activation: inherited socket %s (fd %d) matches no -l/-p/-s "
+                  "setting; make the socket unit and cached's settings agree",
+                  inh[i].name, inh[i].fd);
+        return -1;
+    }
+    return 0;
+}
+
 static int bind_tcp(const char *spec, const struct cfg *c)
 {
     char host[256], port[16], name[LISTEN_NAME_MAX];
-    unsigned dport = c->port_ephemeral ? 0 : (unsigned)c->port;
-    if (split_host_port(spec, host, sizeof host, port, sizeof port, dport) < 0) {
+    bool tls = c->ssl_enabled;
+    if (strncmp(spec, "notls:", 6) == 0) { /* memcached's prefix: this one stays plaintext */
+        spec += 6;
+        tls = false;
+    }
+    if (split_host_port(spec, host, sizeof host, port, sizeof port, c->port_ephemeral ? 0u : (unsigned)c->port) < 0) {
         log_error("failed to listen on %s: not an address", spec);
         return -1;
     }
@@ -121,6 +244,8 @@ static int bind_tcp(const char *spec, const struct cfg *c)
     }
     int result = 0;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        if (adopt(ai->ai_addr, false) || v4_any_covered(ai->ai_addr))
+            continue;
         addr_name(ai->ai_addr, name, sizeof name);
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                         ai->ai_protocol);
@@ -150,8 +275,8 @@ static int bind_tcp(const char *spec, const struct cfg *c)
             if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
                 addr_name((struct sockaddr *)&ss, name, sizeof name);
         }
-        listener_add(fd, false, name);
-        log_info("listening on %s", name);
+        listener_add(fd, false, name)->tls = tls;
+        log_info("listening on %s%s", name, tls ? " (TLS)" : "");
     }
     freeaddrinfo(res);
     return result;
@@ -192,6 +317,8 @@ static int bind_unix(const struct cfg *c)
         return -1;
     }
     snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    if (adopt((struct sockaddr *)&sun, true))
+        return 0; /* the socket unit owns the file, its mode and its removal */
     if (unlink_stale(path) < 0) {
         log_error("failed to listen on %s: %s", name, strerror(errno));
         return -1;
@@ -249,10 +376,11 @@ static void write_ports_file(void)
 
 int listen_setup(const struct cfg *c)
 {
-    int rc = 0;
-    if (c->unix_socket != NULL && c->unix_socket[0] != '\0') {
+    int rc = inherit_setup();
+    bool unix_only = c->unix_socket != NULL && c->unix_socket[0] != '\0';
+    if (rc == 0 && unix_only) {
         rc = bind_unix(c); /* like memcached, -s disables TCP */
-    } else {
+    } else if (rc == 0) {
         const char *pos = NULL;
         char spec[256];
         while ((c->port != 0 || c->port_ephemeral) && rc == 0 &&
@@ -261,6 +389,8 @@ int listen_setup(const struct cfg *c)
         if (rc == 0)
             write_ports_file();
     }
+    if (rc == 0)
+        rc = inherit_check();
     /* -p 0 without -s: memcached runs listening on nothing (only UDP, which cached does not
      * serve); so does cached, saying so. */
     if (rc == 0 && nlisteners == 0)
@@ -384,4 +514,10 @@ void listen_teardown(void)
     mem_free(listeners);
     listeners = NULL;
     nlisteners = listeners_cap = 0;
+    for (size_t i = 0; i < ninh; i++)
+        if (!inh[i].used)
+            close(inh[i].fd); /* adopted ones were closed with the listeners */
+    mem_free(inh);
+    inh = NULL;
+    ninh = 0;
 }

@@ -16,6 +16,7 @@ struct event_base;
 struct listener {
     int fd;
     bool is_unix;
+    bool tls;                   /* -Z and not a notls: address: connections start a handshake */
     char name[LISTEN_NAME_MAX]; /* "tcp:127.0.0.1:11211", "tcp6:[::1]:11211", "unix:/path" */
     struct event *ev;
 };

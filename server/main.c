@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "protocol/auth.h"
 #include "protocol/proto.h"
 #include "server/daemon.h"
 #include "server/hooks.h"
@@ -29,6 +30,7 @@
 #include "server/log.h"
 #include "server/notify.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include "storage/clock.h"
 #include "storage/storage.h"
@@ -42,6 +44,7 @@
 
 static struct event_base *main_base;
 static bool shutting_down;
+static bool save_on_exit; /* SIGUSR1 with -e: write the memory file's .meta after the workers */
 static unsigned maint_ticks;
 
 static void apply_runtime_settings(void)
@@ -63,10 +66,31 @@ static void begin_shutdown(const char *why)
     event_base_loopexit(main_base, NULL);
 }
 
+/* SIGHUP: certificates (memcached: refresh_certs only) and the -Y file (memcached too). A
+ * failure keeps what was loaded before. */
+static void reload_secrets(void)
+{
+    char err[1400];
+    if (tls_enabled()) {
+        if (tls_refresh(err, sizeof err))
+            log_info("SIGHUP: TLS certificates reloaded");
+        else
+            log_warn("SIGHUP: %.*s; keeping the previous certificates", (int)strcspn(err, "\r"),
+                     err);
+    }
+    if (settings.auth_file[0] != '\0') {
+        if (auth_load(settings.auth_file, err, sizeof err) == 0)
+            log_info("SIGHUP: reloaded %s", settings.auth_file);
+        else
+            log_warn("SIGHUP: %s; keeping the previous users", err);
+    }
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
     if (sig == SIGHUP) {
+        reload_secrets();
         if (settings.config_file == NULL) {
             log_info("SIGHUP: no config file to reload");
             return;
@@ -81,7 +105,49 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         }
         return;
     }
-    begin_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* SIGUSR1 (memcached's graceful stop) saves the items when -e is set; SIGTERM and
+     * SIGINT never do, so a plain stop can never bring back values the application may
+     * have changed in its database meanwhile (README: "Restarts and upgrades"). */
+    if (sig == SIGUSR1 && !shutting_down)
+        save_on_exit = settings.memory_file[0] != '\0';
+    begin_shutdown(sig == SIGINT ? "SIGINT" : sig == SIGUSR1 ? "SIGUSR1" : "SIGTERM");
+}
+
+static bool memory_file_set(void)
+{
+    return settings.memory_file != NULL && settings.memory_file[0] != '\0';
+}
+
+/* -d changes to /: a relative -e path is taken from the directory cached started in. */
+static void memory_file_absolute(void)
+{
+    char cwd[4096];
+    if (!memory_file_set() || settings.memory_file[0] == '/' || getcwd(cwd, sizeof cwd) == NULL)
+        return;
+    size_t n = strlen(cwd) + strlen(settings.memory_file) + 2;
+    char *p = malloc(n);
+    if (p == NULL)
+        return;
+    snprintf(p, n, "%s/%s", cwd, settings.memory_file);
+    free(settings.memory_file);
+    settings.memory_file = p;
+}
+
+/* With every worker stopped, nothing touches the items: write the .meta. */
+static void save_memory_file(void)
+{
+    char err[256] = "";
+    uint64_t items = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (storage_save(err, sizeof err, &items) < 0) {
+        log_error("warm restart: nothing saved: %s", err);
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    log_info("warm restart: saved %llu items to %s in %ld ms", (unsigned long long)items,
+             settings.memory_file,
+             (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
 }
 
 static void on_shutdown_bell(evutil_socket_t fd, short what, void *arg)
@@ -108,6 +174,7 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
         applied_verbose = v;
     }
     storage_maintenance_step();
+    tls_tick();
     if (settings.sweeper) {
         /* Each step takes one shard lock at a time, so workers wait at most one step; more
          * steps only while there is something to reclaim (1M expired items: ~1 min). */
@@ -144,6 +211,18 @@ static int run(void)
     if (rc != 0)
         return rc;
     signal(SIGPIPE, SIG_IGN);
+    /* Before binding and dropping privileges (key files are often root-only); memcached's
+     * words and exit codes: 64 for TLS, 1 for the auth file. */
+    char serr[1400];
+    if (settings.auth_file[0] != '\0' && auth_load(settings.auth_file, serr, sizeof serr) < 0) {
+        fprintf(stderr, "%s\n", serr);
+        return 1;
+    }
+    if (tls_setup(&settings, serr, sizeof serr) < 0) {
+        fprintf(stderr, "%s\n", serr);
+        auth_teardown();
+        return CFG_EXIT_USAGE;
+    }
     /* Clients (and test harnesses) may connect as soon as listen() returns, well before the
      * signal events exist: hold SIGTERM/SIGINT/SIGHUP pending until they do, so an early
      * signal takes the graceful path instead of the default action. Held again during
@@ -153,9 +232,11 @@ static int run(void)
     sigaddset(&lifecycle_sigs, SIGTERM);
     sigaddset(&lifecycle_sigs, SIGINT);
     sigaddset(&lifecycle_sigs, SIGHUP);
+    sigaddset(&lifecycle_sigs, SIGUSR1);
     sigprocmask(SIG_BLOCK, &lifecycle_sigs, &old_mask);
     daemon_fit_nofile(settings.conn_limit + FD_HEADROOM + 2 * settings.threads);
 
+    memory_file_absolute();
     if (listen_setup(&settings) < 0)
         return DAEMON_EXIT_OSERR;
     if (settings.daemonize)
@@ -183,6 +264,7 @@ static int run(void)
         .use_cas = !settings.disable_cas,
         .shards = shard_count(),
         .automove = settings.slab_automove,
+        .memory_file = memory_file_set() ? settings.memory_file : NULL,
     };
     char err[256] = "";
     if (storage_setup(&scfg, err, sizeof err) < 0) {
@@ -190,6 +272,13 @@ static int run(void)
         daemon_remove_pidfile(settings.pidfile);
         listen_teardown();
         return DAEMON_EXIT_OSERR;
+    }
+    if (memory_file_set()) {
+        bool restored = false;
+        if (storage_persist_note(err, sizeof err, &restored) && restored)
+            log_info("warm restart: %s", err);
+        else if (!restored && err[0] != '\0')
+            log_warn("warm restart: %s; starting empty", err);
     }
     proto_setup(&server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {
@@ -199,7 +288,7 @@ static int run(void)
         return EXIT_FAILURE;
     }
 
-    struct event *sig_ev[3] = {0}, *bell_ev = NULL, *maint_ev = NULL;
+    struct event *sig_ev[4] = {0}, *bell_ev = NULL, *maint_ev = NULL;
     rc = DAEMON_EXIT_OSERR;
     main_base = event_base_new();
     server_shutdown_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -216,8 +305,8 @@ static int run(void)
         worker_join();
         goto out_workers;
     }
-    static const int sigs[3] = {SIGTERM, SIGINT, SIGHUP};
-    for (int i = 0; i < 3; i++) {
+    static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 4; i++) {
         sig_ev[i] = evsignal_new(main_base, sigs[i], on_signal, NULL);
         if (sig_ev[i] != NULL)
             event_add(sig_ev[i], NULL);
@@ -247,6 +336,8 @@ static int run(void)
     sigprocmask(SIG_BLOCK, &lifecycle_sigs, NULL);
     begin_shutdown("event loop ended"); /* no-op after a signal */
     worker_join();
+    if (save_on_exit)
+        save_memory_file();
     rc = 0;
 
 out_events:
@@ -254,7 +345,7 @@ out_events:
         event_free(maint_ev);
     if (bell_ev != NULL)
         event_free(bell_ev);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (sig_ev[i] != NULL)
             event_free(sig_ev[i]);
 out_workers:
@@ -270,6 +361,8 @@ out:
     storage_teardown();
     daemon_remove_pidfile(settings.pidfile);
     listen_teardown();
+    tls_teardown();
+    auth_teardown();
     if (rc == 0)
         log_info("bye");
     return rc;

@@ -17,6 +17,7 @@
 #include "server/conn.h"
 #include "server/log.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "storage/mem.h"
 
 struct handoff {
@@ -100,9 +101,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     (void)fd, (void)what;
     uint64_t idle = server_counter(&server_runtime.idle_timeout);
+    rel_time_t now = clock_now();
+    if (tls_enabled())
+        for (struct conn *c = w->conns, *next; c != NULL; c = next) {
+            next = c->next;
+            conn_handshake_check(c, now);
+        }
     if (idle == 0)
         return;
-    rel_time_t now = clock_now();
     /* Only this thread changes the list, so walking it needs no lock. */
     for (struct conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
@@ -147,6 +153,7 @@ static void *worker_main(void *arg)
     /* Past the grace period (or all closed): close whatever is left. */
     while (w->conns != NULL)
         conn_close(w->conns);
+    tls_thread_release();
     while (w->free_conns != NULL) {
         struct conn *c = w->free_conns;
         w->free_conns = c->next;

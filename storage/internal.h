@@ -121,6 +121,13 @@ unsigned slab_class_for(size_t ntotal);  /* nclasses when too large */
 struct item *slab_alloc(size_t ntotal, enum st_result *res);
 void slab_free(struct item *it);         /* refcount has reached 0 */
 void slab_stats_reset(void);
+/* Warm restart (persist.c): gives page pg (arena pages are handed out in order, so pg is the
+ * next one) to class ci and rebuilds its chunks: keep(it, chunk size, arg) returns true for
+ * an item it linked, the others go on the free list. */
+void slab_restore_page(unsigned ci, uint32_t pg,
+                       bool (*keep)(struct item *it, uint32_t chunk, void *arg), void *arg);
+/* Back to no page handed out (a refused restore). */
+void slab_forget_pages(void);
 /* Counts an expired or flushed item leaving the table (lazily, by the sweeper) in its class's
  * reclaimed and expired_unfetched, as memcached counts what its LRU tails and crawler reclaim.
  * Shard lock held (the class lock is taken after it: lock order). */

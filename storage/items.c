@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "storage/meta.h" /* ITEM_KEY_BINARY, kept across incr/decr */
+#include "storage/persist.h"
 
 struct storage_globals stg;
 _Thread_local struct shard *tl_held_shard;
@@ -234,6 +235,12 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
     pthread_mutex_init(&stg.bg_lock, NULL);
     stg.drain_page = -1;
     stg.ready = true;
+    /* -e: bring back the items of a clean save, or start the file empty (persist.c) */
+    if (cfg->memory_file != NULL && persist_restore() < 0) {
+        snprintf(errbuf, errlen, "cannot reset the memory file %s", cfg->memory_file);
+        storage_teardown();
+        return -1;
+    }
     return 0;
 }
 

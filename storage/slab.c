@@ -17,6 +17,7 @@
  * shard this thread already holds (tl_held_shard: append/incr allocate under it).
  */
 #include "storage/internal.h"
+#include "storage/persist.h"
 
 #include <stdio.h>
 #include <sys/mman.h>
@@ -163,27 +164,38 @@ int slab_setup(char *errbuf, size_t errlen)
         return -1;
     }
     stg.npages = (uint32_t)npages;
-    /* Address space for the largest arena refs can reach is reserved (PROT_NONE: no memory,
-     * no overcommit charge); -m's pages are made usable now, cache_memlimit can add more
-     * later without moving the arena (items are addressed by offset from it). */
-    size_t max_pages = (size_t)(((uint64_t)1 << 35) / page);
-    if (max_pages < npages)
-        max_pages = npages;
-    void *p = mmap(NULL, max_pages * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-    if (p == MAP_FAILED) { /* address space limited (ulimit -v): no room to grow */
-        max_pages = npages;
+    size_t max_pages = npages;
+    void *p = MAP_FAILED;
+    if (cfg->memory_file != NULL) { /* -e: the arena lives in the file (persist.c), fixed */
+        stg.arena_bytes = npages * page;
+        p = persist_map(stg.arena_bytes, errbuf, errlen);
+        if (p == NULL)
+            return -1;
+    } else {
+        /* Address space for the largest arena refs can reach is reserved (PROT_NONE: no
+         * memory, no overcommit charge); -m's pages are made usable now, cache_memlimit can
+         * add more later without moving the arena (items are addressed by offset from it). */
+        max_pages = (size_t)(((uint64_t)1 << 35) / page);
+        if (max_pages < npages)
+            max_pages = npages;
         p = mmap(NULL, max_pages * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
-    }
-    if (p == MAP_FAILED || mprotect(p, npages * page, PROT_READ | PROT_WRITE) != 0) {
-        snprintf(errbuf, errlen, "cannot reserve %zu bytes for items", npages * page);
-        if (p != MAP_FAILED)
+        if (p == MAP_FAILED) { /* address space limited (ulimit -v): no room to grow */
+            max_pages = npages;
+            p = mmap(NULL, max_pages * page, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        }
+        if (p != MAP_FAILED && mprotect(p, npages * page, PROT_READ | PROT_WRITE) != 0) {
             munmap(p, max_pages * page);
+            p = MAP_FAILED;
+        }
+        stg.arena_bytes = max_pages * page; /* what teardown unmaps */
+    }
+    if (p == MAP_FAILED) {
+        snprintf(errbuf, errlen, "cannot reserve %zu bytes for items", npages * page);
         return -1;
     }
     stg.max_pages = (uint32_t)max_pages;
-    stg.arena_bytes = max_pages * page;
     stg.arena = p;
     stg.pmeta = mem_calloc(max_pages, sizeof(*stg.pmeta));
     pthread_mutex_init(&stg.arena_lock, NULL);
@@ -222,7 +234,9 @@ void slab_teardown(void)
     stg.nclasses = 0;
     mem_free(stg.pmeta);
     stg.pmeta = NULL;
-    if (stg.arena)
+    if (stg.cfg.memory_file != NULL)
+        persist_unmap();
+    else if (stg.arena)
         munmap(stg.arena, stg.arena_bytes);
     stg.arena = NULL;
     pthread_mutex_destroy(&stg.arena_lock);
@@ -828,7 +842,9 @@ unsigned storage_last_class(void)
 
 bool storage_set_mem_limit(size_t bytes)
 {
-    if (!stg.ready)
+    /* With -e the arena is the file's fixed layout (memcached too refuses for a preallocated
+     * arena). */
+    if (!stg.ready || stg.cfg.memory_file != NULL)
         return false;
     size_t want = bytes / stg.page_size;
     if (want == 0)
@@ -938,4 +954,47 @@ void slab_stats_reset(void)
         c->evicted_time = 0;
         pthread_mutex_unlock(&c->lock);
     }
+}
+
+/* ---- warm restart (persist.c) ---- */
+
+void slab_restore_page(unsigned ci, uint32_t pg,
+                       bool (*keep)(struct item *it, uint32_t chunk, void *arg), void *arg)
+{
+    struct slab_class *c = &stg.classes[ci];
+    stg.pmeta[pg] = (struct page_meta){.cls = (uint8_t)ci, .since = clock_now()};
+    if (c->npages == c->pages_cap) {
+        c->pages_cap = c->pages_cap ? c->pages_cap * 2 : 8;
+        c->pages = mem_realloc(c->pages, (size_t)c->pages_cap * sizeof(*c->pages));
+    }
+    c->pages[c->npages++] = pg;
+    stg.pages_assigned = pg + 1;
+    char *base = page_base(pg);
+    /* from the end, as page_give, so that allocation proceeds in address order */
+    for (uint32_t i = c->perslab; i-- > 0;) {
+        struct item *it = (struct item *)(base + (size_t)i * c->size);
+        if (keep(it, c->size, arg)) {
+            c->used_chunks++;
+            stg.pmeta[pg].used++;
+            c->mem_requested += item_total_size(it);
+            continue;
+        }
+        atomic_store_explicit(&it->refcount, 0, memory_order_relaxed);
+        atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_relaxed);
+        free_push(c, it);
+    }
+}
+
+void slab_forget_pages(void)
+{
+    for (unsigned i = 0; i < stg.nclasses; i++) {
+        struct slab_class *c = &stg.classes[i];
+        c->npages = 0;
+        c->free_head = 0;
+        c->free_count = c->used_chunks = c->mem_requested = 0;
+        c->hand_page = c->hand_chunk = 0;
+        c->lap_seen = c->lap_hot = c->hot_pct = 0;
+    }
+    memset(stg.pmeta, 0, (size_t)stg.npages * sizeof(*stg.pmeta));
+    stg.pages_assigned = 0;
 }

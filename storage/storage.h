@@ -33,6 +33,7 @@ struct storage_config {
     bool use_cas;          /* false: items carry no CAS (-C) */
     uint32_t shards;       /* power of two */
     bool automove;         /* move pages between classes */
+    const char *memory_file; /* -e: the arena lives in this file (warm restart), or NULL */
 };
 
 enum st_result {
@@ -108,6 +109,20 @@ size_t storage_sweep_step(size_t max_items);
 bool storage_automove_step(void);
 /* One bounded step of incremental hash-table growth for every shard that is growing. */
 void storage_maintenance_step(void);
+
+/* ---- warm restart (-e, storage/persist.c) ---- */
+
+/*
+ * Writes FILE.meta describing the arena in the memory file, so the next storage_setup with
+ * the same file and layout settings restores every live item. Call once no other thread
+ * touches storage (after the workers stopped), before storage_teardown. 0, or -1 with a
+ * reason in errbuf (nothing is saved then). *items gets the number of items saved.
+ */
+int storage_save(char *errbuf, size_t errlen, uint64_t *items);
+/* After storage_setup with a memory file: the one line to log about the saved state (why it
+ * was refused, or what was restored); false when there is nothing to say (a fresh file).
+ * *restored tells which. */
+bool storage_persist_note(char *buf, size_t len, bool *restored);
 
 /* ---- statistics ---- */
 

@@ -175,6 +175,7 @@ static const struct setting_case cases[] = {
     {"-u", "user", "nobody", "nobody"},
     {NULL, "run-as-root", "yes", "yes"},
     {"-P", "pidfile", "/tmp/cached.pid", "/tmp/cached.pid"},
+    {"-e", "memory-file", "/dev/shm/cached.mem", "/dev/shm/cached.mem"},
     {NULL, "verbose", "2", "2"}, /* -v counts: test_verbose */
     {"-d", "daemon", "yes", "yes"},
     {NULL, "logfile", "/tmp/cached.log", "/tmp/cached.log"},
@@ -186,6 +187,17 @@ static const struct setting_case cases[] = {
     {NULL, "slab-automove", "no", "no"},
     {NULL, "expiry-sweeper", "no", "no"},
     {NULL, "max-output", "1m", "1048576"},
+    {"-Y", "auth-file", "/tmp/users", "/tmp/users"},
+    {"-Z", "enable-ssl", "yes", "yes"},
+    {NULL, "ssl-chain-cert", "/tmp/c.pem", "/tmp/c.pem"},
+    {NULL, "ssl-key", "/tmp/k.pem", "/tmp/k.pem"},
+    {NULL, "ssl-keyformat", "2", "2"},
+    {NULL, "ssl-verify-mode", "3", "3"},
+    {NULL, "ssl-ca-cert", "/tmp/ca.pem", "/tmp/ca.pem"},
+    {NULL, "ssl-ciphers", "HIGH", "HIGH"},
+    {NULL, "ssl-min-version", "3", "3"},
+    {NULL, "ssl-session-cache", "no", "no"},
+    {NULL, "ssl-wbuf-size", "32", "32"},
     {"-S", "enable-sasl", "yes", "yes"},
     {"-B", "binding-protocol", "ascii", "ascii"},
     {"-D", "stats-prefix-delimiter", "/", "/"},
@@ -214,10 +226,13 @@ static void expect_case(const struct setting_case *k, const char *how)
                   value_of(&C, key), k->expect);
 }
 
+static bool tls_on; /* an ssl_* case: TLS is on, or the ssl_* option is refused */
+
 static void fresh(void)
 {
     cfg_free(&C);
     cfg_init(&C);
+    C.ssl_enabled = tls_on;
 }
 
 START_TEST(test_setting_every_way)
@@ -226,6 +241,8 @@ START_TEST(test_setting_every_way)
     char opt[96], key[64];
     underscore(k->name, key);
     bool sw = is_switch(k);
+    tls_on = strncmp(k->name, "ssl-", 4) == 0;
+    C.ssl_enabled = tls_on;
 
     if (k->shortf != NULL) {
         int rc = sw ? PARSE(k->shortf) : PARSE(k->shortf, k->val);
@@ -304,6 +321,26 @@ START_TEST(test_cases_cover_table)
 END_TEST
 
 /* ---- details of particular flags ---- */
+
+START_TEST(test_ssl_needs_tls)
+{
+    tls_on = false;
+    ck_assert_int_eq(PARSE("-o", "ssl_chain_cert=/tmp/c.pem"), CFG_EXIT_USAGE);
+    ck_assert_str_eq(err_txt, "cached: ssl_chain_cert is set but TLS is off: add -Z "
+                              "(--enable-ssl) or remove it\n");
+    fresh();
+    /* A default spelled out on the command line is still a mistake without -Z. */
+    ck_assert_int_eq(PARSE("-o", "ssl_session_cache"), CFG_EXIT_USAGE);
+    fresh();
+    ck_assert_int_eq(PARSE("-Z", "-o", "ssl_chain_cert=/tmp/c.pem,ssl_verify_mode=2"), 0);
+    ck_assert_uint_eq(C.ssl_verify_mode, 2);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "ssl_verify_mode=4", "-Z"), CFG_EXIT_USAGE);
+    fresh();
+    ck_assert_int_eq(PARSE("-Z", "-l", "127.0.0.1,notls:127.0.0.1:11212"), 0);
+    ck_assert_str_eq(value_of(&C, "listen"), "127.0.0.1,notls:127.0.0.1:11212");
+}
+END_TEST
 
 START_TEST(test_verbose)
 {
@@ -1020,6 +1057,7 @@ static Suite *config_suite(void)
         {"every_setting", test_setting_every_way, (int)NCASES},
         {"cases_cover_table", test_cases_cover_table, 0},
         {"verbose", test_verbose, 0},
+        {"ssl_needs_tls", test_ssl_needs_tls, 0},
         {"listen", test_listen_lists, 0},
         {"list_next", test_list_next, 0},
         {"sizes", test_sizes, 0},
