@@ -97,7 +97,11 @@
     X(sasl, BOOL, 'S', "enable-sasl", false, 0, 1, false,                                          \
       "require SASL authentication (binary protocol only, as memcached -S)")                     \
     X(memory_file, STR, 'e', "memory-file", "", 0, 0, false,                                       \
-      "keep items in this file (e.g. on /dev/shm); SIGUSR1 saves, the next start restores")     \
+      "keep items in this file (e.g. on /dev/shm); SIGUSR1 saves, the next start restores")        \
+    X(metrics_port, UINT, 0, "metrics-port", 0, 0, 65535, false,                                   \
+      "serve Prometheus /metrics over HTTP on this port (0: off)")                                 \
+    X(metrics_listen, STR, 0, "metrics-listen", "127.0.0.1", 0, 0, false,                          \
+      "address the /metrics HTTP listener binds to")                                               \
     X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                                 \
       "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")           \
     X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                      \

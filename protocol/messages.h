@@ -49,3 +49,7 @@
 #define MSG_NO_MEMORY_STORE "SERVER_ERROR out of memory storing object\r\n"
 #define MSG_NO_MEMORY "SERVER_ERROR out of memory\r\n"
 #define MSG_STATS_SIZES "STAT sizes_status disabled\r\n"
+#define MSG_REASSIGN_BUSY "BUSY currently processing reassign request\r\n"
+#define MSG_REASSIGN_BADCLASS "BADCLASS invalid src or dst class id\r\n"
+#define MSG_REASSIGN_NOSPARE "NOSPARE source class has no spare pages\r\n"
+#define MSG_REASSIGN_SAME "SAME src and dst class are identical\r\n"

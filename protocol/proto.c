@@ -11,6 +11,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "protocol/auth.h"
@@ -741,6 +742,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("me", 1, 0, proto_meta_me, 0),
     CMD("stats", 1, 0, proto_cmd_stats, 0),
     CMD("cache_memlimit", 2, 3, proto_cmd_memlimit, 0),
+    CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
     CMD("version", 1, 0, cmd_version, 0),
     CMD("verbosity", 2, 3, cmd_verbosity, 0),
@@ -835,6 +837,8 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     unsigned nreq = 0;
 
     *need = 0;
+    /* Latency: one clock read per command; a command's end is the next one's start. */
+    uint64_t t0 = 0;
     while (pos < len && !pc->closing) {
         if (pc->swallow) {
             size_t n = len - pos < pc->swallow ? len - pos : (size_t)pc->swallow;
@@ -869,10 +873,23 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.avail = avail - q.line_total;
         x.data_used = 0;
         x.need = 0;
+        if (t0 == 0)
+            t0 = obs_now_ns();
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE) {
             *need = q.line_total + x.need;
             break;
+        }
+        if (q.ntok > 0) {
+            enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
+            if (oc != OBS_NONE) {
+                uint64_t t1 = obs_now_ns();
+                obs_latency_add(&x.st->obs, oc, t1 - t0);
+                t0 = t1;
+                obs_command_keys(&x.st->obs, oc, &q);
+            } else {
+                t0 = 0; /* stats & co.: the next measured command starts its own clock */
+            }
         }
         pos += q.line_total + x.data_used;
         nreq++;

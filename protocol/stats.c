@@ -275,7 +275,7 @@ static void stats_settings(struct stat_out *o)
     put_str(o, "maxconns_fast", "yes"); /* over -c, a client gets an error and is closed */
     put_u64(o, "hashpower_init", 0); /* -o hashpower is accepted; the table grows in steps */
     put_str(o, "slab_reassign", "yes");
-    put_u64(o, "slab_automove", s->slab_automove ? 1 : 0);
+    put_u64(o, "slab_automove", storage_automove_level()); /* `slabs automove` sets it */
     put_fmt(o, "slab_automove_ratio", "%.2f", 0.8);
     put_u64(o, "slab_automove_window", 30); /* accepted, see config.c ignored_ext */
     put_u64(o, "slab_chunk_max", s->item_size_max); /* no chunked items: the largest chunk */
@@ -469,6 +469,21 @@ void proto_stats_reset(struct proto_ctx *x)
     proto_detail_clear();
 }
 
+/* ---- stats latency / stats hotkeys (cached's own, protocol/observe.h) ---- */
+
+static void stats_observe(struct proto_ctx *x, bool latency)
+{
+    struct proto_stats *sum = mem_alloc(sizeof(*sum)); /* not on a worker's stack */
+    if (!sum)
+        return;
+    sum_counters(x, sum);
+    if (latency)
+        obs_stats_latency(x->r, &sum->obs);
+    else
+        obs_stats_hotkeys(x->r, &sum->obs);
+    mem_free(sum);
+}
+
 /* ---- the text command ---- */
 
 static void text_line(void *arg, const char *name, const char *value)
@@ -530,6 +545,9 @@ enum cmd_result proto_cmd_stats(struct proto_ctx *x, int arg)
         stats_detail(x);
     } else if (TOK_IS(sub, "cachedump")) {
         proto_cachedump(x);
+    } else if (TOK_IS(sub, "latency") || TOK_IS(sub, "hotkeys")) {
+        stats_observe(x, TOK_IS(sub, "latency"));
+        end(x);
     } else if (proto_stats_group(x, sub->p, sub->len, text_line, x->r)) {
         end(x);
     } else {

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "protocol/observe.h"
+
 #define PROTO_STATS(X)                                                                           \
     X(cmd_get) X(cmd_set) X(cmd_flush) X(cmd_touch) X(cmd_meta)                                 \
     X(get_hits) X(get_misses) X(get_expired) X(get_flushed)                                      \
@@ -34,6 +36,7 @@ struct proto_stats {
     PROTO_STATS(PROTO_STAT_FIELD)
 #undef PROTO_STAT_FIELD
     struct proto_class_stats cls[PROTO_CLASSES];
+    struct proto_obs obs; /* latency histograms, hot keys (protocol/observe.h) */
 };
 
 /* out += in, field by field. */
@@ -47,4 +50,5 @@ static inline void proto_stats_add(struct proto_stats *out, const struct proto_s
 #undef PROTO_CLASS_ADD
     }
 #undef PROTO_STAT_ADD
+    obs_add(&out->obs, &in->obs);
 }

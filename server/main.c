@@ -28,6 +28,7 @@
 #include "server/hooks.h"
 #include "server/listen.h"
 #include "server/log.h"
+#include "server/metrics.h"
 #include "server/notify.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -39,13 +40,11 @@
 #define MAINT_INTERVAL_MS 100  /* maintenance timer period */
 #define SWEEP_BUDGET 500       /* items the expiry sweeper examines per step */
 #define SWEEP_MAX_US 2000      /* steps continue while they reclaim, this long per tick at most */
-#define AUTOMOVE_EVERY 10      /* ticks between slab automove steps (1 s) */
 #define FD_HEADROOM 64         /* fds beyond -c: listeners, eventfds, epoll, logs */
 
 static struct event_base *main_base;
 static bool shutting_down;
 static bool save_on_exit; /* SIGUSR1 with -e: write the memory file's .meta after the workers */
-static unsigned maint_ticks;
 
 static void apply_runtime_settings(void)
 {
@@ -187,8 +186,7 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
                 break;
         }
     }
-    if (settings.slab_automove && ++maint_ticks % AUTOMOVE_EVERY == 0)
-        storage_automove_step();
+    storage_slab_tick(); /* automove (level 1: every 10th tick) and `slabs reassign` moves */
 }
 
 static uint32_t shard_count(void)
@@ -300,7 +298,7 @@ static int run(void)
         log_error("cannot set up worker threads");
         goto out_workers;
     }
-    if (worker_start() < 0) {
+    if (worker_start() < 0 || metrics_start() < 0) {
         worker_stop(0);
         worker_join();
         goto out_workers;
@@ -336,6 +334,7 @@ static int run(void)
     sigprocmask(SIG_BLOCK, &lifecycle_sigs, NULL);
     begin_shutdown("event loop ended"); /* no-op after a signal */
     worker_join();
+    metrics_stop();
     if (save_on_exit)
         save_memory_file();
     rc = 0;
@@ -349,6 +348,7 @@ out_events:
         if (sig_ev[i] != NULL)
             event_free(sig_ev[i]);
 out_workers:
+    metrics_stop();
     worker_teardown();
 out:
     if (server_shutdown_fd >= 0) {

@@ -74,6 +74,7 @@ struct storage_globals {
     uint32_t max_pages;          /* reserved address space, in pages */
     pthread_mutex_t arena_lock;
     uint32_t pages_assigned;     /* pages [0, pages_assigned) have been given to classes */
+    uint32_t *pool, npool;       /* free pages handed back (`slabs reassign N 0`), reused first */
     struct page_meta *pmeta;
 
     struct slab_class classes[SLAB_MAX_CLASSES];
@@ -90,7 +91,9 @@ struct storage_globals {
     uint32_t sweep_shard, sweep_bucket;
     uint64_t sweeper_runs, slabs_moved;
     int drain_page;              /* page being emptied by automove, -1 none */
-    unsigned drain_dst, drain_tries;
+    unsigned drain_dst, drain_tries; /* drain_dst == nclasses: to the pool */
+    _Atomic unsigned automove;   /* 0 off, 1 a step per second, 2 a step per tick */
+    unsigned automove_ticks, reassign_any; /* tick counter; `slabs reassign -1` cursor */
 };
 
 extern struct storage_globals stg;

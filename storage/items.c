@@ -234,6 +234,7 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
     atomic_store(&stg.oldest_cas, 0);
     pthread_mutex_init(&stg.bg_lock, NULL);
     stg.drain_page = -1;
+    atomic_store(&stg.automove, cfg->automove ? 1u : 0u);
     stg.ready = true;
     /* -e: bring back the items of a clean save, or start the file empty (persist.c) */
     if (cfg->memory_file != NULL && persist_restore() < 0) {
@@ -685,7 +686,7 @@ void storage_stats(struct storage_stats *out)
     pthread_mutex_unlock(&stg.bg_lock);
     out->item_header_bytes = stg.header_size;
     pthread_mutex_lock(&stg.arena_lock);
-    out->global_page_pool = stg.npages - stg.pages_assigned;
+    out->global_page_pool = stg.npages - stg.pages_assigned + stg.npool;
     pthread_mutex_unlock(&stg.arena_lock);
     out->oldest_live = atomic_load(&stg.oldest_live);
 }

@@ -333,7 +333,7 @@ static bool restore_item(struct item *it, uint32_t chunk, void *arg)
     struct restore_ctx *rc = arg;
     const struct persist_meta *m = rc->m;
     uint8_t fl = item_iflags(it);
-    if ((fl & (ITEM_FREE | ITEM_LINKED)) != ITEM_LINKED)
+    if (!(fl & ITEM_LINKED)) /* bit 6 is ITEM_HOT on a linked item (item.h) */
         return false; /* free, or allocated but not stored when saved */
     if (it->nkey == 0 || it->nkey > KEY_MAX_LENGTH ||
         (bool)(fl & ITEM_CAS) != stg.cfg.use_cas ||

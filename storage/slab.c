@@ -105,11 +105,15 @@ static void page_give(struct slab_class *c, unsigned ci, uint32_t pg)
 static bool page_grab(struct slab_class *c, unsigned ci)
 {
     pthread_mutex_lock(&stg.arena_lock);
-    if (stg.pages_assigned >= stg.npages) {
+    uint32_t pg;
+    if (stg.npool) {
+        pg = stg.pool[--stg.npool];
+    } else if (stg.pages_assigned < stg.npages) {
+        pg = stg.pages_assigned++;
+    } else {
         pthread_mutex_unlock(&stg.arena_lock);
         return false;
     }
-    uint32_t pg = stg.pages_assigned++;
     pthread_mutex_unlock(&stg.arena_lock);
     page_give(c, ci, pg);
     return true;
@@ -234,6 +238,9 @@ void slab_teardown(void)
     stg.nclasses = 0;
     mem_free(stg.pmeta);
     stg.pmeta = NULL;
+    mem_free(stg.pool);
+    stg.pool = NULL;
+    stg.npool = 0;
     if (stg.cfg.memory_file != NULL)
         persist_unmap();
     else if (stg.arena)
@@ -687,6 +694,15 @@ static bool drain_page_now(struct slab_class *src, uint32_t pg)
     return false;
 }
 
+/* A drained page goes back to the pool (`slabs reassign N 0`); page_grab reuses it first. */
+static void pool_put(uint32_t pg)
+{
+    pthread_mutex_lock(&stg.arena_lock);
+    stg.pool = mem_realloc(stg.pool, (size_t)(stg.npool + 1) * sizeof(*stg.pool));
+    stg.pool[stg.npool++] = pg;
+    pthread_mutex_unlock(&stg.arena_lock);
+}
+
 static void drain_abort(void)
 {
     uint32_t pg = (uint32_t)stg.drain_page;
@@ -713,10 +729,14 @@ static bool drain_try(void)
     page_remove(c, pg);
     pthread_mutex_unlock(&c->lock);
 
-    struct slab_class *d = &stg.classes[stg.drain_dst];
-    pthread_mutex_lock(&d->lock);
-    page_give(d, stg.drain_dst, pg);
-    pthread_mutex_unlock(&d->lock);
+    if (stg.drain_dst >= stg.nclasses) {
+        pool_put(pg);
+    } else {
+        struct slab_class *d = &stg.classes[stg.drain_dst];
+        pthread_mutex_lock(&d->lock);
+        page_give(d, stg.drain_dst, pg);
+        pthread_mutex_unlock(&d->lock);
+    }
     stg.slabs_moved++;
     stg.drain_page = -1;
     return true;
@@ -724,9 +744,13 @@ static bool drain_try(void)
 
 bool storage_automove_step(void)
 {
-    if (!stg.ready || !stg.cfg.automove)
+    if (!stg.ready)
         return false;
     pthread_mutex_lock(&stg.bg_lock);
+    if (stg.drain_page < 0 && atomic_load(&stg.automove) == 0) {
+        pthread_mutex_unlock(&stg.bg_lock);
+        return false;
+    }
     if (stg.drain_page < 0) {
         uint64_t press[SLAB_MAX_CLASSES];
         unsigned dst = stg.nclasses;
@@ -797,6 +821,102 @@ bool storage_automove_step(void)
     bool moved = drain_try();
     pthread_mutex_unlock(&stg.bg_lock);
     return moved;
+}
+
+void storage_slab_tick(void)
+{
+    if (!stg.ready)
+        return;
+    unsigned level = atomic_load(&stg.automove);
+    bool moving = *(volatile int *)&stg.drain_page >= 0; /* racy hint; the step rechecks */
+    if (moving || level == 2 || (level == 1 && ++stg.automove_ticks % 10 == 0))
+        storage_automove_step();
+}
+
+void storage_set_automove(unsigned level)
+{
+    atomic_store(&stg.automove, level);
+}
+
+unsigned storage_automove_level(void)
+{
+    return atomic_load(&stg.automove);
+}
+
+/* A class other than dst holding at least two pages, taken in turn (memcached's
+ * slabs_reassign_pick_any); -1 if none. bg_lock held. */
+static int reassign_pick_any(int dst)
+{
+    for (unsigned n = 0; n < stg.nclasses; n++) {
+        unsigned i = stg.reassign_any++ % stg.nclasses;
+        if ((int)i + 1 != dst && *(volatile uint32_t *)&stg.classes[i].npages >= 2)
+            return (int)i + 1;
+    }
+    return -1;
+}
+
+enum slab_reassign_result storage_slabs_reassign(int src, int dst)
+{
+    if (!stg.ready)
+        return REASSIGN_BADCLASS;
+    enum slab_reassign_result res = REASSIGN_OK;
+    pthread_mutex_lock(&stg.bg_lock);
+    /* memcached's order of checks: busy, same, (pick), range, spare */
+    if (stg.drain_page >= 0) {
+        res = REASSIGN_RUNNING;
+        goto out;
+    }
+    if (src == dst) {
+        res = REASSIGN_SRC_DST_SAME;
+        goto out;
+    }
+    if (src == -1)
+        src = reassign_pick_any(dst);
+    if (src < 0 || src > (int)stg.nclasses || dst < 0 || dst > (int)stg.nclasses) {
+        res = REASSIGN_BADCLASS;
+        goto out;
+    }
+    if (src == 0) {
+        /* from the pool: the page is free, so it moves at once */
+        pthread_mutex_lock(&stg.arena_lock);
+        bool spare = stg.npool >= 2;
+        uint32_t pg = spare ? stg.pool[--stg.npool] : 0;
+        pthread_mutex_unlock(&stg.arena_lock);
+        if (!spare) {
+            res = REASSIGN_NOSPARE;
+            goto out;
+        }
+        struct slab_class *d = &stg.classes[dst - 1];
+        pthread_mutex_lock(&d->lock);
+        page_give(d, (unsigned)dst - 1, pg);
+        pthread_mutex_unlock(&d->lock);
+        stg.slabs_moved++;
+        goto out;
+    }
+    struct slab_class *c = &stg.classes[src - 1];
+    pthread_mutex_lock(&c->lock);
+    uint32_t pick = UINT32_MAX, least = UINT32_MAX;
+    for (uint32_t i = 0; c->npages >= 2 && i < c->npages; i++) {
+        uint32_t pg = c->pages[i];
+        if (!stg.pmeta[pg].draining && stg.pmeta[pg].used < least) {
+            least = stg.pmeta[pg].used;
+            pick = pg;
+        }
+    }
+    if (pick != UINT32_MAX)
+        drain_start(c, pick);
+    pthread_mutex_unlock(&c->lock);
+    if (pick == UINT32_MAX) {
+        res = REASSIGN_NOSPARE;
+        goto out;
+    }
+    stg.drain_page = (int)pick;
+    stg.drain_dst = dst == 0 ? stg.nclasses : (unsigned)dst - 1;
+    stg.drain_tries = 0;
+    drain_try(); /* most pages empty at once; what is still referenced waits for the tick */
+out:
+    pthread_mutex_unlock(&stg.bg_lock);
+    return res;
 }
 
 /* ---- statistics ---- */
@@ -997,4 +1117,5 @@ void slab_forget_pages(void)
     }
     memset(stg.pmeta, 0, (size_t)stg.npages * sizeof(*stg.pmeta));
     stg.pages_assigned = 0;
+    stg.npool = 0; /* pool pages lie below pages_assigned: they are forgotten with it */
 }

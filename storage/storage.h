@@ -105,8 +105,27 @@ void storage_flush(rel_time_t when);
  * (at most max_items items examined, roughly) and returns how many items it reclaimed.
  */
 size_t storage_sweep_step(size_t max_items);
-/* Moves at most one page toward a class that is evicting; returns true if one moved. */
+/* Moves at most one page toward a class that is evicting; returns true if one moved. A page
+ * move asked for by storage_slabs_reassign is carried on here whatever the automove level. */
 bool storage_automove_step(void);
+/* Called every maintenance tick (100 ms): continues a page move in progress, and runs
+ * storage_automove_step every tick at automove level 2, every 10th at level 1. */
+void storage_slab_tick(void);
+/* memcached's `slabs automove 0|1|2` (0 off, 1 a step per second, 2 ten per second). */
+void storage_set_automove(unsigned level);
+unsigned storage_automove_level(void);
+
+/* memcached's `slabs reassign <src> <dst>`: ids are 1-based classes, 0 the pool of free
+ * pages, src -1 any class with a page to spare. The move itself runs in the background
+ * (storage_slab_tick), evicting what lies on the page, as memcached's rebalancer does. */
+enum slab_reassign_result {
+    REASSIGN_OK = 0,
+    REASSIGN_RUNNING,      /* a move is still in progress */
+    REASSIGN_BADCLASS,     /* src or dst out of range */
+    REASSIGN_NOSPARE,      /* src holds fewer than two pages */
+    REASSIGN_SRC_DST_SAME,
+};
+enum slab_reassign_result storage_slabs_reassign(int src, int dst);
 /* One bounded step of incremental hash-table growth for every shard that is growing. */
 void storage_maintenance_step(void);
 

@@ -187,6 +187,8 @@ static const struct setting_case cases[] = {
     {NULL, "slab-automove", "no", "no"},
     {NULL, "expiry-sweeper", "no", "no"},
     {NULL, "max-output", "1m", "1048576"},
+    {NULL, "metrics-port", "9150", "9150"},
+    {NULL, "metrics-listen", "::1", "::1"},
     {"-Y", "auth-file", "/tmp/users", "/tmp/users"},
     {"-Z", "enable-ssl", "yes", "yes"},
     {NULL, "ssl-chain-cert", "/tmp/c.pem", "/tmp/c.pem"},

@@ -1,0 +1,282 @@
+/*
+ * observe: latency histograms and the hot-key sketch (protocol/observe.h). The request path
+ * calls only obs_latency_add and obs_key (inline: an add into a fixed bucket, a decrement);
+ * everything else runs on a sampled access or when someone reads the numbers.
+ */
+#include "protocol/observe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/internal.h"
+
+const char *const obs_cmd_names[OBS_NCMD] = {
+#define OBS_CMD_NAME(e, s) s,
+    OBS_COMMANDS(OBS_CMD_NAME)
+#undef OBS_CMD_NAME
+};
+
+enum obs_cmd obs_classify(const struct token *t, unsigned nkeys)
+{
+    const char *p = t->p;
+    switch (t->len) {
+    case 2:
+        if (p[0] != 'm')
+            return OBS_NONE;
+        switch (p[1]) {
+        case 'g': return OBS_MG;
+        case 's': return OBS_MS;
+        case 'd': return OBS_MD;
+        case 'a': return OBS_MA;
+        default: return OBS_NONE;
+        }
+    case 3:
+        if (TOK_IS(t, "get"))
+            return nkeys > 1 ? OBS_MULTIGET : OBS_GET;
+        if (TOK_IS(t, "set") || TOK_IS(t, "add") || TOK_IS(t, "cas"))
+            return OBS_SET;
+        if (TOK_IS(t, "gat"))
+            return OBS_TOUCH;
+        return OBS_NONE;
+    case 4:
+        if (TOK_IS(t, "gets") || TOK_IS(t, "bget"))
+            return nkeys > 1 ? OBS_MULTIGET : OBS_GET;
+        if (TOK_IS(t, "incr") || TOK_IS(t, "decr"))
+            return OBS_INCRDECR;
+        if (TOK_IS(t, "gats"))
+            return OBS_TOUCH;
+        return OBS_NONE;
+    case 5:
+        return TOK_IS(t, "touch") ? OBS_TOUCH : OBS_NONE;
+    case 6:
+        if (TOK_IS(t, "delete"))
+            return OBS_DELETE;
+        return TOK_IS(t, "append") ? OBS_SET : OBS_NONE;
+    case 7:
+        return TOK_IS(t, "replace") || TOK_IS(t, "prepend") ? OBS_SET : OBS_NONE;
+    default:
+        return OBS_NONE;
+    }
+}
+
+/* ---- hot keys ---- */
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a: only sampled keys are hashed */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)k[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static struct obs_hot *topk_find(struct obs_topk *t, uint64_t h, const char *key, size_t nkey)
+{
+    for (uint32_t i = 0; i < t->used; i++) {
+        struct obs_hot *s = &t->slot[i];
+        if (s->hash == h && s->nkey == nkey && memcmp(s->key, key, nkey) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static struct obs_hot *topk_min(struct obs_topk *t)
+{
+    struct obs_hot *m = &t->slot[0];
+    for (uint32_t i = 1; i < t->used; i++)
+        if (t->slot[i].count < m->count)
+            m = &t->slot[i];
+    return m;
+}
+
+/* Space-Saving: count a key; when the table is full the least counted key is replaced and
+ * the newcomer inherits its count (+ its own), remembered as the error bound. */
+static void topk_add(struct obs_topk *t, uint64_t h, const char *key, size_t nkey,
+                     uint64_t count, uint64_t err)
+{
+    struct obs_hot *s = topk_find(t, h, key, nkey);
+    if (s) {
+        s->count += count;
+        s->err += err;
+        return;
+    }
+    if (t->used < OBS_HK_SLOTS) {
+        s = &t->slot[t->used++];
+        s->count = 0;
+        s->err = 0;
+    } else {
+        s = topk_min(t);
+        s->err = s->count;
+    }
+    s->count += count;
+    s->err += err;
+    s->hash = h;
+    s->nkey = (uint8_t)nkey;
+    memcpy(s->key, key, nkey);
+}
+
+void obs_key_sample(struct proto_obs *o, enum obs_dir d, const char *key, size_t nkey)
+{
+    /* xorshift32: the skip is random so a workload cycling through keys cannot alias with it */
+    uint32_t x = o->rng ? o->rng : 2463534242u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    o->rng = x;
+    o->skip = 1 + x % (2 * OBS_HK_SAMPLE - 1);
+    if (nkey == 0 || nkey > OBS_HK_KEY_MAX)
+        return;
+    o->sampled[d]++;
+    topk_add(&o->hot[d], key_hash(key, nkey), key, nkey, 1, 0);
+}
+
+void obs_command_keys(struct proto_obs *o, enum obs_cmd c, const struct request *q)
+{
+    switch (c) {
+    case OBS_GET:
+    case OBS_MULTIGET:
+    case OBS_TOUCH: {
+        unsigned i = 1;
+        if (q->tok[0].p[0] == 'g' && q->tok[0].p[1] == 'a') /* gat/gats: exptime first */
+            i = 2;
+        else if (q->tok[0].p[0] == 't') { /* touch <key> */
+            if (q->ntok > 1)
+                obs_key(o, OBS_WRITE, q->tok[1].p, q->tok[1].len);
+            return;
+        }
+        for (; i < q->ntok; i++)
+            obs_key(o, OBS_READ, q->tok[i].p, q->tok[i].len);
+        const char *cur = q->rest;
+        struct token t;
+        while (cur && proto_next_token(&cur, q->end, &t))
+            obs_key(o, OBS_READ, t.p, t.len);
+        return;
+    }
+    case OBS_MG:
+        if (q->ntok > 1)
+            obs_key(o, OBS_READ, q->tok[1].p, q->tok[1].len);
+        return;
+    case OBS_NONE:
+        return;
+    default:
+        if (q->ntok > 1)
+            obs_key(o, OBS_WRITE, q->tok[1].p, q->tok[1].len);
+        return;
+    }
+}
+
+/* ---- merging and reading ---- */
+
+void obs_add(struct proto_obs *out, const struct proto_obs *in)
+{
+    for (unsigned c = 0; c < OBS_NCMD; c++) {
+        for (unsigned b = 0; b <= OBS_LAT_BUCKETS; b++)
+            out->lat[c].bucket[b] += in->lat[c].bucket[b];
+        out->lat[c].sum_ns += in->lat[c].sum_ns;
+        out->lat[c].count += in->lat[c].count;
+    }
+    for (unsigned d = 0; d < 2; d++) {
+        out->sampled[d] += in->sampled[d];
+        const struct obs_topk *t = &in->hot[d];
+        for (uint32_t i = 0; i < t->used && i < OBS_HK_SLOTS; i++) {
+            const struct obs_hot *s = &t->slot[i];
+            struct obs_topk *o = &out->hot[d];
+            if (o->used == OBS_HK_SLOTS && !topk_find(o, s->hash, s->key, s->nkey)) {
+                /* Full and new: it displaces the smallest if larger. The displaced count is
+                 * dropped, not inherited: the workers' samples are disjoint, so inheriting
+                 * would double-count. */
+                struct obs_hot *m = topk_min(o);
+                if (m->count < s->count)
+                    *m = *s;
+                continue;
+            }
+            topk_add(o, s->hash, s->key, s->nkey, s->count, s->err);
+        }
+    }
+}
+
+double obs_bucket_le(unsigned i)
+{
+    return (double)(1ull << (i + OBS_LAT_MIN_SHIFT)) * 1e-9;
+}
+
+static int hot_cmp(const void *a, const void *b)
+{
+    const struct obs_hot *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count < y->count ? 1 : -1;
+    if (x->nkey != y->nkey)
+        return x->nkey < y->nkey ? -1 : 1;
+    return memcmp(x->key, y->key, x->nkey);
+}
+
+void obs_topk_sort(struct obs_topk *t)
+{
+    qsort(t->slot, t->used, sizeof(t->slot[0]), hot_cmp);
+}
+
+/* Upper bound (ns) of the bucket holding quantile q, from the non-cumulative buckets. */
+static uint64_t quantile_ns(const struct obs_latency *l, double q)
+{
+    uint64_t want = (uint64_t)((double)l->count * q);
+    if (want == 0)
+        want = 1;
+    uint64_t seen = 0;
+    for (unsigned b = 0; b < OBS_LAT_BUCKETS; b++) {
+        seen += l->bucket[b];
+        if (seen >= want)
+            return 1ull << (b + OBS_LAT_MIN_SHIFT);
+    }
+    return 1ull << (OBS_LAT_BUCKETS - 1 + OBS_LAT_MIN_SHIFT + 1); /* beyond the last bound */
+}
+
+void obs_stats_latency(struct reply *r, const struct proto_obs *o)
+{
+    reply_printf(r, "STAT latency_unit ns\r\n");
+    for (unsigned c = 0; c < OBS_NCMD; c++) {
+        const struct obs_latency *l = &o->lat[c];
+        const char *n = obs_cmd_names[c];
+        reply_printf(r, "STAT %s:count %llu\r\n", n, (unsigned long long)l->count);
+        if (l->count == 0)
+            continue;
+        reply_printf(r, "STAT %s:mean %llu\r\n", n, (unsigned long long)(l->sum_ns / l->count));
+        reply_printf(r, "STAT %s:p50 %llu\r\nSTAT %s:p90 %llu\r\nSTAT %s:p99 %llu\r\n"
+                     "STAT %s:p999 %llu\r\n",
+                     n, (unsigned long long)quantile_ns(l, 0.5), n,
+                     (unsigned long long)quantile_ns(l, 0.9), n,
+                     (unsigned long long)quantile_ns(l, 0.99), n,
+                     (unsigned long long)quantile_ns(l, 0.999));
+        for (unsigned b = 0; b <= OBS_LAT_BUCKETS; b++) {
+            if (l->bucket[b] == 0)
+                continue;
+            if (b < OBS_LAT_BUCKETS)
+                reply_printf(r, "STAT %s:le_%llu %llu\r\n", n,
+                             1ull << (b + OBS_LAT_MIN_SHIFT), (unsigned long long)l->bucket[b]);
+            else
+                reply_printf(r, "STAT %s:le_inf %llu\r\n", n, (unsigned long long)l->bucket[b]);
+        }
+    }
+}
+
+void obs_stats_hotkeys(struct reply *r, struct proto_obs *o)
+{
+    static const char *const dir[2] = {"read", "write"};
+    reply_printf(r, "STAT hotkeys_sample_rate %u\r\nSTAT hotkeys_slots %u\r\n", OBS_HK_SAMPLE,
+                 OBS_HK_SLOTS);
+    reply_printf(r, "STAT hotkeys_sampled_reads %llu\r\nSTAT hotkeys_sampled_writes %llu\r\n",
+                 (unsigned long long)o->sampled[0], (unsigned long long)o->sampled[1]);
+    for (unsigned d = 0; d < 2; d++) {
+        struct obs_topk *t = &o->hot[d];
+        obs_topk_sort(t);
+        /* "STAT <dir>:<rank> <key> <estimated accesses> <error bound>"; estimates are the
+         * sampled counts times the sampling rate. */
+        for (uint32_t i = 0; i < t->used; i++) {
+            const struct obs_hot *s = &t->slot[i];
+            reply_printf(r, "STAT %s:%u ", dir[d], i + 1);
+            reply_add(r, s->key, s->nkey);
+            reply_printf(r, " %llu %llu\r\n", (unsigned long long)(s->count * OBS_HK_SAMPLE),
+                         (unsigned long long)(s->err * OBS_HK_SAMPLE));
+        }
+    }
+}

@@ -1,0 +1,126 @@
+/*
+ * observe: what cached shows beyond memcached's counters — per-command latency histograms and
+ * a sampled top-K of the most-read and most-written keys. One struct proto_obs lives inside
+ * each worker's struct proto_stats, so it has the same single writer (the worker, under its
+ * uncontended stats lock) and is summed/merged by the same path as the counters
+ * (proto_stats_add -> proto_obs_add).
+ *
+ * Latency: from a command line framed (parsed) to its reply queued, measured with one
+ * CLOCK_MONOTONIC read per command (the end of one command is the start of the next in a
+ * pipelined batch). Buckets are powers of two in nanoseconds, 2^OBS_LAT_MIN_SHIFT ..
+ * 2^(OBS_LAT_MIN_SHIFT + OBS_LAT_BUCKETS - 1) ns, plus an overflow bucket: fixed, so a merge
+ * is an addition and a Prometheus histogram needs no configuration.
+ *
+ * Hot keys: Space-Saving (Metwally et al. 2005) over a sample of key accesses (a random skip
+ * of 1..2*OBS_HK_SAMPLE-1, mean OBS_HK_SAMPLE), OBS_HK_SLOTS counters per worker and
+ * direction. Memory is fixed: 2 * OBS_HK_SLOTS * (KEY_MAX + 16) bytes per worker. Counts are
+ * sampled counts times the sampling rate, i.e. estimates; `err` bounds the overestimate.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct reply;
+struct token;
+
+/* Commands with a latency histogram (label values of cached_command_duration_seconds). */
+#define OBS_COMMANDS(X)                                                                          \
+    X(GET, "get") X(MULTIGET, "multiget") X(SET, "set") X(DELETE, "delete")                      \
+    X(INCRDECR, "incr_decr") X(TOUCH, "touch") X(MG, "mg") X(MS, "ms") X(MD, "md") X(MA, "ma")
+
+enum obs_cmd {
+#define OBS_CMD_ENUM(e, s) OBS_##e,
+    OBS_COMMANDS(OBS_CMD_ENUM)
+#undef OBS_CMD_ENUM
+    OBS_NCMD,
+    OBS_NONE = OBS_NCMD, /* not measured (stats, version, ...) */
+};
+
+#define OBS_LAT_MIN_SHIFT 7  /* first bucket: <= 128 ns */
+#define OBS_LAT_BUCKETS 26   /* last finite bucket: <= 2^32 ns, ~4.3 s */
+
+struct obs_latency {
+    uint64_t bucket[OBS_LAT_BUCKETS + 1]; /* not cumulative; the last one is +Inf */
+    uint64_t sum_ns;
+    uint64_t count;
+};
+
+#define OBS_HK_SLOTS 32
+#define OBS_HK_SAMPLE 8
+#define OBS_HK_KEY_MAX 250
+
+struct obs_hot {
+    uint64_t hash;
+    uint64_t count; /* sampled hits (Space-Saving estimate) */
+    uint64_t err;   /* overestimate bound: the count it inherited on replacement */
+    uint8_t nkey;
+    char key[OBS_HK_KEY_MAX];
+};
+
+struct obs_topk {
+    uint32_t used;
+    struct obs_hot slot[OBS_HK_SLOTS];
+};
+
+enum obs_dir { OBS_READ, OBS_WRITE };
+
+struct proto_obs {
+    struct obs_latency lat[OBS_NCMD];
+    struct obs_topk hot[2];  /* OBS_READ, OBS_WRITE */
+    uint64_t sampled[2];     /* accesses sampled per direction */
+    uint32_t skip;           /* accesses left until the next sample */
+    uint32_t rng;            /* xorshift state for the skip */
+};
+
+static inline uint64_t obs_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Classifies a command by its name token and the number of keys it names. */
+enum obs_cmd obs_classify(const struct token *name, unsigned nkeys);
+/* Records one command's latency. */
+static inline void obs_latency_add(struct proto_obs *o, enum obs_cmd c, uint64_t ns)
+{
+    struct obs_latency *l = &o->lat[c];
+    unsigned b = 0;
+    if (ns > (1ull << OBS_LAT_MIN_SHIFT)) {
+        /* bucket i holds ns in (2^(i+shift-1), 2^(i+shift)] */
+        b = (unsigned)(64 - __builtin_clzll(ns - 1)) - OBS_LAT_MIN_SHIFT;
+        if (b > OBS_LAT_BUCKETS)
+            b = OBS_LAT_BUCKETS;
+    }
+    l->bucket[b]++;
+    l->sum_ns += ns;
+    l->count++;
+}
+/* Samples one key access (cheap unless this access is the sampled one). */
+void obs_key_sample(struct proto_obs *o, enum obs_dir d, const char *key, size_t nkey);
+static inline void obs_key(struct proto_obs *o, enum obs_dir d, const char *key, size_t nkey)
+{
+    if (__builtin_expect(o->skip-- <= 1, 0)) /* 0 after a reset: sample now */
+        obs_key_sample(o, d, key, nkey);
+}
+/* The keys a command names, fed to obs_key (after it ran: tokens still valid). */
+struct request;
+void obs_command_keys(struct proto_obs *o, enum obs_cmd c, const struct request *q);
+
+/* out += in: histograms add; sketches merge (same key: counts add; then the largest
+ * OBS_HK_SLOTS are kept). */
+void obs_add(struct proto_obs *out, const struct proto_obs *in);
+
+/* Upper bound of bucket i in seconds, for `le` (i < OBS_LAT_BUCKETS). */
+double obs_bucket_le(unsigned i);
+extern const char *const obs_cmd_names[OBS_NCMD];
+
+/* Sorts a merged sketch's slots by count, descending (for display). */
+void obs_topk_sort(struct obs_topk *t);
+
+/* `stats latency` and `stats hotkeys` lines. */
+void obs_stats_latency(struct reply *r, const struct proto_obs *o);
+void obs_stats_hotkeys(struct reply *r, struct proto_obs *o);

@@ -1,0 +1,174 @@
+"""Eviction keeps what is used (issue #12): the newest items of a write stream that fits are
+kept, a one-time scan of cold keys does not flush a hot set, memory follows a change of value
+sizes, `slabs reassign` / `slabs automove` answer as memcached 1.6.18 does (and move a page),
+the reclaim/eviction counters count as memcached's do, and -o temporary_ttl is refused.
+"""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+from harness import ASAN, CACHED, MEMCACHED, Checker, Server  # noqa: E402
+
+ck = Checker("eviction")
+BATCH = 100
+
+
+def sets(c, keys, size, ttl=0):
+    """Acknowledged, pipelined sets; returns how many were STORED."""
+    stored = 0
+    for i in range(0, len(keys), BATCH):
+        part = keys[i:i + BATCH]
+        c.send(b"".join(b"set %s 0 %d %d\r\n%s\r\n" % (k, ttl, size, b"v" * size) for k in part))
+        for _ in part:
+            stored += c.readline() == b"STORED\r\n"
+    return stored
+
+
+def hits(c, keys):
+    got = set()
+    for i in range(0, len(keys), BATCH):
+        c.send(b"get " + b" ".join(keys[i:i + BATCH]) + b"\r\n")
+        while True:
+            line = c.readline()
+            if line == b"END\r\n":
+                break
+            p = line.split()
+            got.add(p[1])
+            c.readexact(int(p[3]) + 2)
+    return got
+
+
+def test_recency():
+    """20,000 1,000-byte sets into -m 8: the newest fifth (which fits) is all kept, and the
+    oldest are what was evicted; every eviction is counted as unfetched."""
+    with Server(args=["-m", "8"]) as s, s.connect() as c:
+        keys = [b"s:%d" % i for i in range(20000)]
+        ck.eq(sets(c, keys, 1000), len(keys), "every set acknowledged")
+        st = c.stats()
+        got = hits(c, keys)
+        newest = keys[-len(keys) // 5:]
+        ck.eq(sum(k in got for k in newest), len(newest), "newest fifth kept")
+        ck.eq(sum(k in got for k in keys[:len(keys) // 10]), 0, "oldest tenth evicted")
+        ev = int(st["evictions"])
+        ck.check(ev > 0, "evictions counted")
+        ck.eq(int(st["evicted_unfetched"]), ev, "evicted_unfetched: none was ever read")
+        items = c.stats("items")
+        ck.check(any(k.endswith(":evicted_time") for k in items), "items:N:evicted_time present")
+
+
+def test_scan():
+    """A hot set (20% of -m 16, read twice) survives a one-time scan of 2x memory."""
+    mem = 16 << 20
+    with Server(args=["-m", "16"]) as s, s.connect() as c:
+        hot = [b"h:%d" % i for i in range(mem // 5 // 400)]
+        sets(c, hot, 300)
+        hits(c, hot)
+        ck.eq(len(hits(c, hot)), len(hot), "hot set held before the scan")
+        cold = [b"c:%d" % i for i in range(2 * mem // 400)]
+        for i in range(0, len(cold), 1000):  # cache-aside: get, then set the misses
+            part = cold[i:i + 1000]
+            sets(c, [k for k in part if k not in hits(c, part)], 300)
+        kept = len(hits(c, hot))
+        ck.check(kept >= 0.99 * len(hot), "hot set kept after the scan: %d of %d" % (kept, len(hot)))
+
+
+def test_size_shift():
+    """5,100 x 11,000-byte sets, then 5,100 x 3,000-byte sets into -m 60: pages move to the
+    new size, so most of the second phase is readable (memcached 1.6.18 keeps ~28%)."""
+    with Server(args=["-m", "60"]) as s, s.connect() as c:
+        sets(c, [b"a:%d" % i for i in range(5100)], 11000)
+        second = [b"b:%d" % i for i in range(5100)]
+        ck.eq(sets(c, second, 3000), len(second), "second phase acknowledged")
+        kept = len(hits(c, second))
+        ck.check(kept >= 0.5 * len(second), "second phase readable: %d of %d" % (kept, len(second)))
+
+
+SLABS_CMDS = [b"slabs reassign 1 2", b"slabs reassign", b"slabs reassign 1", b"slabs reassign 1 2 3",
+              b"slabs reassign x 2", b"slabs reassign 1 1", b"slabs reassign 0 2",
+              b"slabs reassign -1 2", b"slabs reassign 1 99", b"slabs reassign 70 2",
+              b"slabs reassign 1 -1", b"slabs reassign 2147483648 1", b"slabs reassign 1 2x",
+              b"slabs reassign 1 2 noreply", b"slabs automove 3", b"slabs automove",
+              b"slabs automove x", b"slabs automove -1", b"slabs automove 1 2",
+              b"slabs automove ratio", b"slabs automove ratio 0.5", b"slabs automove ratio x",
+              b"slabs automove window 30", b"slabs", b"slabs foo", b"slabs automove 9 noreply",
+              b"slabs automove 2 noreply", b"slabs automove 2", b"slabs automove 1",
+              b"slabs automove 4294967296", b"slabs automove 0"]
+
+
+def slabs_replies(binary, kind):
+    with Server(binary, args=["-m", "64"], kind=kind) as s, s.connect() as c:
+        out = []
+        for cmd in SLABS_CMDS:
+            c.send(cmd + b"\r\n" + b"mn\r\n")  # mn marks the end (nothing for noreply)
+            out.append(c.read_until(b"MN\r\n")[:-4])
+        out.append(c.stats("settings").get("slab_automove"))
+        return out
+
+
+def test_slabs_commands():
+    mc, cd = slabs_replies(MEMCACHED, "memcached"), slabs_replies(CACHED, "cached")
+    for cmd, m, c in zip(SLABS_CMDS + [b"stats settings: slab_automove"], mc, cd):
+        ck.eq(c, m, "%s: same reply as memcached" % cmd.decode())
+
+
+def test_reassign_moves_a_page():
+    with Server(args=["-m", "8", "-o", "slab_automove=0"]) as s, s.connect() as c:
+        sets(c, [b"k:%d" % i for i in range(8000)], 1000)
+        ck.eq(c.set("small", "x" * 10), b"STORED\r\n", "a small item stored (a page stolen)")
+        slabs = c.stats("slabs")
+        pages = {int(k.split(":")[0]): int(v) for k, v in slabs.items() if k.endswith(":total_pages")}
+        big = max(pages, key=pages.get)
+        small = [cid for cid in pages if cid != big][0]
+        moved0 = int(c.stats()["slabs_moved"])
+        ck.eq(c.cmd("slabs reassign %d %d" % (big, small)), b"OK\r\n", "reassign accepted")
+        deadline = time.time() + 5
+        while time.time() < deadline and int(c.stats()["slabs_moved"]) == moved0:
+            time.sleep(0.05)
+        slabs = c.stats("slabs")
+        ck.eq(int(slabs["%d:total_pages" % big]), pages[big] - 1, "source lost a page")
+        ck.eq(int(slabs["%d:total_pages" % small]), pages[small] + 1, "destination got it")
+        ck.eq(int(c.stats()["slabs_moved"]), moved0 + 1, "slabs_moved counted")
+        ck.eq(c.cmd("slabs reassign %d %d" % (small, small)), b"SAME src and dst class are identical\r\n",
+              "same class")
+
+
+def reclaimed_after_expiry(binary, kind):
+    with Server(binary, args=["-m", "6"], kind=kind) as s, s.connect() as c:
+        for i in range(10):
+            c.set("ifoo%d" % i, "ok", exptime=1)
+        time.sleep(3.5)  # the sweeper (memcached: the LRU maintainer) reclaims them
+        st = c.stats()
+        return int(st["reclaimed"]), int(st["expired_unfetched"]), int(st["curr_items"])
+
+
+def test_reclaimed():
+    """memcached's t/lru-maintainer.t: 10 items expire, `reclaimed 10` without a get."""
+    ck.eq(reclaimed_after_expiry(CACHED, "cached"), (10, 10, 0), "reclaimed, expired_unfetched")
+    ck.eq(reclaimed_after_expiry(MEMCACHED, "memcached"), (10, 10, 0), "memcached agrees")
+    with Server() as s, s.connect() as c:
+        c.set("key", "1")
+        ck.eq(c.stats()["reclaimed"], "0", "nothing reclaimed yet")
+        time.sleep(1.1)
+        c.cmd("flush_all")
+        c.set("key", "1")
+        ck.eq(c.stats()["reclaimed"], "1", "the flushed item replaced counts (issue_183.t)")
+
+
+def test_temporary_ttl_refused():
+    p = subprocess.run([CACHED, "-p", "0", "-o", "temporary_ttl=10"], capture_output=True,
+                       timeout=10)
+    ck.check(p.returncode != 0, "-o temporary_ttl refused")
+    ck.check(b"temporary_ttl is not supported" in p.stderr, "with a reason: %r" % p.stderr[:200])
+
+
+test_recency()
+test_scan()
+if not ASAN:
+    test_size_shift()
+test_slabs_commands()
+test_reassign_moves_a_page()
+test_reclaimed()
+test_temporary_ttl_refused()
+ck.done()
