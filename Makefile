@@ -61,6 +61,11 @@ $(BUILD)/cached-ceiling: tools/bench/ceiling/ceiling.c tools/bench/data.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lpthread
 
+# TLS load generator for BENCHMARKS.md (cached -Z against memcached -Z, alternating).
+$(BUILD)/cached-tlsbench: tools/tlsbench/tlsbench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # As root, cached (like memcached) will not run without a user to drop to: use nobody.
 run: deps all
 	@if [ "$$(id -u)" -eq 0 ]; then exec ./cached -u nobody $(ARGS); else exec ./cached $(ARGS); fi

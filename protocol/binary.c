@@ -16,7 +16,6 @@
 
 #include <string.h>
 
-#include "config/config.h"
 #include "protocol/internal.h"
 #include "protocol/sasl.h"
 #include "storage/mem.h"
@@ -61,7 +60,6 @@ struct bin_ctx {
     const char *rest;  /* bytes after extras and key ... */
     size_t avail;      /* ... and how many of them are buffered */
     size_t used;       /* out: bytes of rest consumed */
-    size_t need;       /* out, CMD_NEED_MORE: bytes of rest required */
     bool close;        /* out: close once the response is sent */
 };
 
@@ -178,17 +176,17 @@ static void bin_protocol_error(struct bin_ctx *x)
 /* ---- the value of a storage command ---- */
 
 /*
- * Whether the vlen value bytes after extras and key are all buffered; if not, sets x->need
- * and the caller returns CMD_NEED_MORE (the server grows its buffer to the packet, which
- * item_fits() has bounded to -I). The one place to switch to reading values straight into
- * the item once the text path does so.
+ * Starts reading the vlen value bytes after extras and key into it (protocol/value.h): what is
+ * buffered now, the rest as it arrives, so no buffer grows with a value. What the response
+ * needs is kept in pc->store; bin_value_finish runs once the value is complete.
  */
-static bool bin_value_ready(struct bin_ctx *x, size_t vlen)
+static void bin_value_start(struct bin_ctx *x, struct item *it, uint8_t kind, enum store_op op)
 {
-    if (x->avail >= vlen)
-        return true;
-    x->need = vlen;
-    return false;
+    x->pc->store = (struct proto_store){.kind = kind, .op = (uint8_t)op, .noreply = x->noreply,
+                                        .cas = x->h.cas, .bin_opcode = x->h.opcode,
+                                        .bin_cmd = x->cmd, .bin_opaque = x->h.opaque};
+    value_in_start(&x->pc->value, it, 0);
+    x->used = value_in_feed(&x->pc->value, x->rest, x->avail);
 }
 
 /* Maps a store result to memcached's status (complete_update_bin). */
@@ -233,8 +231,6 @@ static enum cmd_result bin_store(struct bin_ctx *x)
             storage_delete(x->key, x->h.keylen, 0);
         return CMD_DONE;
     }
-    if (!bin_value_ready(x, (size_t)vlen))
-        return CMD_NEED_MORE;
     DETAIL(x->key, x->h.keylen, DETAIL_SET, false);
     enum st_result res = ST_OK;
     struct item *it = item_alloc(x->key, x->h.keylen, flags,
@@ -252,10 +248,18 @@ static enum cmd_result bin_store(struct bin_ctx *x)
             storage_delete(x->key, x->h.keylen, 0);
         return CMD_DONE;
     }
-    x->used = (size_t)vlen;
-    memcpy(item_value(it), x->rest, (size_t)vlen);
     x->st->cmd_set++;
     CLS_OF(x, it)->cmd_set++;
+    bin_value_start(x, it, PROTO_STORE_BINARY, op);
+    return CMD_DONE;
+}
+
+/* The value of a set/add/replace/append/prepend is in its item: store it and respond. */
+static void bin_store_finish(struct bin_ctx *x, struct item *it)
+{
+    enum store_op op = (enum store_op)x->pc->store.op;
+    bool concat = op == OP_APPEND || op == OP_PREPEND;
+    enum st_result res;
     uint64_t cas = 0;
     if (concat) {
         /* A CAS given to append/prepend must match; a missing key is NOT_STORED. */
@@ -278,7 +282,6 @@ static enum cmd_result bin_store(struct bin_ctx *x)
     if (res == ST_TOO_LARGE || res == ST_NO_MEMORY)
         res = ST_NOT_STORED;
     bin_store_reply(x, op, res, cas);
-    return CMD_DONE;
 }
 
 /* ---- get / getk / touch / gat / gatk ---- */
@@ -404,7 +407,7 @@ static enum cmd_result bin_arith(struct bin_ctx *x)
 
 static enum cmd_result bin_flush(struct bin_ctx *x)
 {
-    if (settings.disable_flush_all) {
+    if (!proto_cfg.flush_enabled) {
         bin_error(x, BST_AUTH_ERROR, NULL, 0);
         return CMD_DONE;
     }
@@ -538,7 +541,7 @@ static enum cmd_result bin_stats(struct bin_ctx *x)
 
 static enum cmd_result bin_sasl_list(struct bin_ctx *x)
 {
-    if (!settings.sasl) {
+    if (!proto_cfg.sasl) {
         bin_error(x, BST_UNKNOWN, NULL, (uint64_t)x->h.bodylen - x->h.keylen);
         return CMD_DONE;
     }
@@ -554,7 +557,7 @@ static enum cmd_result bin_sasl_list(struct bin_ctx *x)
 static enum cmd_result bin_sasl_auth(struct bin_ctx *x)
 {
     uint64_t vlen = (uint64_t)x->h.bodylen - x->h.keylen;
-    if (!settings.sasl) {
+    if (!proto_cfg.sasl) {
         bin_error(x, BST_UNKNOWN, NULL, vlen);
         return CMD_DONE;
     }
@@ -567,13 +570,23 @@ static enum cmd_result bin_sasl_auth(struct bin_ctx *x)
         bin_error(x, BST_ENOMEM, NULL, vlen);
         return CMD_DONE;
     }
-    if (!bin_value_ready(x, (size_t)vlen))
-        return CMD_NEED_MORE;
-    x->used = (size_t)vlen;
+    enum st_result res;
+    struct item *it = item_alloc(x->key, x->h.keylen, 0, 0, (uint32_t)vlen, &res);
+    if (!it) {
+        bin_error(x, BST_ENOMEM, NULL, vlen);
+        return CMD_DONE;
+    }
+    bin_value_start(x, it, PROTO_STORE_BINARY_SASL, OP_SET);
+    return CMD_DONE;
+}
+
+/* The SASL data is in its scratch item (the mechanism is its key): run the exchange. */
+static void bin_sasl_finish(struct bin_ctx *x, struct item *it)
+{
     const char *out;
     unsigned outlen;
-    switch (psasl_auth(x->pc, x->cmd == BIN_SASL_STEP, x->key, x->h.keylen, x->rest,
-                       (size_t)vlen, &out, &outlen)) {
+    switch (psasl_auth(x->pc, x->cmd == BIN_SASL_STEP, item_key(it), it->nkey, item_value(it),
+                       it->nbytes, &out, &outlen)) {
     case PSASL_OK:
         x->st->auth_cmds++;
         bin_ok(x, "Authenticated", 13, 0);
@@ -585,7 +598,23 @@ static enum cmd_result bin_sasl_auth(struct bin_ctx *x)
         bin_error(x, BST_AUTH_ERROR, NULL, 0);
         break;
     }
-    return CMD_DONE;
+    item_put(it);
+}
+
+/* The value pc->value was reading is complete: rebuild the command's context from pc->store
+ * and finish it. */
+static void bin_value_finish(struct proto_conn *pc, struct reply *r, struct proto_stats *st)
+{
+    const struct proto_store *ps = &pc->store;
+    struct bin_ctx x = {.pc = pc, .r = r, .st = st, .cmd = ps->bin_cmd, .noreply = ps->noreply};
+    x.h.opcode = ps->bin_opcode;
+    x.h.opaque = ps->bin_opaque;
+    x.h.cas = ps->cas;
+    struct item *it = value_in_take(&pc->value);
+    if (ps->kind == PROTO_STORE_BINARY_SASL)
+        bin_sasl_finish(&x, it);
+    else
+        bin_store_finish(&x, it);
 }
 
 /* ---- dispatch ---- */
@@ -629,7 +658,7 @@ static enum cmd_result bin_dispatch(struct bin_ctx *x)
         x->close = true;
         return CMD_DONE;
     }
-    if (settings.sasl && !x->pc->authenticated && !allowed_unauthenticated(h->opcode)) {
+    if (proto_cfg.sasl && !x->pc->authenticated && !allowed_unauthenticated(h->opcode)) {
         bin_error(x, BST_AUTH_ERROR, NULL, 0);
         x->close = true;
         return CMD_DONE;
@@ -727,8 +756,8 @@ static enum cmd_result bin_dispatch(struct bin_ctx *x)
 }
 
 enum proto_action proto_binary_process(struct proto_conn *pc, struct reply *r, const char *buf,
-                                       size_t len, size_t *consumed, size_t *need,
-                                       unsigned max_reqs, size_t max_output)
+                                       size_t len, size_t *consumed, unsigned max_reqs,
+                                       size_t max_output)
 {
     static _Thread_local struct proto_stats dummy_stats;
     struct proto_stats *st = pc->stats ? pc->stats : &dummy_stats;
@@ -738,8 +767,19 @@ enum proto_action proto_binary_process(struct proto_conn *pc, struct reply *r, c
     struct reply_mark start;
     reply_mark(r, &start);
 
-    *need = 0;
-    while (pos < len && !pc->closing) {
+    while (!pc->closing) {
+        if (value_in_active(&pc->value)) {
+            pos += value_in_feed(&pc->value, buf + pos, len - pos);
+            if (!value_in_complete(&pc->value))
+                break;
+            bool sasl = pc->store.kind == PROTO_STORE_BINARY_SASL;
+            bin_value_finish(pc, r, st);
+            if (sasl)
+                reply_mark(r, &start); /* memcached writes out its responses here */
+            continue;
+        }
+        if (pos >= len)
+            break;
         if (pc->swallow) {
             size_t n = len - pos < pc->swallow ? len - pos : (size_t)pc->swallow;
             pos += n;
@@ -752,10 +792,8 @@ enum proto_action proto_binary_process(struct proto_conn *pc, struct reply *r, c
         }
         const unsigned char *p = (const unsigned char *)buf + pos;
         size_t avail = len - pos;
-        if (avail < BIN_HEADER_LEN) {
-            *need = BIN_HEADER_LEN;
+        if (avail < BIN_HEADER_LEN)
             break;
-        }
         if (p[0] != BIN_REQ_MAGIC) {
             /* memcached closes at once: responses of this batch, still unsent there, are
              * dropped with the connection. */
@@ -771,22 +809,26 @@ enum proto_action proto_binary_process(struct proto_conn *pc, struct reply *r, c
         memcpy(&x.h.opaque, p + 12, 4);
         x.h.cas = rd64(p + 16);
         size_t head = BIN_HEADER_LEN + (size_t)x.h.extlen + x.h.keylen;
-        if (avail < head) {
-            *need = head;
+        /* Extras and key must be buffered; a key longer than KEY_MAX_LENGTH is refused from
+         * the header alone (and the connection closed), so they never exceed
+         * BIN_HEADER_LEN + 255 + KEY_MAX_LENGTH bytes (< PROTO_UNCONSUMED_MAX). */
+        bool refuse_now = x.h.keylen > KEY_MAX_LENGTH;
+        if (avail < head && !refuse_now)
             break;
-        }
         x.ext = p + BIN_HEADER_LEN;
         x.key = (const char *)x.ext + x.h.extlen;
-        x.rest = (const char *)p + head;
-        x.avail = avail - head;
-        if (bin_dispatch(&x) == CMD_NEED_MORE) {
-            *need = head + x.need;
-            break;
+        x.rest = avail >= head ? (const char *)p + head : NULL;
+        x.avail = avail >= head ? avail - head : 0;
+        bin_dispatch(&x);
+        if (refuse_now && !x.close) {
+            x.close = true; /* cannot happen: dispatch closes on such a key */
+            pc->closing = true;
         }
-        pos += head + x.used;
+        pos += avail >= head ? head + x.used : avail;
         nreq++;
         if (x.cmd == BIN_NOOP || x.cmd == BIN_SASL_AUTH || x.cmd == BIN_SASL_STEP)
-            reply_mark(r, &start); /* memcached writes out its responses here */
+            reply_mark(r, &start); /* memcached writes out its responses here (SASL: again
+                                      once its data is in, above) */
         if (x.close) {
             pc->closing = true;
             break;

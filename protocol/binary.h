@@ -22,5 +22,5 @@
 
 /* Same contract as proto_process (protocol/proto.h), for a binary connection. */
 enum proto_action proto_binary_process(struct proto_conn *pc, struct reply *r, const char *buf,
-                                       size_t len, size_t *consumed, size_t *need,
-                                       unsigned max_reqs, size_t max_output);
+                                       size_t len, size_t *consumed, unsigned max_reqs,
+                                       size_t max_output);

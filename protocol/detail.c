@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/config.h"
 #include "protocol/internal.h"
 #include "storage/mem.h"
 
@@ -44,8 +43,7 @@ void proto_detail_enable(bool on)
 
 static char delimiter(void)
 {
-    const char *d = settings.prefix_delimiter;
-    return d && d[0] ? d[0] : ':';
+    return proto_cfg.prefix_delimiter ? proto_cfg.prefix_delimiter : ':';
 }
 
 /* The prefix's counters, created on first use; NULL if the key has no delimiter or the table

@@ -22,8 +22,9 @@
 #define PROTO_INLINE_VALUE_MAX 512
 
 enum cmd_result {
-    CMD_DONE,      /* consumed the line and x->data_used bytes after it */
-    CMD_NEED_MORE, /* data block incomplete: nothing consumed, x->need set */
+    CMD_NEED_MORE, /* the -Y login's data is not all buffered: nothing consumed, wait */
+    CMD_DONE,      /* consumed the line and x->data_used bytes after it (a storage command
+                    * whose value is to be read has started pc->value instead) */
     CMD_CLOSE,     /* consumed; close the connection once the replies are sent */
 };
 
@@ -35,8 +36,7 @@ struct proto_ctx {
     struct request *q;
     const char *data;       /* the bytes after the command line ... */
     size_t avail;           /* ... and how many of them the buffer holds */
-    size_t data_used;       /* out: bytes after the line consumed (value + "\r\n") */
-    size_t need;            /* out, CMD_NEED_MORE: bytes after the line required in total */
+    size_t data_used;       /* out: bytes after the line consumed (a refused value) */
 };
 
 typedef enum cmd_result (*proto_handler)(struct proto_ctx *x, int arg);
@@ -51,6 +51,13 @@ struct proto_cmd {
 };
 
 extern const struct proto_hooks *proto_hooks_active; /* never NULL after proto_setup */
+extern struct proto_config proto_cfg;                /* as given to proto_setup */
+
+/* The current -v level (`verbosity` changes it at run time). */
+static inline unsigned proto_verbose(void)
+{
+    return proto_cfg.verbose ? (unsigned)__atomic_load_n(proto_cfg.verbose, __ATOMIC_RELAXED) : 0;
+}
 
 /* ---- tokens ---- */
 
@@ -91,6 +98,13 @@ static inline void proto_out(struct proto_ctx *x, const char *s, size_t len)
 /* Consumes a refused value of total bytes (value + "\r\n"): what the buffer holds now, the
  * rest as it arrives (pc->swallow). */
 void proto_skip_value(struct proto_ctx *x, size_t total);
+
+/* Starts reading the value of a storage command into it (taking the caller's reference);
+ * pc->store must be filled. proto_process feeds it and calls the finisher once complete. */
+void proto_value_start(struct proto_ctx *x, struct item *it);
+
+/* ms's finisher (protocol/meta.c): it holds the value; trailer_ok: "\r\n" followed it. */
+void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok);
 
 /* cas_hits / cas_badval / cas_misses for the result of a store that was a CAS. */
 void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res,

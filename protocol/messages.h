@@ -29,6 +29,7 @@
 #define MSG_UNAUTHENTICATED "CLIENT_ERROR unauthenticated\r\n"
 #define MSG_AUTH_FAILURE "CLIENT_ERROR authentication failure\r\n"
 #define MSG_AUTH_FORMAT "CLIENT_ERROR bad authentication token format\r\n"
+#define MSG_AUTH_TOO_LONG "CLIENT_ERROR auth token too long\r\n"
 #define MSG_BAD_TERMINATION "CLIENT_ERROR bad command line termination\r\n"
 #define MSG_TLS_NOT_ENABLED "Error TLS not enabled\r\n"
 #define MSG_DELETE_USAGE "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"

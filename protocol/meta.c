@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config/config.h"
 #include "storage/meta.h"
 
 /* Longest status line: "VA " + size, then up to 17 flags, of which one k with a key
@@ -362,17 +361,10 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
 
     /* Too large: answered without waiting for the value; like memcached, the old value
      * goes too (whatever the mode) so a failed write never leaves stale data behind. */
-    enum st_result res = ST_OK;
+    enum st_result res = ST_TOO_LARGE;
     struct item *it = NULL;
-    if ((uint64_t)vlen > settings.item_size_max) {
-        res = ST_TOO_LARGE;
-    } else {
-        if (x->avail < total) {
-            x->need = total;
-            return CMD_NEED_MORE;
-        }
+    if ((uint64_t)vlen <= proto_cfg.item_size_max)
         it = item_alloc(f.key, f.nkey, f.client_flags, f.exptime, (uint32_t)vlen, &res);
-    }
     if (!it) {
         if (res == ST_TOO_LARGE)
             x->st->store_too_large++;
@@ -383,15 +375,40 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
     }
     x->st->cmd_set++;
     CLS_OF(x, it)->cmd_set++;
-    x->data_used = total;
-    if (x->data[vlen] != '\r' || x->data[vlen + 1] != '\n') {
-        item_put(it);
-        return meta_error(x, MSG_BAD_DATA_CHUNK);
+    /* What the reply needs once the value is in: the line is gone by then. */
+    struct proto_store *st = &x->pc->store;
+    *st = (struct proto_store){.kind = PROTO_STORE_META, .op = (uint8_t)op, .noreply = f.no_reply,
+                               .has_cas = f.has_cas, .set_stale = f.set_stale && op == OP_CAS,
+                               .key_binary = f.key_binary, .cas = f.req_cas};
+    size_t nret = 0;
+    for (unsigned i = 3; i < q->ntok; i++) {
+        const struct token *t = &q->tok[i];
+        char c = t->p[0];
+        if (c != 'O' && c != 'k' && c != 'c')
+            continue;
+        if (nret < sizeof(st->ret) - 1) /* flags are never repeated: at most 3 */
+            st->ret[nret++] = c;
+        if (c == 'O') {
+            st->opaque_len = (uint8_t)t->len; /* <= META_OPAQUE_MAX, checked above */
+            memcpy(st->opaque, t->p, t->len);
+        }
     }
-    memcpy(item_value(it), x->data, (size_t)vlen);
+    proto_value_start(x, it);
+    return CMD_DONE;
+}
+
+void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
+{
+    const struct proto_store *st = &x->pc->store;
+    enum store_op op = (enum store_op)st->op;
+    if (!trailer_ok) {
+        item_put(it);
+        meta_error(x, MSG_BAD_DATA_CHUNK);
+        return;
+    }
     uint64_t cas = 0;
-    res = storage_meta_store(it, op, f.has_cas, f.req_cas, f.set_stale && op == OP_CAS,
-                             f.key_binary, &cas);
+    enum st_result res = storage_meta_store(it, op, st->has_cas, st->cas, st->set_stale,
+                                            st->key_binary, &cas);
     proto_count_cas(x, op, res, it);
     const char *status;
     switch (res) {
@@ -402,25 +419,27 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
     case ST_NO_MEMORY:
         x->st->store_no_memory++;
         item_put(it);
-        return meta_error(x, MSG_NO_MEMORY_STORE);
+        meta_error(x, MSG_NO_MEMORY_STORE);
+        return;
     default:
         item_put(it);
-        return meta_error(x, "SERVER_ERROR Unhandled storage type.\r\n");
+        meta_error(x, "SERVER_ERROR Unhandled storage type.\r\n");
+        return;
     }
     struct line l;
     line_start(&l, status);
-    for (unsigned i = 3; i < q->ntok; i++) {
-        const struct token *t = &q->tok[i];
-        if (t->p[0] == 'O')
-            line_token(&l, t);
-        else if (t->p[0] == 'k')
-            line_key(&l, item_key(it), it->nkey, f.key_binary);
-        else if (t->p[0] == 'c')
+    for (const char *c = st->ret; *c; c++) {
+        if (*c == 'O') {
+            const struct token t = {st->opaque, st->opaque_len};
+            line_token(&l, &t);
+        } else if (*c == 'k') {
+            line_key(&l, item_key(it), it->nkey, st->key_binary);
+        } else {
             line_flag_u64(&l, 'c', cas);
+        }
     }
     item_put(it);
-    line_end(&l, x, res == ST_OK && f.no_reply);
-    return CMD_DONE;
+    line_end(&l, x, res == ST_OK && st->noreply);
 }
 
 /* ---- md ---- */
@@ -554,3 +573,6 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
         reply_add(x->r, l.buf, (size_t)(l.p - l.buf));
     return CMD_DONE;
 }
+
+_Static_assert(sizeof(((struct proto_store *)0)->opaque) >= META_OPAQUE_MAX,
+               "proto_store keeps a whole O token");

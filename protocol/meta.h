@@ -4,8 +4,8 @@
  * pointing at the handler below.
  *
  * A handler gets the tokenized line in x->q (x->q->tok[0] is the command), the bytes after
- * the line in x->data/x->avail (for ms: return CMD_NEED_MORE with x->need = value bytes + 2
- * until they are all there, then set x->data_used), and writes replies to x->r.
+ * the line in x->data/x->avail (ms allocates its item and starts reading the value into it,
+ * proto_value_start; proto_meta_ms_finish stores it once complete), and writes replies to x->r.
  *
  * Behaviour is memcached 1.6.18's, checked byte for byte against Debian's /usr/bin/memcached:
  * which flags each command takes (1.6.18 has no E flag and no md x: "invalid flag"), what q

@@ -13,18 +13,24 @@
 #include <string.h>
 #include <time.h>
 
-#include "config/config.h"
 #include "protocol/auth.h"
 #include "protocol/binary.h"
 #include "protocol/internal.h"
 #include "protocol/meta.h"
+#include "protocol/sasl.h"
 
 static const struct proto_hooks no_hooks;
 const struct proto_hooks *proto_hooks_active = &no_hooks;
 static struct proto_hooks hooks_copy;
 
-void proto_setup(const struct proto_hooks *hooks)
+#define PROTO_CFG_DEFAULT                                                                        \
+    {.item_size_max = 1024 * 1024, .mem_limit = 64 * 1024 * 1024, .flush_enabled = true}
+static const struct proto_config proto_cfg_default = PROTO_CFG_DEFAULT;
+struct proto_config proto_cfg = PROTO_CFG_DEFAULT;
+
+void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks)
 {
+    proto_cfg = cfg ? *cfg : proto_cfg_default;
     if (hooks) {
         hooks_copy = *hooks;
         proto_hooks_active = &hooks_copy;
@@ -36,6 +42,7 @@ void proto_setup(const struct proto_hooks *hooks)
 void proto_teardown(void)
 {
     proto_hooks_active = &no_hooks;
+    proto_cfg = proto_cfg_default;
 }
 
 /* ---- tokens and numbers ---- */
@@ -300,6 +307,31 @@ void proto_add_value(struct reply *r, struct item *it, bool with_cas)
 
 enum { GET_CAS = 1, GET_TOUCH = 2 };
 
+/* One key of get/gets/gat/gats: look it up (or touch it), count, append its VALUE. */
+static void get_key(struct proto_ctx *x, const struct token *t, bool touch, rel_time_t exptime,
+                    bool with_cas)
+{
+    struct item *it;
+    if (touch) {
+        it = storage_touch(t->p, t->len, exptime);
+        x->st->cmd_touch++;
+        if (it)
+            x->st->touch_hits++, CLS_OF(x, it)->touch_hits++;
+        else
+            x->st->touch_misses++;
+    } else {
+        it = storage_get(t->p, t->len);
+        x->st->cmd_get++;
+        if (it)
+            x->st->get_hits++, CLS_OF(x, it)->get_hits++;
+        else
+            x->st->get_misses++;
+    }
+    DETAIL(t->p, t->len, DETAIL_GET, it != NULL);
+    if (it)
+        proto_add_value(x->r, it, with_cas);
+}
+
 static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
 {
     struct request *q = x->q;
@@ -330,29 +362,7 @@ static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
             OUT(x, MSG_BAD_FORMAT);
             return CMD_DONE;
         }
-        struct item *it;
-        if (touch) {
-            it = storage_touch(t.p, t.len, exptime);
-            x->st->cmd_touch++;
-            if (it) {
-                x->st->touch_hits++;
-                CLS_OF(x, it)->touch_hits++;
-            } else {
-                x->st->touch_misses++;
-            }
-        } else {
-            it = storage_get(t.p, t.len);
-            x->st->cmd_get++;
-            if (it) {
-                x->st->get_hits++;
-                CLS_OF(x, it)->get_hits++;
-            } else {
-                x->st->get_misses++;
-            }
-        }
-        DETAIL(t.p, t.len, DETAIL_GET, it != NULL);
-        if (it)
-            proto_add_value(x->r, it, with_cas);
+        get_key(x, &t, touch, exptime, with_cas);
     }
     reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
     return CMD_DONE;
@@ -385,13 +395,10 @@ void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res,
                      const struct item *it)
 {
     if (op == OP_CAS) {
-        if (res == ST_OK) {
-            x->st->cas_hits++;
-            CLS_OF(x, it)->cas_hits++;
-        } else if (res == ST_EXISTS) {
-            x->st->cas_badval++;
-            CLS_OF(x, it)->cas_badval++;
-        }
+        if (res == ST_OK)
+            x->st->cas_hits++, CLS_OF(x, it)->cas_hits++;
+        else if (res == ST_EXISTS)
+            x->st->cas_badval++, CLS_OF(x, it)->cas_badval++;
         else if (res == ST_NOT_FOUND)
             x->st->cas_misses++;
     }
@@ -441,17 +448,11 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     size_t total = (size_t)vlen + 2;
-    /* Decided without waiting for the data, so a huge value never makes the server grow its
-     * buffer: it is answered at once and swallowed as it arrives. */
-    if ((uint64_t)vlen > settings.item_size_max) {
-        DETAIL(key->p, key->len, DETAIL_SET, false);
-        return store_refused(x, ST_TOO_LARGE, op, key, total);
-    }
-    if (x->avail < total) {
-        x->need = total;
-        return CMD_NEED_MORE; /* runs again from the top once the value is here */
-    }
     DETAIL(key->p, key->len, DETAIL_SET, false);
+    /* Decided without waiting for the data: a value that cannot be stored is answered at once
+     * and swallowed as it arrives. */
+    if ((uint64_t)vlen > proto_cfg.item_size_max)
+        return store_refused(x, ST_TOO_LARGE, op, key, total);
     enum st_result res = ST_OK;
     struct item *it = item_alloc(key->p, key->len, flags, clock_exptime(exptime), (uint32_t)vlen,
                                  &res);
@@ -459,16 +460,23 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
         return store_refused(x, res, op, key, total);
     x->st->cmd_set++;
     CLS_OF(x, it)->cmd_set++;
-    x->data_used = total;
+    x->pc->store = (struct proto_store){.op = (uint8_t)op, .noreply = q->noreply, .cas = cas};
+    proto_value_start(x, it);
+    return CMD_DONE;
+}
+
+/* A classic storage command's value is in its item: store it and answer. */
+static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
+{
+    enum store_op op = (enum store_op)x->pc->store.op;
     /* The block must be exactly <bytes> then "\r\n"; memcached consumes bytes+2 either way
      * and parses what follows as commands. */
-    if (x->data[vlen] != '\r' || x->data[vlen + 1] != '\n') {
+    if (!trailer_ok) {
         item_put(it);
         OUT(x, MSG_BAD_DATA_CHUNK);
-        return CMD_DONE;
+        return;
     }
-    memcpy(item_value(it), x->data, (size_t)vlen);
-    res = storage_store(it, op, cas, NULL);
+    enum st_result res = storage_store(it, op, x->pc->store.cas, NULL);
     proto_count_cas(x, op, res, it);
     item_put(it);
     switch (res) {
@@ -480,7 +488,43 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
     case ST_NO_MEMORY: x->st->store_no_memory++; OUT(x, MSG_NO_MEMORY_STORE); break;
     case ST_NON_NUMERIC: OUT(x, MSG_NOT_STORED); break;
     }
-    return CMD_DONE;
+}
+
+void proto_value_start(struct proto_ctx *x, struct item *it)
+{
+    value_in_start(&x->pc->value, it, 2);
+}
+
+/* The pending value is complete: hand it to its command's finisher. */
+static void value_finish(struct proto_ctx *x)
+{
+    struct proto_conn *pc = x->pc;
+    bool trailer_ok = value_in_trailer_is(&pc->value, "\r\n");
+    struct item *it = value_in_take(&pc->value);
+    x->q->noreply = pc->store.noreply;
+    if (pc->store.kind == PROTO_STORE_META)
+        proto_meta_ms_finish(x, it, trailer_ok);
+    else
+        store_finish(x, it, trailer_ok);
+    x->q->noreply = false;
+}
+
+size_t proto_value_window(struct proto_conn *pc, char **dst)
+{
+    return value_in_window(&pc->value, dst);
+}
+
+void proto_value_filled(struct proto_conn *pc, size_t n)
+{
+    value_in_filled(&pc->value, n);
+}
+
+void proto_conn_release(struct proto_conn *pc)
+{
+    value_in_abort(&pc->value);
+    pc->mget.active = false;
+    pc->swallow = 0;
+    psasl_conn_release(pc);
 }
 
 /* ---- delete / incr / decr / touch ---- */
@@ -590,7 +634,7 @@ static enum cmd_result cmd_flush_all(struct proto_ctx *x, int arg)
     struct request *q = x->q;
     proto_noreply_maybe(q);
     x->st->cmd_flush++; /* counted even when refused, as memcached */
-    if (settings.disable_flush_all) {
+    if (!proto_cfg.flush_enabled) {
         OUT(x, MSG_FLUSH_DISABLED);
         return CMD_DONE;
     }
@@ -623,7 +667,8 @@ static enum cmd_result cmd_verbosity(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     /* Workers write this one field at run time; a relaxed atomic store keeps that defined. */
-    __atomic_store_n(&settings.verbose, level > 3 ? 3 : level, __ATOMIC_RELAXED);
+    if (proto_cfg.verbose)
+        __atomic_store_n(proto_cfg.verbose, level > 3 ? 3 : level, __ATOMIC_RELAXED);
     OUT(x, MSG_OK);
     return CMD_DONE;
 }
@@ -639,7 +684,7 @@ static enum cmd_result cmd_shutdown(struct proto_ctx *x, int arg)
 {
     (void)arg;
     struct request *q = x->q;
-    if (!settings.enable_shutdown) {
+    if (!proto_cfg.shutdown_enabled) {
         reply_add(x->r, MSG_SHUTDOWN_DISABLED, MSG_LEN(MSG_SHUTDOWN_DISABLED));
         return CMD_DONE;
     }
@@ -684,11 +729,15 @@ static enum cmd_result proto_auth(struct proto_ctx *x)
         reply_add(x->r, MSG_UNAUTHENTICATED, MSG_LEN(MSG_UNAUTHENTICATED));
         return CMD_DONE;
     }
-    size_t total = (size_t)size + 2;
-    if (x->avail < total) {
-        x->need = total;
-        return CMD_NEED_MORE;
+    /* Waited for in the read buffer, so bounded (memcached 1.6.18 waits in its fixed 16 KB
+     * buffer too; later versions refuse past 1 KB with this message). */
+    if (size > PROTO_AUTH_DATA_MAX) {
+        reply_add(x->r, MSG_AUTH_TOO_LONG, MSG_LEN(MSG_AUTH_TOO_LONG));
+        return CMD_DONE;
     }
+    size_t total = (size_t)size + 2;
+    if (x->avail < total)
+        return CMD_NEED_MORE;
     x->data_used = total;
     const char *d = x->data;
     if (d[size] != '\r' || d[size + 1] != '\n') {
@@ -797,56 +846,144 @@ static enum cmd_result dispatch(struct proto_ctx *x)
     return c->fn(x, c->arg);
 }
 
-/* A long line without its newline may only be a multi-get (up to 100 leading spaces). */
-static bool long_get_line(const char *p, size_t len)
+/* A long line without its newline may only be a multi-get (up to 100 leading spaces).
+ * Returns the bytes before its first key (spaces and "get"/"gets"), 0 if it is not one. */
+static size_t long_get_line(const char *p, size_t len, bool *with_cas)
 {
     size_t i = 0;
     while (i < len && p[i] == ' ')
         i++;
     if (i > 100)
-        return false;
-    p += i;
-    len -= i;
-    return (len >= 4 && memcmp(p, "get ", 4) == 0) || (len >= 5 && memcmp(p, "gets ", 5) == 0);
+        return 0;
+    if (len - i >= 4 && memcmp(p + i, "get ", 4) == 0) {
+        *with_cas = false;
+        return i + 3;
+    }
+    if (len - i >= 5 && memcmp(p + i, "gets ", 5) == 0) {
+        *with_cas = true;
+        return i + 4;
+    }
+    return 0;
+}
+
+/* ---- long multi-get lines, key by key ---- */
+
+/* A key over KEY_MAX_LENGTH: memcached answers only the error, dropping the VALUEs before it
+ * (possible while none of them has been written), and ignores the rest of the line. */
+static void mget_bad_key(struct proto_ctx *x)
+{
+    struct proto_mget *m = &x->pc->mget;
+    if (x->r->sent == m->sent_at_mark)
+        reply_rollback(x->r, &m->mark);
+    reply_add(x->r, MSG_BAD_FORMAT, MSG_LEN(MSG_BAD_FORMAT));
+    m->skip = true;
+    m->bad = true;
+}
+
+/*
+ * Runs the keys of a long get/gets line found in buf[0..len) and returns the bytes consumed:
+ * every key followed by a space, and at the newline the rest of the line (then "END"). The last
+ * key without a space after it is left for the next call, so at most KEY_MAX_LENGTH + 1 bytes
+ * (a '\r' may end it) stay unconsumed. As with whole lines, a NUL byte ends the line's text.
+ */
+static size_t mget_feed(struct proto_ctx *x, const char *buf, size_t len)
+{
+    struct proto_mget *m = &x->pc->mget;
+    const char *nl = memchr(buf, '\n', len);
+    const char *end = nl ? nl : buf + len;
+    const char *p = buf;
+    if (!m->skip) {
+        const char *nul = memchr(buf, '\0', (size_t)(end - buf));
+        const char *lim = nul ? nul : end;
+        bool final = nl != NULL || nul != NULL;
+        if (nl && !nul && lim > buf && lim[-1] == '\r')
+            lim--; /* "\r\n": the '\r' is not part of the last key */
+        while (p < lim && !m->skip) {
+            while (p < lim && *p == ' ')
+                p++;
+            if (p == lim)
+                break;
+            const char *sp = memchr(p, ' ', (size_t)(lim - p));
+            struct token t = {p, (size_t)((sp ? sp : lim) - p)};
+            if (!sp && !final && (t.len <= KEY_MAX_LENGTH ||
+                                  (t.len == KEY_MAX_LENGTH + 1 && t.p[t.len - 1] == '\r')))
+                return (size_t)(p - buf); /* an unfinished key: wait for its end */
+            if (t.len > KEY_MAX_LENGTH) {
+                mget_bad_key(x);
+                break;
+            }
+            get_key(x, &t, false, 0, m->with_cas);
+            p = t.p + t.len;
+        }
+        if (nul)
+            m->skip = true; /* the line's text ends at the NUL */
+    }
+    if (nl == NULL)
+        return len;
+    if (!m->bad)
+        reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
+    m->active = false;
+    return (size_t)(nl + 1 - buf);
 }
 
 enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const char *buf,
-                                size_t len, size_t *consumed, size_t *need, unsigned max_reqs,
+                                size_t len, size_t *consumed, unsigned max_reqs,
                                 size_t max_output)
 {
     if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
         /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. Under
          * -Y memcached reads every connection as text (a binary request meets the login
          * parser: silence until a newline byte), and so does cached. */
-        bool bin = ((unsigned char)buf[0] == BIN_REQ_MAGIC && !auth_enabled()) || settings.sasl;
+        bool bin = ((unsigned char)buf[0] == BIN_REQ_MAGIC && !auth_enabled()) || proto_cfg.sasl;
         /* -B ascii: text only (a 0x80 byte is a bad command); -B binary: binary only (a
          * text command is a bad magic byte, and memcached closes). */
-        if (settings.protocol[0] == 'a' && settings.protocol[1] == 's')
+        if (proto_cfg.binding == PROTO_BIND_ASCII)
             bin = false;
-        else if (settings.protocol[0] == 'b')
+        else if (proto_cfg.binding == PROTO_BIND_BINARY)
             bin = true;
         pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
     }
     if (pc->mode == PROTO_MODE_BINARY)
-        return proto_binary_process(pc, r, buf, len, consumed, need, max_reqs, max_output);
+        return proto_binary_process(pc, r, buf, len, consumed, max_reqs, max_output);
     static _Thread_local struct proto_stats dummy_stats;
-    struct request q;
+    struct request q = {0};
     struct proto_ctx x = {.pc = pc, .r = r, .st = pc->stats ? pc->stats : &dummy_stats, .q = &q};
     enum proto_action action = PROTO_CONTINUE;
     size_t pos = 0;
     unsigned nreq = 0;
 
-    *need = 0;
-    /* Latency: one clock read per command; a command's end is the next one's start. */
+    /* Latency: one clock read per command; a command's end is the next one's start (a
+     * storage command's ends when its line is parsed: its value may take any time to come). */
     uint64_t t0 = 0;
-    while (pos < len && !pc->closing) {
+    while (!pc->closing) {
+        if (value_in_active(&pc->value)) {
+            pos += value_in_feed(&pc->value, buf + pos, len - pos);
+            if (!value_in_complete(&pc->value))
+                break;
+            value_finish(&x);
+            continue;
+        }
+        if (pos >= len)
+            break;
         if (pc->swallow) {
             size_t n = len - pos < pc->swallow ? len - pos : (size_t)pc->swallow;
             pos += n;
             pc->swallow -= n;
             continue;
         }
-        if (nreq >= max_reqs || r->pending > max_output) {
+        if (r->pending > max_output) {
+            action = PROTO_YIELD;
+            break;
+        }
+        if (pc->mget.active) {
+            size_t n = mget_feed(&x, buf + pos, len - pos);
+            pos += n;
+            if (pc->mget.active)
+                break; /* the line goes on in the next read */
+            nreq++;
+            continue;
+        }
+        if (nreq >= max_reqs) {
             action = PROTO_YIELD;
             break;
         }
@@ -855,12 +992,21 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         const char *nl = memchr(line, '\n', avail);
         bool login = !pc->authenticated && auth_enabled();
         if (!nl) {
+            bool with_cas = false;
+            size_t head;
+            if (avail <= REQ_LINE_MAX)
+                break; /* wait for the rest of the line */
             /* Before login memcached closes past 2048 bytes without a newline, gets too. */
-            if (avail > REQ_LINE_MAX && (login || !long_get_line(line, avail))) {
+            if (login || (head = long_get_line(line, avail, &with_cas)) == 0) {
                 pc->closing = true; /* REQ_TOO_BIG */
                 action = PROTO_CLOSE;
+                break;
             }
-            break;
+            pc->mget = (struct proto_mget){.active = true, .with_cas = with_cas,
+                                           .sent_at_mark = r->sent};
+            reply_mark(r, &pc->mget.mark);
+            pos += head;
+            continue;
         }
         size_t ll = (size_t)(nl - line);
         q.line_total = ll + 1;
@@ -872,14 +1018,11 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.data = nl + 1;
         x.avail = avail - q.line_total;
         x.data_used = 0;
-        x.need = 0;
         if (t0 == 0)
             t0 = obs_now_ns();
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
-        if (res == CMD_NEED_MORE) {
-            *need = q.line_total + x.need;
-            break;
-        }
+        if (res == CMD_NEED_MORE)
+            break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */
         if (q.ntok > 0) {
             enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
             if (oc != OBS_NONE) {

@@ -14,13 +14,50 @@
 #include <stdint.h>
 
 #include "protocol/reply.h"
+#include "protocol/request.h"
+#include "protocol/value.h"
 
 struct proto_stats; /* per worker thread counters, protocol/stats.h */
+
+/* Which command a value being read belongs to (struct proto_store.kind). */
+enum { PROTO_STORE_TEXT, PROTO_STORE_META, PROTO_STORE_BINARY, PROTO_STORE_BINARY_SASL };
+
+/* A storage command whose value is being read into its item (pc->value): what to do with it
+ * once complete. Filled by the text storage commands, ms, and the binary protocol's
+ * set/add/replace/append/prepend (and SASL data, read into a scratch item as memcached does). */
+struct proto_store {
+    uint8_t kind;           /* PROTO_STORE_* */
+    uint8_t op;             /* enum store_op */
+    bool noreply;           /* classic noreply, or ms q */
+    bool has_cas, set_stale, key_binary; /* ms C, I, b */
+    uint64_t cas;           /* the CAS the client sent (classic cas, ms C) */
+    char ret[4];            /* ms return flags in the client's order ('O' 'k' 'c'), NUL-ended */
+    uint8_t opaque_len;
+    char opaque[32];        /* the ms O token, 'O' included (META_OPAQUE_MAX) */
+    uint8_t bin_opcode;     /* binary: the request's opcode (echoed) ... */
+    uint8_t bin_cmd;        /* ... the command it runs as (quiet mapped to loud) */
+    uint32_t bin_opaque;    /* ... and its opaque, as sent */
+};
+
+/* A get/gets line longer than a read buffer, run key by key as its bytes arrive (memcached
+ * keeps the whole line instead). The reply is held (proto_holding_reply) so that a bad key
+ * can still drop the VALUEs before it, as memcached does, unless it grew past max_output. */
+struct proto_mget {
+    bool active;
+    bool with_cas;          /* gets */
+    bool skip;              /* a bad key or a NUL byte: ignore the rest of the line */
+    bool bad;               /* a bad key was answered: no END */
+    struct reply_mark mark; /* the reply before the line's first VALUE */
+    uint64_t sent_at_mark;  /* r->sent then: the mark is usable only while unchanged */
+};
 
 /* Per-connection protocol state that survives between reads. */
 struct proto_conn {
     struct proto_stats *stats; /* the worker thread's counters */
     uint64_t swallow;          /* bytes of a refused value still to discard */
+    struct value_in value;     /* a storage command's value being read into its item */
+    struct proto_store store;  /* ... and what to do with it then */
+    struct proto_mget mget;    /* a long multi-get line in progress */
     bool closing;              /* quit seen / fatal input: close once replies are sent */
     bool is_unix;              /* connection came in over the unix socket */
     uint8_t mode;              /* PROTO_MODE_*: decided by the connection's first byte */
@@ -34,9 +71,6 @@ struct proto_conn {
  * (protocol/binary.h), anything else the text protocol. Under -S only binary is served. */
 enum { PROTO_MODE_UNKNOWN, PROTO_MODE_TEXT, PROTO_MODE_BINARY };
 
-/* Releases what a connection's protocol state holds (its SASL context). The server calls it
- * when the connection closes; the struct may then be zeroed and reused. */
-void proto_conn_release(struct proto_conn *pc);
 
 /* -S: initialises Cyrus SASL as memcached does (prints the error and returns -1 on
  * failure). Called once before the workers start. */
@@ -50,19 +84,48 @@ enum proto_action {
 };
 
 /*
- * Processes commands from buf[0..len). *consumed receives the number of bytes consumed. *need
- * (if the last command is incomplete) receives the bytes that command needs counted from
- * buf + *consumed (its line plus data block), so the server can grow its read buffer for large
- * values; 0 when unknown (a line without its newline: read more; a get/gets line may exceed
- * 2048 bytes, any other line that long without a newline returns PROTO_CLOSE).
- * A value too large for the cache is answered at once and swallowed as it arrives
- * (pc->swallow), so *need never exceeds item_size_max + line + 2.
+ * Processes commands from buf[0..len). *consumed receives the number of bytes consumed.
+ * Bytes not consumed are an incomplete command line (at most PROTO_UNCONSUMED_MAX bytes):
+ * the server keeps them and calls again once more have arrived. A line still without its
+ * newline after REQ_LINE_MAX bytes closes the connection (PROTO_CLOSE), unless it is a
+ * get/gets line, which is then run key by key as it arrives (pc->mget).
+ *
+ * A storage command's value never waits in the buffer: once its line is parsed, its item is
+ * allocated and the value's bytes go into it as they arrive (pc->value; the server may also
+ * read straight into it, proto_value_window). A value too large for the cache, or one for
+ * which no memory could be had, is answered at once and swallowed as it arrives.
  * At most max_reqs commands are executed; processing also stops early once r->pending exceeds
  * max_output (backpressure), returning PROTO_YIELD.
  */
 enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const char *buf,
-                                size_t len, size_t *consumed, size_t *need, unsigned max_reqs,
+                                size_t len, size_t *consumed, unsigned max_reqs,
                                 size_t max_output);
+
+/* The longest login data (-Y) waited for in the read buffer; longer is refused. */
+#define PROTO_AUTH_DATA_MAX 8192
+/* The most bytes proto_process leaves unconsumed: a command line without its newline (or the
+ * last, unfinished key of a long multi-get, or a -Y login with its data). A read buffer larger
+ * than this always makes progress. */
+#define PROTO_UNCONSUMED_MAX (REQ_LINE_MAX + PROTO_AUTH_DATA_MAX + 2)
+
+/* Where the server may read the pending value's next bytes straight into its item (zero
+ * copy), and how many are missing; 0 when no value is being read or only its "\r\n" is left.
+ * Only when nothing is buffered: bytes must reach the protocol in order. */
+size_t proto_value_window(struct proto_conn *pc, char **dst);
+/* n bytes were written at the window. */
+void proto_value_filled(struct proto_conn *pc, size_t n);
+
+/* True while a long multi-get's reply is held back (do not write it yet, unless it is over
+ * max_output or the connection is closing). */
+static inline bool proto_holding_reply(const struct proto_conn *pc)
+{
+    return pc->mget.active;
+}
+
+/* Releases what a connection's protocol state holds (a half-read value's item, its SASL
+ * context). The server calls it when the connection closes; the struct may then be zeroed and
+ * reused. */
+void proto_conn_release(struct proto_conn *pc);
 
 /*
  * What the server owns and `stats` reports, as numbers: the protocol writes every STAT line
@@ -113,5 +176,28 @@ struct proto_hooks {
     bool (*refresh_certs)(char *err, size_t errlen);
 };
 
-void proto_setup(const struct proto_hooks *hooks);
+struct cfg;
+
+/* What protocol needs of the configuration, handed over at setup (protocol reads no global
+ * settings). The server fills it from config/; tests fill it by hand. */
+struct proto_config {
+    uint64_t item_size_max;    /* -I: longer values are refused before they arrive */
+    uint64_t mem_limit;        /* -m in bytes: limit_maxbytes */
+    bool flush_enabled;        /* not -F */
+    bool shutdown_enabled;     /* -A */
+    uint64_t *verbose;         /* -v level: `verbosity` stores to it (relaxed atomic); NULL:
+                                  answered but kept nowhere */
+    const struct cfg *settings; /* read-only, for `stats settings`; NULL: not listed */
+    bool sasl;                 /* -S: binary protocol only, SASL authentication required */
+    enum proto_binding {
+        PROTO_BIND_AUTO = 0,   /* -B auto: binary when the first byte is 0x80 */
+        PROTO_BIND_ASCII,      /* -B ascii */
+        PROTO_BIND_BINARY,     /* -B binary */
+    } binding;
+    char prefix_delimiter;     /* -D: ends a key's prefix for `stats detail` (0: ':') */
+    bool dump_disabled;        /* -X: stats cachedump (and lru_crawler metadump) refused */
+};
+
+/* cfg NULL: defaults (1 MB items, 64 MB, flush on, shutdown off). hooks NULL: none. */
+void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks);
 void proto_teardown(void);

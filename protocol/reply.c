@@ -234,6 +234,7 @@ void reply_consumed(struct reply *r, size_t n)
     if (n > r->pending)
         n = r->pending;
     r->pending -= n;
+    r->sent += n;
     while (n > 0 && r->head < r->niov) {
         struct iovec *v = &r->iov[r->head];
         if (n < v->iov_len) {

@@ -28,6 +28,7 @@ struct reply {
     size_t nrefs, refs_cap;
     struct reply_block *first, *cur; /* text blocks; cur is the one being filled */
     size_t pending;             /* unsent bytes */
+    uint64_t sent;              /* bytes written so far (a reply_mark is void once it moves) */
     /* Added by protocol: refs[ref_head .. nrefs) are unreleased; ref_seq[i] is the absolute
      * number of the iovec that refs[i] backs (iov_seq counts iovecs dropped from iov[]). */
     uint64_t *ref_seq;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config/config.h"
+#include "protocol/internal.h"
 
 static char sasl_hostname[1025];
 static bool sasl_ready;
@@ -33,7 +33,7 @@ static int sasl_getconfpath(void *context, const char **path)
         else if (access(files[i], F_OK) == 0)
             *path = dirs[i];
     }
-    if (settings.verbose) {
+    if (proto_verbose()) {
         if (*path != NULL)
             fprintf(stderr, "Reading configuration from: <%s>\n", *path);
         else
@@ -56,7 +56,7 @@ static int sasl_log(void *context, int level, const char *message)
     case SASL_LOG_FAIL: need = 1; break;
     default: break;
     }
-    if (settings.verbose >= need)
+    if (proto_verbose() >= need)
         fprintf(stderr, "SASL (severity %d): %s\n", level, message);
     return SASL_OK;
 }
@@ -98,7 +98,7 @@ static void sasl_conn_init(struct proto_conn *pc)
         sasl_conn_t *conn = NULL;
         if (sasl_server_new("memcached", NULL, sasl_hostname[0] ? sasl_hostname : NULL, NULL,
                             NULL, NULL, 0, &conn) != SASL_OK) {
-            if (settings.verbose)
+            if (proto_verbose())
                 fprintf(stderr, "Failed to initialize SASL conn.\n");
             conn = NULL;
         }
@@ -106,7 +106,7 @@ static void sasl_conn_init(struct proto_conn *pc)
     }
 }
 
-void proto_conn_release(struct proto_conn *pc)
+void psasl_conn_release(struct proto_conn *pc)
 {
     if (pc->sasl != NULL) {
         sasl_dispose((sasl_conn_t **)&pc->sasl);

@@ -16,6 +16,9 @@
 
 enum psasl_result { PSASL_OK, PSASL_CONTINUE, PSASL_FAIL };
 
+/* Disposes of the connection's SASL context (part of proto_conn_release). */
+void psasl_conn_release(struct proto_conn *pc);
+
 /* The mechanisms, space-separated; false when SASL cannot list them. Resets the
  * connection's authentication, as memcached's init_sasl_conn does. */
 bool psasl_list_mechs(struct proto_conn *pc, const char **out, unsigned *outlen);

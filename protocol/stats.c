@@ -144,11 +144,11 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "store_no_memory", s.store_no_memory);
     put_u64(o, "auth_cmds", s.auth_cmds);
     put_u64(o, "auth_errors", s.auth_errors);
-    if (settings.idle_timeout) /* memcached prints it only then */
+    if (proto_cfg.settings && proto_cfg.settings->idle_timeout) /* memcached: only then */
         put_u64(o, "idle_kicks", sv.idle_kicks);
     put_u64(o, "bytes_read", s.bytes_read);
     put_u64(o, "bytes_written", s.bytes_written);
-    put_u64(o, "limit_maxbytes", settings.mem_limit);
+    put_u64(o, "limit_maxbytes", __atomic_load_n(&proto_cfg.mem_limit, __ATOMIC_RELAXED));
     put_u64(o, "accepting_conns", sv.accepting_conns);
     put_u64(o, "listen_disabled_num", sv.listen_disabled_num);
     put_u64(o, "time_in_listen_disabled_us", sv.time_in_listen_disabled_us);
@@ -166,7 +166,8 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "slab_reassign_busy_deletes", 0);
     put_u64(o, "slab_reassign_running", 0);
     put_u64(o, "slabs_moved", ss.slabs_moved);
-    if (settings.sweeper) {
+    const struct cfg *cf = proto_cfg.settings;
+    if (cf == NULL || cf->sweeper) {
         put_u64(o, "lru_crawler_running", 0);
         put_u64(o, "lru_crawler_starts", ss.sweeper_runs);
     }
@@ -178,7 +179,7 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "log_watcher_sent", sv.log_watcher_sent);
     put_u64(o, "log_watchers", sv.log_watchers);
     if (sv.tls_enabled) {
-        if (settings.ssl_session_cache)
+        if (cf != NULL && cf->ssl_session_cache)
             put_u64(o, "ssl_new_sessions", sv.ssl_new_sessions);
         put_u64(o, "ssl_handshake_errors", sv.ssl_handshake_errors);
         put_u64(o, "time_since_server_cert_refresh", sv.time_since_server_cert_refresh);
@@ -243,15 +244,17 @@ static const char *str_or(const char *s, const char *dflt)
 
 static void stats_settings(struct stat_out *o)
 {
-    const struct cfg *s = &settings;
+    const struct cfg *s = proto_cfg.settings;
+    if (s == NULL)
+        return; /* no settings given (unit tests): not listed */
     struct storage_stats ss;
     storage_stats(&ss);
-    put_u64(o, "maxbytes", s->mem_limit);
+    put_u64(o, "maxbytes", __atomic_load_n(&proto_cfg.mem_limit, __ATOMIC_RELAXED));
     put_u64(o, "maxconns", s->conn_limit);
     put_u64(o, "tcpport", s->port);
     put_u64(o, "udpport", 0); /* no UDP is served, whatever -U said */
     put_str(o, "inter", str_or(s->listen, "NULL"));
-    put_u64(o, "verbosity", __atomic_load_n(&settings.verbose, __ATOMIC_RELAXED));
+    put_u64(o, "verbosity", proto_verbose());
     put_u64(o, "oldest", ss.oldest_live);
     put_str(o, "evictions", s->disable_evictions ? "off" : "on");
     put_str(o, "domain_socket", str_or(s->unix_socket, "NULL"));
@@ -261,7 +264,7 @@ static void stats_settings(struct stat_out *o)
     put_u64(o, "chunk_size", s->chunk_min);
     put_u64(o, "num_threads", s->threads);
     put_u64(o, "num_threads_per_udp", s->threads);
-    put_fmt(o, "stat_key_prefix", "%c", s->prefix_delimiter[0] ? s->prefix_delimiter[0] : ':');
+    put_fmt(o, "stat_key_prefix", "%c", proto_cfg.prefix_delimiter ? proto_cfg.prefix_delimiter : ':');
     put_str(o, "detail_enabled", proto_detail_enabled() ? "yes" : "no");
     put_u64(o, "reqs_per_event", s->reqs_per_event);
     put_str(o, "cas_enabled", s->disable_cas ? "no" : "yes");
@@ -591,7 +594,7 @@ static bool dump_item(void *arg, const struct item *it)
 void proto_cachedump(struct proto_ctx *x)
 {
     const struct request *q = x->q;
-    if (settings.disable_dumping) {
+    if (proto_cfg.dump_disabled) {
         reply_add(x->r, MSG_CACHEDUMP_NOT_ALLOWED, MSG_LEN(MSG_CACHEDUMP_NOT_ALLOWED));
         return;
     }
@@ -629,7 +632,7 @@ enum cmd_result proto_cmd_memlimit(struct proto_ctx *x, int arg)
     } else if (mb > 1000000000) {
         OUT(x, MSG_MEMLIMIT_NOT_BYTES);
     } else if (storage_set_mem_limit((size_t)mb * 1024 * 1024)) {
-        settings.mem_limit = (size_t)mb * 1024 * 1024;
+        __atomic_store_n(&proto_cfg.mem_limit, (uint64_t)mb * 1024 * 1024, __ATOMIC_RELAXED);
         OUT(x, MSG_OK);
     } else {
         OUT(x, MSG_MEMLIMIT_FAILED);

@@ -9,10 +9,12 @@
  * Syscalls are the cost at depth 1 (~1 us each), so a read that comes back short ends the
  * callback after its replies are sent: one read and one sendmsg per request, like memcached.
  *
- * Read buffer: starts at CONN_RBUF_INIT, grows to what proto_process says the current
- * command needs (a large value), never past item_size_max + CONN_LINE_SLACK, and shrinks back
- * once empty. Memory per connection is thus bounded by that plus max_output of reply text
- * (values are referenced, not copied).
+ * Read buffer: a fixed CONN_RBUF_SIZE bytes per connection, whatever the request. A value
+ * goes into its item as it arrives (the protocol allocates the item when the command line is
+ * parsed; with nothing else buffered, large values are read straight into the item), and a
+ * long multi-get line is run key by key, so the protocol never leaves more than
+ * PROTO_UNCONSUMED_MAX bytes unconsumed. Memory per connection is thus bounded by the buffer
+ * plus max_output of reply text (values are referenced, not copied).
  */
 #define _GNU_SOURCE /* accept4, IOV_MAX */
 #include "server/conn.h"
@@ -37,8 +39,8 @@
 #include "server/worker.h"
 #include "storage/mem.h"
 
-#define CONN_RBUF_INIT 16384
-#define CONN_LINE_SLACK 4096   /* a command line (2048 max) plus the value's "\r\n" */
+#define CONN_RBUF_SIZE 16384   /* > PROTO_UNCONSUMED_MAX: a read always finds room */
+#define CONN_DIRECT_MIN 16384  /* read a value this large or more straight into its item */
 #define CONN_FREE_MAX 64       /* closed structs a worker keeps for reuse */
 #define CONN_READ_ROUNDS 4     /* full-buffer reads per callback before re-queueing */
 
@@ -124,10 +126,12 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
             server_counter_sub(&server_counters.curr_connections, 1);
             return;
         }
-        c->rbuf = mem_alloc(CONN_RBUF_INIT);
-        c->rsize = CONN_RBUF_INIT;
         server_counter_add(&server_counters.connection_structures, 1);
     }
+    /* The read buffer lives only as long as the connection (a pooled struct keeps none), so
+     * memory comes back when clients go. */
+    c->rbuf = mem_alloc(CONN_RBUF_SIZE);
+    c->rsize = CONN_RBUF_SIZE;
     c->w = w;
     c->fd = fd;
     c->listener = listener;
@@ -187,7 +191,10 @@ void conn_close(struct conn *c)
     close(c->fd);
     c->fd = -1;
     reply_deinit(&c->reply); /* drops the item references of unsent values */
-    proto_conn_release(&c->pc); /* its SASL context */
+    proto_conn_release(&c->pc); /* a half-read value's item, SASL context */
+    mem_free(c->rbuf);
+    c->rbuf = NULL;
+    c->rsize = 0;
 
     pthread_mutex_lock(&w->conns_lock);
     if (c->prev != NULL)
@@ -201,11 +208,6 @@ void conn_close(struct conn *c)
     server_counter_sub(&server_counters.curr_connections, 1);
 
     if (w->nfree < CONN_FREE_MAX) {
-        if (c->rsize != CONN_RBUF_INIT) {
-            mem_free(c->rbuf);
-            c->rbuf = mem_alloc(CONN_RBUF_INIT);
-            c->rsize = CONN_RBUF_INIT;
-        }
         c->next = w->free_conns;
         w->free_conns = c;
         w->nfree++;
@@ -216,44 +218,50 @@ void conn_close(struct conn *c)
         event_base_loopexit(w->base, NULL);
 }
 
-static size_t rbuf_cap(void)
+/* The one place bytes come in from the socket. */
+static ssize_t conn_recv(struct conn *c, void *buf, size_t len)
 {
-    return (size_t)settings.item_size_max + CONN_LINE_SLACK;
+    return c->tls ? tls_read(c->tls, buf, len, c->addr) : read(c->fd, buf, len);
 }
 
-/* Makes room for at least `want` unparsed bytes in total. Returns false past the cap. */
-static bool rbuf_reserve(struct conn *c, size_t want)
+/* Moves the unparsed bytes to the front of the buffer when the free space at its end is
+ * short. The protocol leaves at most PROTO_UNCONSUMED_MAX bytes unparsed, so room remains. */
+static void rbuf_compact(struct conn *c)
 {
     size_t have = c->rend - c->rstart;
-    if (c->rstart > 0 && (c->rend == c->rsize || want > c->rsize - c->rstart)) {
+    if (have == 0) {
+        c->rstart = c->rend = 0;
+    } else if (c->rstart > 0 && c->rsize - c->rend < c->rsize / 2) {
         memmove(c->rbuf, c->rbuf + c->rstart, have);
         c->rstart = 0;
         c->rend = have;
     }
-    if (want <= c->rsize)
-        return true;
-    if (want > rbuf_cap())
-        return false;
-    size_t size = c->rsize;
-    while (size < want)
-        size *= 2;
-    if (size > rbuf_cap())
-        size = rbuf_cap();
-    c->rbuf = mem_realloc(c->rbuf, size);
-    c->rsize = size;
-    return true;
 }
 
-/* After a big value has been parsed and the buffer is empty, give the memory back. */
-static void rbuf_shrink(struct conn *c)
+/* A value is being read and nothing else is buffered: read it straight into its item. Returns
+ * bytes read (> 0), 0 when not applicable or the socket is empty, -1 on EOF or an error. */
+static ssize_t conn_read_value(struct conn *c, size_t *total)
 {
-    if (c->rstart == c->rend) {
-        c->rstart = c->rend = 0;
-        if (c->rsize > CONN_RBUF_INIT) {
-            mem_free(c->rbuf);
-            c->rbuf = mem_alloc(CONN_RBUF_INIT);
-            c->rsize = CONN_RBUF_INIT;
+    char *dst;
+    size_t want = proto_value_window(&c->pc, &dst);
+    if (c->rend != c->rstart || want < CONN_DIRECT_MIN)
+        return 0;
+    for (;;) {
+        ssize_t n = conn_recv(c, dst, want);
+        if (n > 0) {
+            proto_value_filled(&c->pc, (size_t)n);
+            *total += (size_t)n;
+            if ((size_t)n < want && (c->tls == NULL || !tls_pending(c->tls)))
+                c->drained = true;
+            return n;
         }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->drained = true;
+            return 0;
+        }
+        return -1;
     }
 }
 
@@ -264,21 +272,23 @@ static void rbuf_shrink(struct conn *c)
  */
 static ssize_t conn_read(struct conn *c)
 {
-    size_t want = c->rend - c->rstart + 1;
-    if (c->need > want)
-        want = c->need;
-    if (!rbuf_reserve(c, want)) {
-        /* The current command can never fit: a line longer than the buffer cap. */
-        log_debug("fd %d: request exceeds %zu bytes; closing", c->fd, rbuf_cap());
+    size_t total = 0;
+    ssize_t direct = conn_read_value(c, &total);
+    if (direct < 0) {
+        c->draining = true; /* EOF or an error mid-value: nothing to answer */
+        return total > 0 ? (ssize_t)total : -1;
+    }
+    if (direct > 0)
+        goto out; /* the value (or part of it) is in; what follows comes next time */
+    rbuf_compact(c);
+    if (c->rend == c->rsize) {
+        /* Cannot happen (see rbuf_compact); never spin on it. */
+        log_debug("fd %d: read buffer full of one unfinished command; closing", c->fd);
         return -1;
     }
-    if (c->rend == c->rsize && !rbuf_reserve(c, c->rsize + 1))
-        return -1;
-    size_t total = 0;
     while (c->rend < c->rsize) {
         size_t space = c->rsize - c->rend;
-        ssize_t n = c->tls ? tls_read(c->tls, c->rbuf + c->rend, space, c->addr)
-                           : read(c->fd, c->rbuf + c->rend, space);
+        ssize_t n = conn_recv(c, c->rbuf + c->rend, space);
         if (n > 0) {
             c->rend += (size_t)n;
             total += (size_t)n;
@@ -319,6 +329,7 @@ static ssize_t conn_read(struct conn *c)
             return -1;
         }
     }
+out:
     if (total > 0) {
         atomic_fetch_add_explicit(&c->w->bytes_read, total, memory_order_relaxed);
         atomic_store_explicit(&c->last_active, clock_now(), memory_order_relaxed);
@@ -330,11 +341,11 @@ static ssize_t conn_read(struct conn *c)
 static enum proto_action conn_parse(struct conn *c, size_t max_output)
 {
     struct worker *w = c->w;
-    size_t have = c->rend - c->rstart, consumed = 0, need = 0;
+    size_t have = c->rend - c->rstart, consumed = 0;
     set_state(c, CONN_PARSE);
     worker_stats_lock(w);
     enum proto_action act =
-        proto_process(&c->pc, &c->reply, c->rbuf + c->rstart, have, &consumed, &need,
+        proto_process(&c->pc, &c->reply, c->rbuf + c->rstart, have, &consumed,
                       (unsigned)settings.reqs_per_event, max_output);
     if (act == PROTO_YIELD && c->reply.pending <= max_output)
         w->conn_yields++; /* the -R budget, not backpressure */
@@ -343,15 +354,14 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
         consumed = have; /* defensive: never trust a count to move past the data */
     c->rstart += consumed;
     have -= consumed;
-    /* Incomplete command: wait for at least one more byte, or for what it needs. */
-    c->need = 0;
-    if (act == PROTO_CONTINUE && have > 0)
-        c->need = need > have ? need : have + 1;
-    /* A command line is parsed and its value is arriving (or a refused one is swallowed). */
-    c->in_value = (act == PROTO_CONTINUE && have > 0 && need > 0) || c->pc.swallow > 0;
+    /* Incomplete command line: parse again once at least one more byte is in. */
+    c->need = (act == PROTO_CONTINUE && have > 0) ? have + 1 : 0;
+    /* A value is arriving into its item (or a refused one is swallowed): conn_nread. */
+    c->in_value = c->pc.value.it != NULL || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
-    rbuf_shrink(c);
+    if (have == 0)
+        c->rstart = c->rend = 0;
     return act;
 }
 
@@ -447,11 +457,15 @@ static void conn_run(struct conn *c)
             act = conn_parse(c, max_output);
         fresh = false;
 
-        if (!reply_empty(&c->reply) && conn_flush(c) < 0) {
+        /* A long multi-get holds its reply until its line ends (a bad key may still drop
+         * it), unless the reply outgrew max_output or the connection is closing. */
+        bool hold = proto_holding_reply(&c->pc) && !c->closing && !c->draining &&
+                    c->reply.pending <= max_output;
+        if (!hold && !reply_empty(&c->reply) && conn_flush(c) < 0) {
             conn_close(c);
             return;
         }
-        bool pending = !reply_empty(&c->reply);
+        bool pending = !reply_empty(&c->reply) && !hold; /* held: no EV_WRITE yet */
         if (c->closing) {
             if (!pending) {
                 conn_close(c);

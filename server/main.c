@@ -34,6 +34,7 @@
 #include "server/tls.h"
 #include "server/worker.h"
 #include "storage/clock.h"
+#include "storage/mem.h"
 #include "storage/storage.h"
 
 #define SHUTDOWN_GRACE_MS 500  /* in-flight replies get this long; exit stays under 1 s */
@@ -187,6 +188,9 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
         }
     }
     storage_slab_tick(); /* automove (level 1: every 10th tick) and `slabs reassign` moves */
+    static unsigned decay_ticks;
+    if (++decay_ticks % (1000 / MAINT_INTERVAL_MS) == 0)
+        mem_decay(); /* buffers of connections that have gone go back to the system */
 }
 
 static uint32_t shard_count(void)
@@ -278,7 +282,21 @@ static int run(void)
         else if (!restored && err[0] != '\0')
             log_warn("warm restart: %s; starting empty", err);
     }
-    proto_setup(&server_hooks);
+    struct proto_config pcfg = {
+        .item_size_max = settings.item_size_max,
+        .mem_limit = settings.mem_limit,
+        .flush_enabled = !settings.disable_flush_all,
+        .shutdown_enabled = settings.enable_shutdown,
+        .verbose = &settings.verbose,
+        .settings = &settings,
+        .sasl = settings.sasl,
+        .binding = settings.protocol[0] == 'b'   ? PROTO_BIND_BINARY
+                   : settings.protocol[1] == 's' ? PROTO_BIND_ASCII
+                                                 : PROTO_BIND_AUTO,
+        .prefix_delimiter = settings.prefix_delimiter[0],
+        .dump_disabled = settings.disable_dumping,
+    };
+    proto_setup(&pcfg, &server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {
         storage_teardown();
         daemon_remove_pidfile(settings.pidfile);

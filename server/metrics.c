@@ -132,8 +132,8 @@ static void snap_take(struct snapshot *s)
     struct proto_conn pc = {0};
     struct reply r;
     reply_init(&r);
-    size_t consumed = 0, need = 0;
-    proto_process(&pc, &r, cmds, sizeof(cmds) - 1, &consumed, &need, 16, SIZE_MAX);
+    size_t consumed = 0;
+    proto_process(&pc, &r, cmds, sizeof(cmds) - 1, &consumed, 16, SIZE_MAX);
     s->text = mem_alloc(r.pending + 1);
     size_t off = 0;
     while (!reply_empty(&r)) {

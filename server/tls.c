@@ -179,6 +179,13 @@ static const char *path_or_null(const char *s)
     return s != NULL && *s != '\0' ? s : NULL;
 }
 
+/* memcached hands OpenSSL a NULL path and prints what fopen(NULL) left in the error queue
+ * ("system library::Bad address"); the same entry, without the NULL fopen. */
+static void missing_path(void)
+{
+    ERR_raise(ERR_LIB_SYS, EFAULT);
+}
+
 /* The certificate, key and CA files, checked, in memcached's order and words. */
 static int load_certs(SSL_CTX *ctx, const struct cfg *c, char *err, size_t n)
 {
@@ -186,11 +193,15 @@ static int load_certs(SSL_CTX *ctx, const struct cfg *c, char *err, size_t n)
     const char *chain = path_or_null(c->ssl_chain_cert), *key = path_or_null(c->ssl_key),
                *ca = path_or_null(c->ssl_ca_cert);
     ERR_clear_error();
-    if (!SSL_CTX_use_certificate_chain_file(ctx, chain)) {
+    if (chain == NULL || !SSL_CTX_use_certificate_chain_file(ctx, chain)) {
+        if (chain == NULL)
+            missing_path();
         ssl_error_text(why, sizeof why);
         snprintf(err, n, "Error loading the certificate chain: %s : %s", chain ? chain : "(null)",
                  why);
-    } else if (!SSL_CTX_use_PrivateKey_file(ctx, key, (int)c->ssl_keyformat)) {
+    } else if (key == NULL || !SSL_CTX_use_PrivateKey_file(ctx, key, (int)c->ssl_keyformat)) {
+        if (key == NULL)
+            missing_path();
         ssl_error_text(why, sizeof why);
         snprintf(err, n, "Error loading the key: %s : %s", key ? key : "(null)", why);
     } else if (!SSL_CTX_check_private_key(ctx)) {

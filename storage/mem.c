@@ -73,3 +73,15 @@ void mem_stats(struct mem_stats *out)
     out->resident = mem_ctl_size("stats.resident");
     out->mapped = mem_ctl_size("stats.mapped");
 }
+
+void mem_decay(void)
+{
+    /* jemalloc returns freed pages to the system only as a side effect of later allocation
+     * in the same arena; after a burst of connections goes away nothing allocates, and their
+     * buffers would stay resident. Applying the decay curve now (pages idle for about
+     * opt.dirty_decay_ms, 10 s by default) gives them back without losing the reuse of
+     * recently freed ones. */
+    char name[64];
+    snprintf(name, sizeof name, "arena.%u.decay", (unsigned)MALLCTL_ARENAS_ALL);
+    mallctl(name, NULL, NULL, NULL, 0);
+}

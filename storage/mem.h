@@ -13,6 +13,8 @@ void *mem_calloc(size_t n, size_t size);
 void *mem_realloc(void *p, size_t size);
 void mem_free(void *p);
 char *mem_strdup(const char *s);
+/* Returns memory freed a while ago to the system (call about once a second). */
+void mem_decay(void);
 
 struct mem_stats {
     uint64_t allocated, active, resident, mapped;

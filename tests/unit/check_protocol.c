@@ -164,7 +164,8 @@ START_TEST(test_flush_all)
     EXPECT("flush_all 0 noreply\r\nflush_all noreply\r\n", "");
     EXPECT("flush_all -1\r\nflush_all 1 2\r\n", "OK\r\nOK\r\n");
     EXPECT("flush_all 1 2 3\r\n", "ERROR\r\n");
-    settings.disable_flush_all = true;
+    struct proto_config pcfg = {.item_size_max = 1 << 20, .flush_enabled = false};
+    proto_setup(&pcfg, NULL);
     EXPECT("flush_all\r\n", "CLIENT_ERROR flush_all not allowed\r\n");
     EXPECT("flush_all noreply\r\n", "");
     ck_assert_uint_eq(S.st.cmd_flush, 1);
@@ -198,8 +199,9 @@ static void on_shutdown(void)
 START_TEST(test_shutdown_enabled)
 {
     struct proto_hooks h = {.shutdown = on_shutdown};
-    proto_setup(&h);
-    settings.enable_shutdown = true;
+    struct proto_config pcfg = {.item_size_max = 1 << 20, .flush_enabled = true,
+                                .shutdown_enabled = true};
+    proto_setup(&pcfg, &h);
     EXPECT("shutdown foo\r\n", "CLIENT_ERROR invalid shutdown mode\r\n");
     ck_assert_int_eq(shutdowns, 0);
     EXPECT("shutdown\r\nversion\r\n", "");
@@ -364,19 +366,115 @@ END_TEST
 
 START_TEST(test_need)
 {
+    /* the value goes into its item as it arrives: nothing waits in the buffer */
     sim_feed(&S, "set k 0 0 10\r\n0123", 18);
     ck_assert_int_eq(S.last, PROTO_CONTINUE);
-    ck_assert_uint_eq(S.start, 0);
-    ck_assert_uint_eq(S.last_need, 14 + 12);
+    ck_assert_uint_eq(S.start, S.len);
+    ck_assert(value_in_active(&S.pc.value));
     sim_feed(&S, "456789\r", 7);
-    ck_assert_uint_eq(S.last_need, 26);
+    ck_assert_uint_eq(S.start, S.len);
+    ck_assert_uint_eq(S.outlen, 0);
     sim_feed(&S, "\n", 1);
     ck_assert_str_eq(S.out, "STORED\r\n");
-    ck_assert_uint_eq(S.last_need, 0);
-    /* a line without its newline: need unknown */
+    ck_assert(!value_in_active(&S.pc.value));
+    /* a line without its newline stays */
     sim_feed(&S, "get k", 5);
-    ck_assert_uint_eq(S.last_need, 0);
     ck_assert_uint_eq(S.start, S.len - 5);
+    sim_feed(&S, "\r\n", 2);
+    ck_assert_str_eq(S.out, "STORED\r\nVALUE k 0 10\r\n0123456789\r\nEND\r\n");
+}
+END_TEST
+
+/* The item is allocated when the line is parsed, filled through the zero-copy window too, and
+ * released by a disconnect half-way. */
+START_TEST(test_value_window)
+{
+    struct storage_stats before, after;
+    sim_feed(&S, "set w 5 0 100000\r\n", 18);
+    ck_assert(value_in_active(&S.pc.value));
+    char *dst;
+    size_t n = proto_value_window(&S.pc, &dst);
+    ck_assert_uint_eq(n, 100000);
+    memset(dst, 'z', 60000);
+    proto_value_filled(&S.pc, 60000);
+    ck_assert_uint_eq(proto_value_window(&S.pc, &dst), 40000);
+    char *rest = malloc(40002);
+    memset(rest, 'z', 40000);
+    memcpy(rest + 40000, "\r\n", 2);
+    sim_feed(&S, rest, 40002);
+    ck_assert_str_eq(S.out, "STORED\r\n");
+    ck_assert_uint_eq(proto_value_window(&S.pc, &dst), 0);
+    /* a client gone mid-value: the item goes back, nothing is stored */
+    storage_stats(&before);
+    sim_feed(&S, "set gone 0 0 100000\r\nabc", 24);
+    ck_assert(value_in_active(&S.pc.value));
+    proto_conn_release(&S.pc);
+    ck_assert(!value_in_active(&S.pc.value));
+    storage_stats(&after);
+    ck_assert_uint_eq(after.bytes, before.bytes);
+    ck_assert_uint_eq(after.curr_items, before.curr_items);
+    /* a bad data chunk is answered once bytes+2 are in */
+    sim_free(&S);
+    sim_init(&S);
+    sim_feed(&S, "set b 0 0 3\r\nabcde\r\nget w\r\n", 27);
+    ck_assert_uint_eq(S.outlen, strlen("CLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE w 5 100000\r\n") + 100002 + 5);
+    const char *head = "CLIENT_ERROR bad data chunk\r\nERROR\r\nVALUE w 5 100000\r\n";
+    ck_assert(memcmp(S.out, head, strlen(head)) == 0);
+    free(rest);
+}
+END_TEST
+
+/* A get line longer than any read buffer runs key by key; only its last unfinished key stays. */
+START_TEST(test_long_get_streamed)
+{
+    RUN("set k1 0 0 1\r\na\r\n");
+    sim_free(&S);
+    sim_init(&S);
+    sim_feed(&S, "gets", 4);
+    for (int i = 0; i < 2000; i++)
+        sim_feed(&S, i % 2 ? " k1" : " zz", 3);
+    ck_assert(S.pc.mget.active);
+    ck_assert(proto_holding_reply(&S.pc));
+    ck_assert_uint_le(S.len - S.start, 3);
+    sim_feed(&S, " k1\r\n", 6);
+    ck_assert(!S.pc.mget.active);
+    ck_assert_uint_eq(S.st.cmd_get, 2001);
+    ck_assert_uint_eq(S.st.get_hits, 1001);
+    const char *v = "VALUE k1 0 1 1\r\na\r\n";
+    ck_assert_uint_eq(S.outlen, 1001 * strlen(v) + 5);
+    ck_assert(memcmp(S.out + S.outlen - 5, "END\r\n", 5) == 0);
+    /* a key too long drops the VALUEs before it (held) and answers only the error */
+    sim_free(&S);
+    sim_init(&S);
+    sim_feed(&S, "get", 3);
+    for (int i = 0; i < 1000; i++)
+        sim_feed(&S, " k1", 3);
+    char longkey[300];
+    memset(longkey, 'x', sizeof longkey);
+    longkey[0] = ' ';
+    sim_feed(&S, longkey, sizeof longkey);
+    sim_feed(&S, " k1 k1\r\nversion\r\n", 18);
+    ck_assert_str_eq(S.out, "CLIENT_ERROR bad command line format\r\nVERSION 1.6.18-cached-0.1\r\n");
+    /* a NUL byte ends the line's text */
+    sim_free(&S);
+    sim_init(&S);
+    sim_feed(&S, "get", 3);
+    for (int i = 0; i < 1000; i++)
+        sim_feed(&S, " zz", 3);
+    sim_feed(&S, " k1\0 k1 k1\r\n", 13);
+    ck_assert_str_eq(S.out, "VALUE k1 0 1\r\na\r\nEND\r\n");
+    /* a 250-byte last key with its "\r" may wait for the "\n" */
+    sim_free(&S);
+    sim_init(&S);
+    sim_feed(&S, "get", 3);
+    for (int i = 0; i < 1000; i++)
+        sim_feed(&S, " zz", 3);
+    memset(longkey + 1, 'y', 250);
+    longkey[251] = '\r';
+    sim_feed(&S, longkey, 252);
+    ck_assert_uint_eq(S.outlen, 0);
+    sim_feed(&S, "\n", 1);
+    ck_assert_str_eq(S.out, "END\r\n");
 }
 END_TEST
 
@@ -413,7 +511,6 @@ START_TEST(test_long_lines)
     sim_feed(&S, buf, n);
     ck_assert_uint_gt(n, 2048);
     ck_assert_int_eq(S.last, PROTO_CONTINUE);
-    ck_assert_uint_eq(S.last_need, 0);
     ck_assert_uint_eq(S.outlen, 0);
     sim_feed(&S, "\r\n", 2);
     ck_assert_uint_eq(S.outlen, 70 * strlen("VALUE k0 0 1\r\nv\r\n") + 5);
@@ -442,7 +539,6 @@ START_TEST(test_too_large_swallow)
         size_t n = vlen + 2 - off < 65536 ? vlen + 2 - off : 65536;
         sim_feed(&S, big + off, n);
         ck_assert_uint_eq(S.start, S.len);
-        ck_assert_uint_le(S.last_need, 0);
     }
     ck_assert_uint_eq(S.pc.swallow, 0);
     sim_feed(&S, "get k\r\n", 7);
@@ -475,7 +571,7 @@ START_TEST(test_too_large_swallow)
     sim_free(&S);
     sim_init(&S);
     sim_feed(&S, line, (size_t)ln);
-    ck_assert_uint_eq(S.last_need, (size_t)ln + 1000002);
+    ck_assert(value_in_active(&S.pc.value));
     sim_feed(&S, big, 1000002);
     ck_assert_str_eq(S.out, "STORED\r\n");
     free(big);
@@ -488,17 +584,17 @@ START_TEST(test_yield)
     /* the sim re-calls on YIELD; check the first call directly */
     sim_free(&S);
     sim_init(&S);
-    size_t consumed, need;
+    size_t consumed;
     enum proto_action a =
-        proto_process(&S.pc, &S.r, "version\r\nversion\r\nversion\r\n", 27, &consumed, &need, 2,
+        proto_process(&S.pc, &S.r, "version\r\nversion\r\nversion\r\n", 27, &consumed, 2,
                       1 << 20);
     ck_assert_int_eq(a, PROTO_YIELD);
     ck_assert_uint_eq(consumed, 18);
-    a = proto_process(&S.pc, &S.r, "version\r\n", 9, &consumed, &need, 2, 1 << 20);
+    a = proto_process(&S.pc, &S.r, "version\r\n", 9, &consumed, 2, 1 << 20);
     ck_assert_int_eq(a, PROTO_CONTINUE);
     ck_assert_uint_eq(consumed, 9);
     /* output bound */
-    a = proto_process(&S.pc, &S.r, "version\r\nversion\r\n", 18, &consumed, &need, 100, 10);
+    a = proto_process(&S.pc, &S.r, "version\r\nversion\r\n", 18, &consumed, 100, 10);
     ck_assert_int_eq(a, PROTO_YIELD);
     ck_assert_uint_eq(S.r.pending, 3 * MSG_LEN(MSG_VERSION));
     ck_assert_uint_eq(consumed, 0);
@@ -695,7 +791,9 @@ START_TEST(test_stats_hooks)
                             .conns_each = h_conns,
                             .sum_stats = h_sum,
                             .reset_stats = h_reset};
-    proto_setup(&h);
+    struct proto_config pcfg = {.item_size_max = 1 << 20, .flush_enabled = true,
+                                .settings = &settings};
+    proto_setup(&pcfg, &h);
     const char *out = RUN("stats\r\n");
     const char *a = strstr(out, "STAT rusage_system ");
     const char *b = strstr(out, "STAT curr_connections 7\r\n");
@@ -767,6 +865,8 @@ static Suite *protocol_suite(void)
         {"http", test_http_closes},
         {"incremental", test_incremental},
         {"need", test_need},
+        {"value_window", test_value_window},
+        {"long_get_streamed", test_long_get_streamed},
         {"long_lines", test_long_lines},
         {"too_large", test_too_large_swallow},
         {"yield", test_yield},
