@@ -88,6 +88,7 @@ unit-bins: $(UNIT_BINS)
 
 bench: deps all $(BUILD)/cached-bench $(BUILD)/cached-ceiling
 	@bash tools/bench.sh
+	@/usr/bin/python3 tools/bench_hitratio.py
 
 fuzz: deps
 	@bash tests/fuzz/run.sh $${FUZZ_SECONDS:-300}

@@ -156,5 +156,7 @@ bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_s
                        void *arg);
 /* `stats reset`: every counter, storage's, and the detail prefixes. */
 void proto_stats_reset(struct proto_ctx *x);
+/* `lru_crawler ...` (protocol/admin.c). */
+enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg);
 /* `slabs reassign` / `slabs automove` (protocol/slabs.c). */
 enum cmd_result proto_cmd_slabs(struct proto_ctx *x, int arg);

@@ -127,8 +127,40 @@ void obs_key_sample(struct proto_obs *o, enum obs_dir d, const char *key, size_t
     o->skip = 1 + x % (2 * OBS_HK_SAMPLE - 1);
     if (nkey == 0 || nkey > OBS_HK_KEY_MAX)
         return;
+    uint32_t req = __atomic_load_n(&o->clear_req, __ATOMIC_RELAXED);
+    uint64_t h = key_hash(key, nkey);
+    /* seqlock write side: odd while the sketch changes */
+    __atomic_store_n(&o->seq, o->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    if (req != o->clear_seen) { /* `stats reset` asked */
+        memset(o->hot, 0, sizeof o->hot);
+        memset(o->sampled, 0, sizeof o->sampled);
+        __atomic_store_n(&o->clear_seen, req, __ATOMIC_RELAXED);
+    }
     o->sampled[d]++;
-    topk_add(&o->hot[d], key_hash(key, nkey), key, nkey, 1, 0);
+    topk_add(&o->hot[d], h, key, nkey, 1, 0);
+    __atomic_store_n(&o->seq, o->seq + 1, __ATOMIC_RELEASE);
+}
+
+void obs_sketch_snapshot(struct proto_obs *dst, const struct proto_obs *live)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        uint32_t s1 = __atomic_load_n(&live->seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1)
+            continue;
+        /* A torn copy is possible here and thrown away below (seqlock read side). */
+        memcpy(dst->hot, (const void *)live->hot, sizeof dst->hot);
+        memcpy(dst->sampled, (const void *)live->sampled, sizeof dst->sampled);
+        uint32_t seen = __atomic_load_n(&live->clear_seen, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&live->seq, __ATOMIC_RELAXED) != s1)
+            continue;
+        if (__atomic_load_n(&live->clear_req, __ATOMIC_RELAXED) == seen)
+            return;
+        break; /* a clear is pending: the sketch counts as empty */
+    }
+    memset(dst->hot, 0, sizeof dst->hot);
+    memset(dst->sampled, 0, sizeof dst->sampled);
 }
 
 void obs_command_keys(struct proto_obs *o, enum obs_cmd c, const struct request *q)

@@ -73,6 +73,12 @@ struct proto_obs {
     uint64_t sampled[2];     /* accesses sampled per direction */
     uint32_t skip;           /* accesses left until the next sample */
     uint32_t rng;            /* xorshift state for the skip */
+    /* The sketch (hot, sampled) is written by its worker only, inside an odd `seq`; a reader
+     * copies it and retries if seq was odd or moved (a seqlock: the writer never waits).
+     * `stats reset` asks for a clear by bumping clear_req; the owner clears at its next
+     * sample and sets clear_seen; meanwhile readers see an empty sketch. */
+    uint32_t seq;
+    uint32_t clear_req, clear_seen;
 };
 
 static inline uint64_t obs_now_ns(void)
@@ -95,9 +101,13 @@ static inline void obs_latency_add(struct proto_obs *o, enum obs_cmd c, uint64_t
         if (b > OBS_LAT_BUCKETS)
             b = OBS_LAT_BUCKETS;
     }
-    l->bucket[b]++;
-    l->sum_ns += ns;
-    l->count++;
+    /* single writer, read by `stats` on other threads: relaxed load + store */
+    __atomic_store_n(&l->bucket[b], __atomic_load_n(&l->bucket[b], __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&l->sum_ns, __atomic_load_n(&l->sum_ns, __ATOMIC_RELAXED) + ns,
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&l->count, __atomic_load_n(&l->count, __ATOMIC_RELAXED) + 1,
+                     __ATOMIC_RELAXED);
 }
 /* Samples one key access (cheap unless this access is the sampled one). */
 void obs_key_sample(struct proto_obs *o, enum obs_dir d, const char *key, size_t nkey);
@@ -109,6 +119,10 @@ static inline void obs_key(struct proto_obs *o, enum obs_dir d, const char *key,
 /* The keys a command names, fed to obs_key (after it ran: tokens still valid). */
 struct request;
 void obs_command_keys(struct proto_obs *o, enum obs_cmd c, const struct request *q);
+
+/* A copy of the live sketch of another thread (seqlock read); empty if a clear is pending or
+ * the writer kept it busy for every retry. */
+void obs_sketch_snapshot(struct proto_obs *dst, const struct proto_obs *live);
 
 /* out += in: histograms add; sketches merge (same key: counts add; then the largest
  * OBS_HK_SLOTS are kept). */

@@ -79,6 +79,8 @@ struct persist_meta {
     uint32_t oldest_live;    /* flush state, old clock */
     uint64_t oldest_cas, cas_next;
     uint64_t items;          /* linked items at the save (sizes the hash tables) */
+    uint32_t table_power;    /* largest shard table at the save (log2 buckets) */
+    uint32_t nshards;
 };
 
 static struct {
@@ -370,12 +372,16 @@ static bool restore_item(struct item *it, uint32_t chunk, void *arg)
 }
 
 /* Sizes every shard's table for the items to come, so the restore never migrates. */
-static void tables_presize(uint64_t items)
+static void tables_presize(uint64_t items, uint32_t saved_power)
 {
     uint64_t per = items / stg.nshards + 1;
     for (uint32_t i = 0; i < stg.nshards; i++) {
         struct shard *sh = &stg.shards[i];
+        /* as large as before the restart too (memcached's restart.t checks the hash power
+         * level comes back), unless the shard count changed */
         uint32_t power = sh->power;
+        if (saved_power > power && saved_power <= 30)
+            power = saved_power;
         while (((uint64_t)1 << power) < per && power < 30)
             power++;
         if (power == sh->power)
@@ -419,7 +425,7 @@ static bool restore_from(const unsigned char *buf, const struct persist_meta *m)
         .delta = (m->save_wall - (int64_t)m->save_rel) - (int64_t)clock_process_started,
         .old_now = shift(m->save_rel, elapsed, 0),
     };
-    tables_presize(m->items);
+    tables_presize(m->items, m->nshards == stg.nshards ? m->table_power : 0);
     for (uint32_t pg = 0; pg < pa; pg++) {
         uint64_t want;
         memcpy(&want, sums + (size_t)pg * 8, 8);
@@ -538,8 +544,13 @@ int storage_save(char *errbuf, size_t errlen, uint64_t *items_out)
     memcpy(m.run_id, pst.run_id, sizeof m.run_id);
     for (unsigned i = 0; i < stg.nclasses; i++)
         m.class_size[i] = stg.classes[i].size;
-    for (uint32_t i = 0; i < stg.nshards; i++)
-        m.items += stg.shards[i].count;
+    m.nshards = stg.nshards;
+    for (uint32_t i = 0; i < stg.nshards; i++) {
+        struct shard *sh = &stg.shards[i];
+        m.items += sh->count;
+        if (sh->power > m.table_power)
+            m.table_power = sh->power;
+    }
     uint8_t *page_cls = buf + sizeof m;
     unsigned char *sums = buf + sizeof m + cls_bytes;
     for (uint32_t pg = 0; pg < pa; pg++) {

@@ -7,7 +7,8 @@
 - `stats cachedump <class> <limit>`: the ITEM line format, limits and errors.
 - `cache_memlimit`: memcached's replies; growing lets more be stored at once.
 - `stats detail on|off|dump`: memcached's PREFIX lines.
-- `stats conns`: conn_nread for a client part-way through a value.
+- `stats conns`: conn_nread for a client part-way through a value; unix-socket listen_addr.
+- -X refuses stats cachedump and lru_crawler metadump with memcached's replies.
 - absolute exptime = now + 1 is there when read at once, at any phase of the second.
 """
 import os
@@ -204,6 +205,11 @@ def main():
     with Server(args=["-m", "8"]) as srv:
         check_memlimit(srv)
     check_unix_listen_addr()
+    # -X: the dump commands are refused, as memcached -X refuses them.
+    with Server(args=["-X"]) as cached, Server(MEMCACHED, args=["-X"], kind="memcached") as mc:
+        for cmd in ("stats cachedump 1 0", "lru_crawler metadump all"):
+            with cached.connect() as c, mc.connect() as m:
+                ck.eq(c.cmd(cmd), m.cmd(cmd), "-X: %s" % cmd)
     ck.done()
 
 

@@ -195,11 +195,32 @@ def main():
             res[kind] = run(srv.port, scen, norm)
             # CAS flow: a set's CAS used for cas-set, add and replace
             res[kind].append(("cas flow", cas_flow(srv.port, norm), False))
+            res[kind].append(("value after its header", split_value(srv.port, norm), False))
             ck.check(srv.proc.poll() is None, "%s still running" % kind)
     for (name, got, closed), (_, want, wclosed) in zip(res["cached"], res["memcached"]):
         ck.eq(got, want, "scenario %r responses" % name)
         ck.eq(closed, wclosed, "scenario %r closed" % name)
     ck.done()
+
+
+def split_value(port, norm):
+    """A large value sent after a pause, with nothing behind it: the server reads it straight
+    into its item, and must answer as soon as its last byte is in (a binary value has no
+    trailing \\r\\n to wake the parser)."""
+    out = []
+    for n in (100000, 700000):
+        with BinConn(port) as c:
+            pkt = store("set", "split", b"s" * n)
+            c.send(pkt[:40])
+            time.sleep(0.05)
+            c.send(pkt[40:])
+            c.sock.settimeout(3)
+            try:
+                got = c.recv_packets(1)
+            except socket.timeout:
+                got = []
+            out += [normalise(norm, p) for p in got] or ["no answer to a %d-byte value" % n]
+    return out
 
 
 def cas_flow(port, norm):
