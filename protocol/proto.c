@@ -951,14 +951,25 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     unsigned nreq = 0;
 
     /* Latency: one clock read per command; a command's end is the next one's start (a
-     * storage command's ends when its line is parsed: its value may take any time to come). */
+     * storage command is timed from its value complete to its reply queued). */
+#ifndef CACHED_NO_OBSERVE
     uint64_t t0 = 0;
+#endif
     while (!pc->closing) {
         if (value_in_active(&pc->value)) {
             pos += value_in_feed(&pc->value, buf + pos, len - pos);
             if (!value_in_complete(&pc->value))
                 break;
+#ifndef CACHED_NO_OBSERVE
+            /* a storage command is parsed once its value is in: time the store itself */
+            enum obs_cmd voc = pc->store.kind == PROTO_STORE_META ? OBS_MS : OBS_SET;
+            uint64_t tv = obs_now_ns();
             value_finish(&x);
+            t0 = obs_now_ns();
+            obs_latency_add(&x.st->obs, voc, t0 - tv);
+#else
+            value_finish(&x);
+#endif
             continue;
         }
         if (pos >= len)
@@ -1016,22 +1027,30 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.data = nl + 1;
         x.avail = avail - q.line_total;
         x.data_used = 0;
+#ifndef CACHED_NO_OBSERVE
         if (t0 == 0)
             t0 = obs_now_ns();
+#endif
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE)
             break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */
-        if (q.ntok > 0) {
+#ifndef CACHED_NO_OBSERVE
+        if (!login && q.ntok > 0) {
             enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
             if (oc != OBS_NONE) {
                 uint64_t t1 = obs_now_ns();
-                obs_latency_add(&x.st->obs, oc, t1 - t0);
+                /* a storage command whose value is still to come is timed when it is in */
+                if (!value_in_active(&pc->value))
+                    obs_latency_add(&x.st->obs, oc, t1 - t0);
                 t0 = t1;
+#ifndef CACHED_NO_HOTKEYS
                 obs_command_keys(&x.st->obs, oc, &q);
+#endif
             } else {
                 t0 = 0; /* stats & co.: the next measured command starts its own clock */
             }
         }
+#endif
         pos += q.line_total + x.data_used;
         nreq++;
         if (res == CMD_CLOSE) {

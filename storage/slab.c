@@ -269,6 +269,8 @@ static struct item *clock_take(struct slab_class *c, struct item *it, bool allow
     bool held = sh == tl_held_shard;
     if (!held && pthread_mutex_trylock(&sh->lock) != 0)
         return NULL;
+    if (!held)
+        shard_owner_set(sh);
     struct item *got = NULL;
     fl = item_iflags(it);
     if ((fl & ITEM_LINKED) && atomic_load(&it->refcount) == 1) {
@@ -297,8 +299,10 @@ static struct item *clock_take(struct slab_class *c, struct item *it, bool allow
             got = it;
         }
     }
-    if (!held)
+    if (!held) {
+        shard_owner_clear(sh);
         pthread_mutex_unlock(&sh->lock);
+    }
     return got;
 }
 
@@ -639,6 +643,10 @@ take:
 /* Class lock held; it has refcount 0 and was allocated. */
 static void do_slab_release(struct slab_class *c, uint32_t pg, struct item *it)
 {
+    /* no chunk is freed twice; an item lives in a chunk of its page's class */
+    ST_ASSERT(!item_flags_free(item_iflags(it)));
+    ST_ASSERT(item_total_size(it) <= c->size &&
+              (size_t)((char *)it - page_base(pg)) % c->size == 0);
     c->used_chunks--;
     stg.pmeta[pg].used--;
     atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_release);

@@ -90,6 +90,15 @@ def scenarios():
         pack("sasl_list"), pack("sasl_auth", "PLAIN", value=b"\0u\0p"),
         pack("sasl_step", "PLAIN", value=b"abc"),
     ], "marker"))
+    # libmemcached's multi-get: getkq per key then a noop; long quiet pipelines cross the
+    # per-event request budget (-R) and arrive over several reads
+    s.append(("long quiet pipeline", [store("setq", "p%d" % i, "v%d" % i, flags=i)
+                                      for i in range(300)]
+             + [pack("getkq", "p%d" % i) for i in range(0, 400, 3)]
+             + [pack("getq", "p%d" % i) for i in range(250, 320)]
+             + [arith("incrq", "p%d" % i, 1) for i in range(5)]
+             + [pack("deleteq", "p%d" % i) for i in range(0, 300, 7)]
+             + [pack("getk", "p%d" % i) for i in range(0, 30)], "marker"))
     s.append(("too large", [
         store("set", "tl", "small"), store("set", "tl", b"x" * (1024 * 1024 + 10)),
         pack("get", "tl"), store("add", "tl2", b"y" * (1024 * 1024 + 10)),
