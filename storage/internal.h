@@ -36,6 +36,8 @@ struct slab_class {
     uint32_t hand_page, hand_chunk; /* CLOCK hand: index into pages[], chunk in that page */
     uint32_t lap_seen, lap_hot;   /* linked / HOT items the hand met in its current lap */
     uint32_t hot_pct;             /* share of HOT items over the hand's last full lap */
+    uint32_t age_checks;          /* evictions since page_steal_idle last looked */
+    uint64_t allocs, allocs_seen; /* chunks asked of this class; at page_steal_idle's last look */
     uint64_t used_chunks, mem_requested;
     uint64_t evicted, evicted_unfetched, evicted_active, expired_unfetched, reclaimed;
     uint64_t outofmemory;
