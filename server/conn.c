@@ -56,6 +56,7 @@ const char *conn_state_name(int state)
     switch (state) {
     case CONN_READ: return "conn_waiting";
     case CONN_PARSE: return "conn_parse_cmd";
+    case CONN_NREAD: return "conn_nread";
     case CONN_WRITE: return "conn_mwrite";
     default: return "conn_closing";
     }
@@ -136,6 +137,7 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     memset(&c->pc, 0, sizeof c->pc);
     c->pc.stats = &w->stats;
     c->pc.is_unix = listeners[listener].is_unix;
+    c->pc.trace_id = fd;
     c->closing = c->draining = false;
     c->fresh = true;
     c->opened = clock_now();
@@ -324,6 +326,8 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
     have -= consumed;
     /* Incomplete command line: parse again once at least one more byte is in. */
     c->need = (act == PROTO_CONTINUE && have > 0) ? have + 1 : 0;
+    /* A value is arriving into its item (or a refused one is swallowed): conn_nread. */
+    c->in_value = c->pc.value.it != NULL || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
     if (have == 0)
@@ -470,7 +474,7 @@ static void conn_run(struct conn *c)
         if (n > 0 && c->w->stopping)
             c->draining = true; /* shutdown: a first request waited for (conn_drain) */
         if (n == 0) {
-            set_state(c, pending ? CONN_WRITE : CONN_READ);
+            set_state(c, pending ? CONN_WRITE : c->in_value ? CONN_NREAD : CONN_READ);
             conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
             return;
         }
