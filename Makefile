@@ -72,7 +72,7 @@ run: deps all
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -DCACHED_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
 	@bash tests/run.sh all
 
 test-unit: deps all
@@ -82,12 +82,13 @@ test-integration: deps all
 	@bash tests/run.sh integration
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -DCACHED_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
 
 unit-bins: $(UNIT_BINS)
 
 bench: deps all $(BUILD)/cached-bench $(BUILD)/cached-ceiling
 	@bash tools/bench.sh
+	@/usr/bin/python3 tools/bench_hitratio.py
 
 fuzz: deps
 	@bash tests/fuzz/run.sh $${FUZZ_SECONDS:-300}

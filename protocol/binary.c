@@ -225,7 +225,7 @@ static enum cmd_result bin_store(struct bin_ctx *x)
     uint64_t vlen = (uint64_t)x->h.bodylen - x->h.keylen - x->h.extlen;
     /* Refused before the value arrives, so a huge body never grows the buffer. */
     if (!item_fits(x->h.keylen, flags, vlen)) {
-        x->st->store_too_large++;
+        STAT_INC(x->st->store_too_large);
         bin_error(x, BST_E2BIG, NULL, vlen);
         if (op == OP_SET) /* memcached drops the old value of a failed set */
             storage_delete(x->key, x->h.keylen, 0);
@@ -237,17 +237,17 @@ static enum cmd_result bin_store(struct bin_ctx *x)
                                  &res);
     if (!it) {
         if (res == ST_TOO_LARGE) {
-            x->st->store_too_large++;
+            STAT_INC(x->st->store_too_large);
             bin_error(x, BST_E2BIG, NULL, vlen);
         } else {
-            x->st->store_no_memory++;
+            STAT_INC(x->st->store_no_memory);
             bin_error(x, BST_ENOMEM, "Out of memory allocating item", vlen);
         }
         if (op == OP_SET)
             storage_delete(x->key, x->h.keylen, 0);
         return CMD_DONE;
     }
-    x->st->cmd_set++;
+    STAT_INC(x->st->cmd_set);
     bin_value_start(x, it, PROTO_STORE_BINARY, op);
     return CMD_DONE;
 }
@@ -269,11 +269,11 @@ static void bin_store_finish(struct bin_ctx *x, struct item *it)
         if (sop == OP_CAS) {
             op = OP_CAS;
             if (res == ST_OK)
-                x->st->cas_hits++;
+                STAT_INC(x->st->cas_hits);
             else if (res == ST_EXISTS)
-                x->st->cas_badval++;
+                STAT_INC(x->st->cas_badval);
             else if (res == ST_NOT_FOUND)
-                x->st->cas_misses++;
+                STAT_INC(x->st->cas_misses);
         }
     }
     item_put(it);
@@ -292,18 +292,18 @@ static enum cmd_result bin_get(struct bin_ctx *x)
     struct item *it;
     if (touch) {
         it = storage_touch(x->key, x->h.keylen, clock_exptime((int64_t)rd32(x->ext)));
-        x->st->cmd_touch++;
+        STAT_INC(x->st->cmd_touch);
         if (it)
-            x->st->touch_hits++;
+            STAT_INC(x->st->touch_hits);
         else
-            x->st->touch_misses++;
+            STAT_INC(x->st->touch_misses);
     } else {
         it = storage_get(x->key, x->h.keylen);
-        x->st->cmd_get++;
+        STAT_INC(x->st->cmd_get);
         if (it)
-            x->st->get_hits++;
+            STAT_INC(x->st->get_hits);
         else
-            x->st->get_misses++;
+            STAT_INC(x->st->get_misses);
     }
     if (!it) {
         if (x->noreply)
@@ -344,12 +344,12 @@ static enum cmd_result bin_delete(struct bin_ctx *x)
 {
     switch (storage_delete(x->key, x->h.keylen, x->h.cas)) {
     case ST_OK:
-        x->st->delete_hits++;
+        STAT_INC(x->st->delete_hits);
         bin_ok(x, NULL, 0, 0);
         break;
     case ST_EXISTS: bin_error(x, BST_EEXISTS, NULL, 0); break;
     default:
-        x->st->delete_misses++;
+        STAT_INC(x->st->delete_misses);
         bin_error(x, BST_ENOENT, NULL, 0);
         break;
     }
@@ -376,18 +376,18 @@ static enum cmd_result bin_arith(struct bin_ctx *x)
     case ST_OK:
         if (!res.created) {
             if (incr)
-                x->st->incr_hits++;
+                STAT_INC(x->st->incr_hits);
             else
-                x->st->decr_hits++;
+                STAT_INC(x->st->decr_hits);
         }
         wr64(body, res.value);
         bin_ok(x, body, 8, res.cas);
         break;
     case ST_NOT_FOUND:
         if (incr)
-            x->st->incr_misses++;
+            STAT_INC(x->st->incr_misses);
         else
-            x->st->decr_misses++;
+            STAT_INC(x->st->decr_misses);
         bin_error(x, BST_ENOENT, NULL, 0);
         break;
     case ST_NON_NUMERIC: bin_error(x, BST_DELTA_BADVAL, NULL, 0); break;
@@ -408,7 +408,7 @@ static enum cmd_result bin_flush(struct bin_ctx *x)
     }
     uint32_t delay = x->h.extlen == 4 ? rd32(x->ext) : 0;
     storage_flush(delay > 0 ? clock_exptime((int64_t)delay) : clock_now());
-    x->st->cmd_flush++;
+    STAT_INC(x->st->cmd_flush);
     bin_ok(x, NULL, 0, 0);
     return CMD_DONE;
 }
@@ -583,13 +583,13 @@ static void bin_sasl_finish(struct bin_ctx *x, struct item *it)
     switch (psasl_auth(x->pc, x->cmd == BIN_SASL_STEP, item_key(it), it->nkey, item_value(it),
                        it->nbytes, &out, &outlen)) {
     case PSASL_OK:
-        x->st->auth_cmds++;
+        STAT_INC(x->st->auth_cmds);
         bin_ok(x, "Authenticated", 13, 0);
         break;
     case PSASL_CONTINUE: bin_respond(x, BST_AUTH_CONTINUE, out, outlen, 0); break;
     default:
-        x->st->auth_cmds++;
-        x->st->auth_errors++;
+        STAT_INC(x->st->auth_cmds);
+        STAT_INC(x->st->auth_errors);
         bin_error(x, BST_AUTH_ERROR, NULL, 0);
         break;
     }

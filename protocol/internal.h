@@ -122,5 +122,7 @@ void proto_stat_str(struct reply *r, const char *name, const char *v);
 
 /* `stats ...` (protocol/stats.c). */
 enum cmd_result proto_cmd_stats(struct proto_ctx *x, int arg);
+/* `lru_crawler ...` (protocol/admin.c). */
+enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg);
 /* `slabs reassign` / `slabs automove` (protocol/slabs.c). */
 enum cmd_result proto_cmd_slabs(struct proto_ctx *x, int arg);

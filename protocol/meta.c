@@ -151,7 +151,7 @@ enum cmd_result proto_meta_me(struct proto_ctx *x, int arg)
             return meta_error(x, MSG_BAD_FORMAT);
         key = keybuf;
     }
-    x->st->cmd_meta++;
+    STAT_INC(x->st->cmd_meta);
     struct meta_peek pk;
     struct item *it = storage_meta_peek(key, nkey, &pk);
     if (!it) {
@@ -234,8 +234,8 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
     if (res == ST_NO_MEMORY)
         return meta_error(x, MSG_META_REFCOUNT);
     if (res != ST_OK) {
-        x->st->cmd_get++;
-        x->st->get_misses++;
+        STAT_INC(x->st->cmd_get);
+        STAT_INC(x->st->get_misses);
         struct line l;
         line_start(&l, "EN");
         if (!line_opaque_key(&l, q, &f))
@@ -249,11 +249,11 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
         return meta_error(x, MSG_META_OPAQUE_LONG);
     }
     if (f.new_ttl) {
-        x->st->cmd_touch++;
-        x->st->touch_hits++;
+        STAT_INC(x->st->cmd_touch);
+        STAT_INC(x->st->touch_hits);
     } else {
-        x->st->cmd_get++;
-        x->st->get_hits++;
+        STAT_INC(x->st->cmd_get);
+        STAT_INC(x->st->get_hits);
     }
     rel_time_t now = clock_now();
     rel_time_t exptime = g.exptime; /* as the flags before the current one left it */
@@ -365,13 +365,13 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
         it = item_alloc(f.key, f.nkey, f.client_flags, f.exptime, (uint32_t)vlen, &res);
     if (!it) {
         if (res == ST_TOO_LARGE)
-            x->st->store_too_large++;
+            STAT_INC(x->st->store_too_large);
         else
-            x->st->store_no_memory++;
+            STAT_INC(x->st->store_no_memory);
         storage_delete(f.key, f.nkey, 0);
         return ms_refuse(x, res == ST_TOO_LARGE ? MSG_TOO_LARGE : MSG_NO_MEMORY_STORE, total);
     }
-    x->st->cmd_set++;
+    STAT_INC(x->st->cmd_set);
     /* What the reply needs once the value is in: the line is gone by then. */
     struct proto_store *st = &x->pc->store;
     *st = (struct proto_store){.kind = PROTO_STORE_META, .op = (uint8_t)op, .noreply = f.no_reply,
@@ -414,7 +414,7 @@ void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     case ST_NOT_FOUND: status = "NF"; break;
     case ST_NOT_STORED: status = "NS"; break;
     case ST_NO_MEMORY:
-        x->st->store_no_memory++;
+        STAT_INC(x->st->store_no_memory);
         item_put(it);
         meta_error(x, MSG_NO_MEMORY_STORE);
         return;
@@ -458,14 +458,14 @@ enum cmd_result proto_meta_md(struct proto_ctx *x, int arg)
     switch (res) {
     case ST_OK:
         if (!f.set_stale)
-            x->st->delete_hits++;
+            STAT_INC(x->st->delete_hits);
         break;
     case ST_EXISTS:
-        x->st->delete_misses++;
+        STAT_INC(x->st->delete_misses);
         memcpy(l.buf, "EX", 2);
         break;
     default:
-        x->st->delete_misses++;
+        STAT_INC(x->st->delete_misses);
         memcpy(l.buf, "NF", 2);
         break;
     }
@@ -500,9 +500,9 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
     case ST_OK:
         if (!m.created) {
             if (incr)
-                x->st->incr_hits++;
+                STAT_INC(x->st->incr_hits);
             else
-                x->st->decr_hits++;
+                STAT_INC(x->st->decr_hits);
         }
         break;
     case ST_NON_NUMERIC: return meta_error(x, MSG_NON_NUMERIC);
@@ -513,9 +513,9 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
     default:
         if (res == ST_NOT_FOUND) {
             if (incr)
-                x->st->incr_misses++;
+                STAT_INC(x->st->incr_misses);
             else
-                x->st->decr_misses++;
+                STAT_INC(x->st->decr_misses);
         }
         line_start(&l, res == ST_NOT_FOUND ? "NF" : "EX");
         if (!line_opaque_key(&l, q, &f))

@@ -5,6 +5,7 @@
  */
 #include "protocol/observe.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,23 +72,31 @@ static uint64_t key_hash(const char *k, size_t n)
     return h;
 }
 
-static struct obs_hot *topk_find(struct obs_topk *t, uint64_t h, const char *key, size_t nkey)
+static int topk_find(const struct obs_topk *t, uint64_t h, const char *key, size_t nkey)
 {
-    for (uint32_t i = 0; i < t->used; i++) {
-        struct obs_hot *s = &t->slot[i];
-        if (s->hash == h && s->nkey == nkey && memcmp(s->key, key, nkey) == 0)
-            return s;
-    }
-    return NULL;
+    for (uint32_t i = 0; i < t->used; i++)
+        if (t->hash[i] == h && t->nkey[i] == nkey && memcmp(t->key[i], key, nkey) == 0)
+            return (int)i;
+    return -1;
 }
 
-static struct obs_hot *topk_min(struct obs_topk *t)
+static uint32_t topk_min(const struct obs_topk *t)
 {
-    struct obs_hot *m = &t->slot[0];
+    uint32_t m = 0;
     for (uint32_t i = 1; i < t->used; i++)
-        if (t->slot[i].count < m->count)
-            m = &t->slot[i];
+        if (t->count[i] < t->count[m])
+            m = i;
     return m;
+}
+
+static void topk_set(struct obs_topk *t, uint32_t i, uint64_t h, const char *key, size_t nkey,
+                     uint64_t count, uint64_t err)
+{
+    t->hash[i] = h;
+    t->count[i] = count;
+    t->err[i] = err;
+    t->nkey[i] = (uint8_t)nkey;
+    memcpy(t->key[i], key, nkey);
 }
 
 /* Space-Saving: count a key; when the table is full the least counted key is replaced and
@@ -95,25 +104,17 @@ static struct obs_hot *topk_min(struct obs_topk *t)
 static void topk_add(struct obs_topk *t, uint64_t h, const char *key, size_t nkey,
                      uint64_t count, uint64_t err)
 {
-    struct obs_hot *s = topk_find(t, h, key, nkey);
-    if (s) {
-        s->count += count;
-        s->err += err;
-        return;
-    }
-    if (t->used < OBS_HK_SLOTS) {
-        s = &t->slot[t->used++];
-        s->count = 0;
-        s->err = 0;
+    int f = topk_find(t, h, key, nkey);
+    if (f >= 0) {
+        t->count[f] += count;
+        t->err[f] += err;
+    } else if (t->used < OBS_HK_SLOTS) {
+        topk_set(t, t->used++, h, key, nkey, count, err);
     } else {
-        s = topk_min(t);
-        s->err = s->count;
+        uint32_t m = topk_min(t);
+        uint64_t inherited = t->count[m];
+        topk_set(t, m, h, key, nkey, inherited + count, inherited + err);
     }
-    s->count += count;
-    s->err += err;
-    s->hash = h;
-    s->nkey = (uint8_t)nkey;
-    memcpy(s->key, key, nkey);
 }
 
 void obs_key_sample(struct proto_obs *o, enum obs_dir d, const char *key, size_t nkey)
@@ -127,8 +128,40 @@ void obs_key_sample(struct proto_obs *o, enum obs_dir d, const char *key, size_t
     o->skip = 1 + x % (2 * OBS_HK_SAMPLE - 1);
     if (nkey == 0 || nkey > OBS_HK_KEY_MAX)
         return;
+    uint32_t req = __atomic_load_n(&o->clear_req, __ATOMIC_RELAXED);
+    uint64_t h = key_hash(key, nkey);
+    /* seqlock write side: odd while the sketch changes */
+    __atomic_store_n(&o->seq, o->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    if (req != o->clear_seen) { /* `stats reset` asked */
+        memset(o->hot, 0, sizeof o->hot);
+        memset(o->sampled, 0, sizeof o->sampled);
+        __atomic_store_n(&o->clear_seen, req, __ATOMIC_RELAXED);
+    }
     o->sampled[d]++;
-    topk_add(&o->hot[d], key_hash(key, nkey), key, nkey, 1, 0);
+    topk_add(&o->hot[d], h, key, nkey, 1, 0);
+    __atomic_store_n(&o->seq, o->seq + 1, __ATOMIC_RELEASE);
+}
+
+void obs_sketch_snapshot(struct proto_obs *dst, const struct proto_obs *live)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        uint32_t s1 = __atomic_load_n(&live->seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1)
+            continue;
+        /* A torn copy is possible here and thrown away below (seqlock read side). */
+        memcpy(dst->hot, (const void *)live->hot, sizeof dst->hot);
+        memcpy(dst->sampled, (const void *)live->sampled, sizeof dst->sampled);
+        uint32_t seen = __atomic_load_n(&live->clear_seen, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&live->seq, __ATOMIC_RELAXED) != s1)
+            continue;
+        if (__atomic_load_n(&live->clear_req, __ATOMIC_RELAXED) == seen)
+            return;
+        break; /* a clear is pending: the sketch counts as empty */
+    }
+    memset(dst->hot, 0, sizeof dst->hot);
+    memset(dst->sampled, 0, sizeof dst->sampled);
 }
 
 void obs_command_keys(struct proto_obs *o, enum obs_cmd c, const struct request *q)
@@ -179,19 +212,18 @@ void obs_add(struct proto_obs *out, const struct proto_obs *in)
     for (unsigned d = 0; d < 2; d++) {
         out->sampled[d] += in->sampled[d];
         const struct obs_topk *t = &in->hot[d];
+        struct obs_topk *o = &out->hot[d];
         for (uint32_t i = 0; i < t->used && i < OBS_HK_SLOTS; i++) {
-            const struct obs_hot *s = &t->slot[i];
-            struct obs_topk *o = &out->hot[d];
-            if (o->used == OBS_HK_SLOTS && !topk_find(o, s->hash, s->key, s->nkey)) {
+            if (o->used == OBS_HK_SLOTS && topk_find(o, t->hash[i], t->key[i], t->nkey[i]) < 0) {
                 /* Full and new: it displaces the smallest if larger. The displaced count is
                  * dropped, not inherited: the workers' samples are disjoint, so inheriting
                  * would double-count. */
-                struct obs_hot *m = topk_min(o);
-                if (m->count < s->count)
-                    *m = *s;
+                uint32_t m = topk_min(o);
+                if (o->count[m] < t->count[i])
+                    topk_set(o, m, t->hash[i], t->key[i], t->nkey[i], t->count[i], t->err[i]);
                 continue;
             }
-            topk_add(o, s->hash, s->key, s->nkey, s->count, s->err);
+            topk_add(o, t->hash[i], t->key[i], t->nkey[i], t->count[i], t->err[i]);
         }
     }
 }
@@ -201,19 +233,27 @@ double obs_bucket_le(unsigned i)
     return (double)(1ull << (i + OBS_LAT_MIN_SHIFT)) * 1e-9;
 }
 
+static const struct obs_topk *sort_topk; /* qsort has no context argument */
+
 static int hot_cmp(const void *a, const void *b)
 {
-    const struct obs_hot *x = a, *y = b;
-    if (x->count != y->count)
-        return x->count < y->count ? 1 : -1;
-    if (x->nkey != y->nkey)
-        return x->nkey < y->nkey ? -1 : 1;
-    return memcmp(x->key, y->key, x->nkey);
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    const struct obs_topk *t = sort_topk;
+    if (t->count[x] != t->count[y])
+        return t->count[x] < t->count[y] ? 1 : -1;
+    return x < y ? -1 : x > y;
 }
 
-void obs_topk_sort(struct obs_topk *t)
+uint32_t obs_topk_order(const struct obs_topk *t, uint32_t *idx)
 {
-    qsort(t->slot, t->used, sizeof(t->slot[0]), hot_cmp);
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    for (uint32_t i = 0; i < t->used; i++)
+        idx[i] = i;
+    pthread_mutex_lock(&lock);
+    sort_topk = t;
+    qsort(idx, t->used, sizeof(*idx), hot_cmp);
+    pthread_mutex_unlock(&lock);
+    return t->used;
 }
 
 /* Upper bound (ns) of the bucket holding quantile q, from the non-cumulative buckets. */
@@ -259,24 +299,25 @@ void obs_stats_latency(struct reply *r, const struct proto_obs *o)
     }
 }
 
-void obs_stats_hotkeys(struct reply *r, struct proto_obs *o)
+void obs_stats_hotkeys(struct reply *r_out, struct proto_obs *o)
 {
     static const char *const dir[2] = {"read", "write"};
-    reply_printf(r, "STAT hotkeys_sample_rate %u\r\nSTAT hotkeys_slots %u\r\n", OBS_HK_SAMPLE,
+    reply_printf(r_out, "STAT hotkeys_sample_rate %u\r\nSTAT hotkeys_slots %u\r\n", OBS_HK_SAMPLE,
                  OBS_HK_SLOTS);
-    reply_printf(r, "STAT hotkeys_sampled_reads %llu\r\nSTAT hotkeys_sampled_writes %llu\r\n",
+    reply_printf(r_out, "STAT hotkeys_sampled_reads %llu\r\nSTAT hotkeys_sampled_writes %llu\r\n",
                  (unsigned long long)o->sampled[0], (unsigned long long)o->sampled[1]);
     for (unsigned d = 0; d < 2; d++) {
-        struct obs_topk *t = &o->hot[d];
-        obs_topk_sort(t);
+        const struct obs_topk *t = &o->hot[d];
+        uint32_t idx[OBS_HK_SLOTS];
+        uint32_t n = obs_topk_order(t, idx);
         /* "STAT <dir>:<rank> <key> <estimated accesses> <error bound>"; estimates are the
          * sampled counts times the sampling rate. */
-        for (uint32_t i = 0; i < t->used; i++) {
-            const struct obs_hot *s = &t->slot[i];
-            reply_printf(r, "STAT %s:%u ", dir[d], i + 1);
-            reply_add(r, s->key, s->nkey);
-            reply_printf(r, " %llu %llu\r\n", (unsigned long long)(s->count * OBS_HK_SAMPLE),
-                         (unsigned long long)(s->err * OBS_HK_SAMPLE));
+        for (uint32_t r = 0; r < n; r++) {
+            uint32_t i = idx[r];
+            reply_printf(r_out, "STAT %s:%u ", dir[d], r + 1);
+            reply_add(r_out, t->key[i], t->nkey[i]);
+            reply_printf(r_out, " %llu %llu\r\n", (unsigned long long)(t->count[i] * OBS_HK_SAMPLE),
+                         (unsigned long long)(t->err[i] * OBS_HK_SAMPLE));
         }
     }
 }

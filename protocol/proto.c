@@ -314,18 +314,18 @@ static void get_key(struct proto_ctx *x, const struct token *t, bool touch, rel_
     struct item *it;
     if (touch) {
         it = storage_touch(t->p, t->len, exptime);
-        x->st->cmd_touch++;
+        STAT_INC(x->st->cmd_touch);
         if (it)
-            x->st->touch_hits++;
+            STAT_INC(x->st->touch_hits);
         else
-            x->st->touch_misses++;
+            STAT_INC(x->st->touch_misses);
     } else {
         it = storage_get(t->p, t->len);
-        x->st->cmd_get++;
+        STAT_INC(x->st->cmd_get);
         if (it)
-            x->st->get_hits++;
+            STAT_INC(x->st->get_hits);
         else
-            x->st->get_misses++;
+            STAT_INC(x->st->get_misses);
     }
     if (it)
         proto_add_value(x->r, it, with_cas);
@@ -394,11 +394,11 @@ void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res)
 {
     if (op == OP_CAS) {
         if (res == ST_OK)
-            x->st->cas_hits++;
+            STAT_INC(x->st->cas_hits);
         else if (res == ST_EXISTS)
-            x->st->cas_badval++;
+            STAT_INC(x->st->cas_badval);
         else if (res == ST_NOT_FOUND)
-            x->st->cas_misses++;
+            STAT_INC(x->st->cas_misses);
     }
 }
 
@@ -407,10 +407,10 @@ static enum cmd_result store_refused(struct proto_ctx *x, enum st_result res, en
                                      const struct token *key, size_t total)
 {
     if (res == ST_TOO_LARGE) {
-        x->st->store_too_large++;
+        STAT_INC(x->st->store_too_large);
         OUT(x, MSG_TOO_LARGE);
     } else {
-        x->st->store_no_memory++;
+        STAT_INC(x->st->store_no_memory);
         OUT(x, MSG_NO_MEMORY_STORE);
     }
     /* memcached unlinks the old item so a failed set never leaves stale data behind. */
@@ -455,7 +455,7 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
                                  &res);
     if (!it)
         return store_refused(x, res, op, key, total);
-    x->st->cmd_set++;
+    STAT_INC(x->st->cmd_set);
     x->pc->store = (struct proto_store){.op = (uint8_t)op, .noreply = q->noreply, .cas = cas};
     proto_value_start(x, it);
     return CMD_DONE;
@@ -480,8 +480,8 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     case ST_NOT_STORED: OUT(x, MSG_NOT_STORED); break;
     case ST_EXISTS: OUT(x, MSG_EXISTS); break;
     case ST_NOT_FOUND: OUT(x, MSG_NOT_FOUND); break;
-    case ST_TOO_LARGE: x->st->store_too_large++; OUT(x, MSG_TOO_LARGE); break;
-    case ST_NO_MEMORY: x->st->store_no_memory++; OUT(x, MSG_NO_MEMORY_STORE); break;
+    case ST_TOO_LARGE: STAT_INC(x->st->store_too_large); OUT(x, MSG_TOO_LARGE); break;
+    case ST_NO_MEMORY: STAT_INC(x->st->store_no_memory); OUT(x, MSG_NO_MEMORY_STORE); break;
     case ST_NON_NUMERIC: OUT(x, MSG_NOT_STORED); break;
     }
 }
@@ -544,10 +544,10 @@ static enum cmd_result cmd_delete(struct proto_ctx *x, int arg)
     if (!key)
         return CMD_DONE;
     if (storage_delete(key->p, key->len, 0) == ST_OK) {
-        x->st->delete_hits++;
+        STAT_INC(x->st->delete_hits);
         OUT(x, MSG_DELETED);
     } else {
-        x->st->delete_misses++;
+        STAT_INC(x->st->delete_misses);
         OUT(x, MSG_NOT_FOUND);
     }
     return CMD_DONE;
@@ -568,9 +568,9 @@ static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
     switch (storage_arith(key->p, key->len, incr, delta, &value, NULL)) {
     case ST_OK: {
         if (incr)
-            x->st->incr_hits++;
+            STAT_INC(x->st->incr_hits);
         else
-            x->st->decr_hits++;
+            STAT_INC(x->st->decr_hits);
         if (!q->noreply) {
             char *p = reply_reserve(x->r, 22), *s = p;
             p = proto_u64toa(value, p);
@@ -582,9 +582,9 @@ static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
     }
     case ST_NOT_FOUND:
         if (incr)
-            x->st->incr_misses++;
+            STAT_INC(x->st->incr_misses);
         else
-            x->st->decr_misses++;
+            STAT_INC(x->st->decr_misses);
         OUT(x, MSG_NOT_FOUND);
         break;
     case ST_NON_NUMERIC: OUT(x, MSG_NON_NUMERIC); break;
@@ -607,13 +607,13 @@ static enum cmd_result cmd_touch(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     struct item *it = storage_touch(key->p, key->len, clock_exptime(e));
-    x->st->cmd_touch++;
+    STAT_INC(x->st->cmd_touch);
     if (it) {
-        x->st->touch_hits++;
+        STAT_INC(x->st->touch_hits);
         item_put(it);
         OUT(x, MSG_TOUCHED);
     } else {
-        x->st->touch_misses++;
+        STAT_INC(x->st->touch_misses);
         OUT(x, MSG_NOT_FOUND);
     }
     return CMD_DONE;
@@ -626,7 +626,7 @@ static enum cmd_result cmd_flush_all(struct proto_ctx *x, int arg)
     (void)arg;
     struct request *q = x->q;
     proto_noreply_maybe(q);
-    x->st->cmd_flush++; /* counted even when refused, as memcached */
+    STAT_INC(x->st->cmd_flush); /* counted even when refused, as memcached */
     if (!proto_cfg.flush_enabled) {
         OUT(x, MSG_FLUSH_DISABLED);
         return CMD_DONE;
@@ -744,12 +744,12 @@ static enum cmd_result proto_auth(struct proto_ctx *x)
         reply_add(x->r, MSG_AUTH_FORMAT, MSG_LEN(MSG_AUTH_FORMAT));
         return CMD_DONE;
     }
-    x->st->auth_cmds++;
+    STAT_INC(x->st->auth_cmds);
     if (auth_check(user.p, user.len, pass.p, pass.len)) {
         x->pc->authenticated = true;
         reply_add(x->r, MSG_STORED, MSG_LEN(MSG_STORED));
     } else {
-        x->st->auth_errors++;
+        STAT_INC(x->st->auth_errors);
         reply_add(x->r, MSG_AUTH_FAILURE, MSG_LEN(MSG_AUTH_FAILURE));
     }
     return CMD_DONE;
@@ -783,6 +783,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("mn", 1, 0, proto_meta_mn, 0),
     CMD("me", 1, 0, proto_meta_me, 0),
     CMD("stats", 1, 0, proto_cmd_stats, 0),
+    CMD("lru_crawler", 2, 3, proto_cmd_lru_crawler, 0), /* protocol/admin.c */
     CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
     CMD("version", 1, 0, cmd_version, 0),
@@ -939,14 +940,25 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     unsigned nreq = 0;
 
     /* Latency: one clock read per command; a command's end is the next one's start (a
-     * storage command's ends when its line is parsed: its value may take any time to come). */
+     * storage command is timed from its value complete to its reply queued). */
+#ifndef CACHED_NO_OBSERVE
     uint64_t t0 = 0;
+#endif
     while (!pc->closing) {
         if (value_in_active(&pc->value)) {
             pos += value_in_feed(&pc->value, buf + pos, len - pos);
             if (!value_in_complete(&pc->value))
                 break;
+#ifndef CACHED_NO_OBSERVE
+            /* a storage command is parsed once its value is in: time the store itself */
+            enum obs_cmd voc = pc->store.kind == PROTO_STORE_META ? OBS_MS : OBS_SET;
+            uint64_t tv = obs_now_ns();
             value_finish(&x);
+            t0 = obs_now_ns();
+            obs_latency_add(&x.st->obs, voc, t0 - tv);
+#else
+            value_finish(&x);
+#endif
             continue;
         }
         if (pos >= len)
@@ -1004,22 +1016,30 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.data = nl + 1;
         x.avail = avail - q.line_total;
         x.data_used = 0;
+#ifndef CACHED_NO_OBSERVE
         if (t0 == 0)
             t0 = obs_now_ns();
+#endif
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE)
             break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */
-        if (q.ntok > 0) {
+#ifndef CACHED_NO_OBSERVE
+        if (!login && q.ntok > 0) {
             enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
             if (oc != OBS_NONE) {
                 uint64_t t1 = obs_now_ns();
-                obs_latency_add(&x.st->obs, oc, t1 - t0);
+                /* a storage command whose value is still to come is timed when it is in */
+                if (!value_in_active(&pc->value))
+                    obs_latency_add(&x.st->obs, oc, t1 - t0);
                 t0 = t1;
+#ifndef CACHED_NO_HOTKEYS
                 obs_command_keys(&x.st->obs, oc, &q);
+#endif
             } else {
                 t0 = 0; /* stats & co.: the next measured command starts its own clock */
             }
         }
+#endif
         pos += q.line_total + x.data_used;
         nreq++;
         if (res == CMD_CLOSE) {

@@ -114,6 +114,12 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
 size_t proto_value_window(struct proto_conn *pc, char **dst);
 /* n bytes were written at the window. */
 void proto_value_filled(struct proto_conn *pc, size_t n);
+/* The pending value is all in (a binary value has no "\r\n" to follow it, so this can happen
+ * with nothing buffered): the server must call proto_process to store it. */
+static inline bool proto_value_ready(const struct proto_conn *pc)
+{
+    return value_in_complete(&pc->value);
+}
 
 /* True while a long multi-get's reply is held back (do not write it yet, unless it is over
  * max_output or the connection is closing). */

@@ -1,7 +1,10 @@
 /*
  * Per worker thread request counters, declared once. Each worker owns one struct proto_stats
- * and bumps it without locks or atomics (only its thread writes it); `stats` sums all threads'
- * copies through proto_hooks.sum_stats. Names are memcached's `stats` field names.
+ * and is its only writer: STAT_INC/STAT_ADD are a relaxed atomic load and store (plain moves
+ * on x86, no lock prefix, no lock), so another thread may read them at any time without a
+ * data race. `stats` sums snapshots of every worker's copy (proto_stats_snapshot) through
+ * proto_hooks.sum_stats; no lock is held on the request path (see storage/README, "Locks").
+ * Names are memcached's `stats` field names.
  */
 #pragma once
 
@@ -27,7 +30,26 @@ struct proto_stats {
     struct proto_obs obs; /* latency histograms, hot keys (protocol/observe.h) */
 };
 
-/* out += in, field by field. */
+/* Single-writer counter updates (owner thread only) and reads from any thread. */
+static inline void stat_add(uint64_t *f, uint64_t n)
+{
+    __atomic_store_n(f, __atomic_load_n(f, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+static inline uint64_t stat_load(const uint64_t *f)
+{
+    return __atomic_load_n(f, __ATOMIC_RELAXED);
+}
+#define STAT_INC(f) stat_add(&(f), 1)
+#define STAT_ADD(f, n) stat_add(&(f), (n))
+
+/* Copies a struct another thread is writing: counters and histograms loaded relaxed, the
+ * hot-key sketch under its sequence count (protocol/observe.h). */
+void proto_stats_snapshot(struct proto_stats *dst, const struct proto_stats *live);
+/* out -= base for counters and histograms (`stats reset` keeps a base per worker instead of
+ * writing to counters it does not own). The sketch is left alone (reset by request). */
+void proto_stats_sub(struct proto_stats *out, const struct proto_stats *base);
+
+/* out += in, field by field (plain copies: snapshots, or this thread's own struct). */
 static inline void proto_stats_add(struct proto_stats *out, const struct proto_stats *in)
 {
 #define PROTO_STAT_ADD(name) out->name += in->name;

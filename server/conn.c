@@ -342,13 +342,11 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
     struct worker *w = c->w;
     size_t have = c->rend - c->rstart, consumed = 0;
     set_state(c, CONN_PARSE);
-    worker_stats_lock(w);
     enum proto_action act =
         proto_process(&c->pc, &c->reply, c->rbuf + c->rstart, have, &consumed,
                       (unsigned)settings.reqs_per_event, max_output);
     if (act == PROTO_YIELD && c->reply.pending <= max_output)
-        w->conn_yields++; /* the -R budget, not backpressure */
-    worker_stats_unlock(w);
+        stat_add(&w->conn_yields, 1); /* the -R budget, not backpressure */
     if (consumed > have)
         consumed = have; /* defensive: never trust a count to move past the data */
     c->rstart += consumed;
@@ -449,8 +447,8 @@ static void conn_run(struct conn *c)
     for (;;) {
         enum proto_action act = PROTO_CONTINUE;
         size_t have = c->rend - c->rstart;
-        if (fresh && have > 0 && have >= c->need && !c->closing &&
-            c->reply.pending <= max_output)
+        if (fresh && (have > 0 || proto_value_ready(&c->pc)) && have >= c->need &&
+            !c->closing && c->reply.pending <= max_output)
             act = conn_parse(c, max_output);
         fresh = false;
 
@@ -542,9 +540,7 @@ bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout)
     if (now <= last || (uint64_t)(now - last) <= idle_timeout)
         return false;
     struct worker *w = c->w;
-    worker_stats_lock(w);
-    w->idle_kicks++;
-    worker_stats_unlock(w);
+    stat_add(&w->idle_kicks, 1);
     log_info("closing idle connection %s (fd %d)", c->addr, c->fd);
     conn_close(c);
     return true;

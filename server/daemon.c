@@ -93,7 +93,8 @@ int daemon_drop_privileges(const char *user)
     return 0;
 }
 
-static int log_fd = -1;   /* the log file, or -1 */
+static int log_fd = -1;     /* the log file, or -1 */
+static bool log_on_stderr; /* stdout and stderr are log_fd now */
 static int ready_fd = -1; /* detached child: write end of the readiness pipe */
 
 int daemon_open_logfile(const char *path, bool foreground)
@@ -108,8 +109,25 @@ int daemon_open_logfile(const char *path, bool foreground)
     if (foreground) {
         dup2(log_fd, STDOUT_FILENO);
         dup2(log_fd, STDERR_FILENO);
+        log_on_stderr = true;
     }
     return 0;
+}
+
+void daemon_reopen_logfile(const char *path)
+{
+    if (!log_on_stderr || path == NULL || path[0] == '\0')
+        return;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        log_warn("cannot reopen log file %s: %s; still writing to the old one", path,
+                 strerror(errno));
+        return;
+    }
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    close(log_fd);
+    log_fd = fd;
 }
 
 int daemon_enable_coredumps(void)
@@ -217,6 +235,7 @@ void daemon_ready(void)
         dup2(fd, STDERR_FILENO);
         if (fd != log_fd)
             close(fd);
+        log_on_stderr = fd == log_fd;
     }
     ssize_t w;
     do

@@ -25,6 +25,9 @@ int daemon_drop_privileges(const char *user);
  * DAEMON_EXIT_CANTCREAT. In the foreground stdout and stderr go to it at once; a daemon
  * keeps the terminal until it is ready (daemon_ready), so startup errors are seen. */
 int daemon_open_logfile(const char *path, bool foreground);
+/* SIGHUP: opens the log file's path again (after logrotate moved it) and sends stdout and
+ * stderr there; on failure keeps the old file and says so in it. */
+void daemon_reopen_logfile(const char *path);
 /* -r: raises the core file size limit to the hard maximum (memcached's -r). Returns 0 or
  * DAEMON_EXIT_OSERR when no core could be written. */
 int daemon_enable_coredumps(void);

@@ -90,6 +90,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what, (void)arg;
     if (sig == SIGHUP) {
+        daemon_reopen_logfile(settings.logfile); /* logrotate's postrotate: kill -HUP */
         reload_secrets();
         if (settings.config_file == NULL) {
             log_info("SIGHUP: no config file to reload");
@@ -131,6 +132,23 @@ static void memory_file_absolute(void)
     snprintf(p, n, "%s/%s", cwd, settings.memory_file);
     free(settings.memory_file);
     settings.memory_file = p;
+}
+
+/* -d changes to /: a relative pidfile, log file or config file (re-read on SIGHUP) would then
+ * name something else. Resolve them against the directory cached was started in. */
+static void absolute_for_daemon(char **path)
+{
+    char cwd[4096];
+    if (*path == NULL || (*path)[0] == '\0' || (*path)[0] == '/' ||
+        getcwd(cwd, sizeof cwd) == NULL)
+        return;
+    size_t n = strlen(cwd) + strlen(*path) + 2;
+    char *p = malloc(n);
+    if (p == NULL)
+        return;
+    snprintf(p, n, "%s/%s", cwd, *path);
+    free(*path);
+    *path = p;
 }
 
 /* With every worker stopped, nothing touches the items: write the .meta. */
@@ -240,8 +258,12 @@ static int run(void)
     memory_file_absolute();
     if (listen_setup(&settings) < 0)
         return DAEMON_EXIT_OSERR;
-    if (settings.daemonize)
+    if (settings.daemonize) {
+        absolute_for_daemon(&settings.pidfile);
+        absolute_for_daemon(&settings.logfile);
+        absolute_for_daemon((char **)&settings.config_file);
         rc = daemon_detach();
+    }
     if (rc == 0 && settings.lock_memory)
         daemon_lock_memory();
     if (rc == 0)

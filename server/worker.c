@@ -122,7 +122,6 @@ int worker_setup(unsigned n)
         w->id = i;
         w->efd = -1;
         pthread_mutex_init(&w->qlock, NULL);
-        pthread_mutex_init(&w->stats_lock, NULL);
         pthread_mutex_init(&w->conns_lock, NULL);
         w->base = event_base_new();
         if (w->base == NULL)
@@ -234,7 +233,6 @@ void worker_teardown(void)
         if (w->efd >= 0)
             close(w->efd);
         pthread_mutex_destroy(&w->qlock);
-        pthread_mutex_destroy(&w->stats_lock);
         pthread_mutex_destroy(&w->conns_lock);
     }
     mem_free(workers);
@@ -243,78 +241,73 @@ void worker_teardown(void)
 }
 
 /*
- * A `stats` command runs inside proto_process, with its worker's stats lock held. Summing
- * must never hold that lock while waiting for another worker's: two workers running `stats`
- * at once would each hold their own and wait for the other's (ABBA deadlock; seen as a
- * server that stopped answering under valgrind). So the caller's own lock is dropped for the
- * duration (its counters are not being bumped meanwhile: this thread is here), and the
- * workers' locks are then taken one at a time, never two together.
+ * `stats` sums every worker's counters while they keep running: each is read with relaxed
+ * loads (proto_stats_snapshot), minus the base the last `stats reset` recorded. The base is
+ * written only under stats_reset_lock, which nothing else depends on: it is taken by stats
+ * readers and resetters alone, never on the request path and never together with another
+ * lock (memcached's doc/threads.txt rule; an earlier per-worker lock held across
+ * proto_process deadlocked two concurrent `stats`, test_stats_deadlock.py).
  */
-static bool stats_release_self(void)
-{
-    struct worker *self = worker_self;
-    if (self == NULL || !self->in_stats_lock)
-        return false;
-    worker_stats_unlock(self);
-    return true;
-}
-
-static void stats_reacquire_self(bool released)
-{
-    if (released)
-        worker_stats_lock(worker_self);
-}
+static pthread_mutex_t stats_reset_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void worker_sum_stats(struct proto_stats *out)
 {
     memset(out, 0, sizeof *out);
-    bool released = stats_release_self();
+    struct proto_stats *snap = mem_alloc(sizeof *snap); /* ~17 KB of sketch: not the stack */
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        pthread_mutex_lock(&w->stats_lock);
-        proto_stats_add(out, &w->stats);
-        out->bytes_read += atomic_load_explicit(&w->bytes_read, memory_order_relaxed);
-        out->bytes_written += atomic_load_explicit(&w->bytes_written, memory_order_relaxed);
-        pthread_mutex_unlock(&w->stats_lock);
+        proto_stats_snapshot(snap, &w->stats);
+        snap->bytes_read = atomic_load_explicit(&w->bytes_read, memory_order_relaxed);
+        snap->bytes_written = atomic_load_explicit(&w->bytes_written, memory_order_relaxed);
+        pthread_mutex_lock(&stats_reset_lock);
+        proto_stats_sub(snap, &w->stats_base);
+        snap->bytes_read -= w->bytes_read_base;
+        snap->bytes_written -= w->bytes_written_base;
+        pthread_mutex_unlock(&stats_reset_lock);
+        proto_stats_add(out, snap);
     }
-    stats_reacquire_self(released);
+    mem_free(snap);
 }
 
-static uint64_t sum_field(size_t offset)
+static uint64_t sum_field(size_t offset, size_t base_offset)
 {
     uint64_t sum = 0;
-    bool released = stats_release_self();
+    pthread_mutex_lock(&stats_reset_lock);
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        pthread_mutex_lock(&w->stats_lock);
-        sum += *(uint64_t *)((char *)w + offset);
-        pthread_mutex_unlock(&w->stats_lock);
+        sum += stat_load((const uint64_t *)((const char *)w + offset)) -
+               *(const uint64_t *)((const char *)w + base_offset);
     }
-    stats_reacquire_self(released);
+    pthread_mutex_unlock(&stats_reset_lock);
     return sum;
 }
 
 uint64_t worker_idle_kicks(void)
 {
-    return sum_field(offsetof(struct worker, idle_kicks));
+    return sum_field(offsetof(struct worker, idle_kicks), offsetof(struct worker, idle_kicks_base));
 }
 
 uint64_t worker_conn_yields(void)
 {
-    return sum_field(offsetof(struct worker, conn_yields));
+    return sum_field(offsetof(struct worker, conn_yields),
+                     offsetof(struct worker, conn_yields_base));
 }
 
 void worker_reset_stats(void)
 {
-    bool released = stats_release_self();
+    struct proto_stats *snap = mem_alloc(sizeof *snap);
     for (unsigned i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        pthread_mutex_lock(&w->stats_lock);
-        memset(&w->stats, 0, sizeof w->stats);
-        w->idle_kicks = w->conn_yields = 0;
-        atomic_store_explicit(&w->bytes_read, 0, memory_order_relaxed);
-        atomic_store_explicit(&w->bytes_written, 0, memory_order_relaxed);
-        pthread_mutex_unlock(&w->stats_lock);
+        proto_stats_snapshot(snap, &w->stats);
+        pthread_mutex_lock(&stats_reset_lock);
+        w->stats_base = *snap;
+        w->idle_kicks_base = stat_load(&w->idle_kicks);
+        w->conn_yields_base = stat_load(&w->conn_yields);
+        w->bytes_read_base = atomic_load_explicit(&w->bytes_read, memory_order_relaxed);
+        w->bytes_written_base = atomic_load_explicit(&w->bytes_written, memory_order_relaxed);
+        pthread_mutex_unlock(&stats_reset_lock);
+        /* the sketch cannot be subtracted: its owner clears it at its next sample */
+        __atomic_fetch_add(&w->stats.obs.clear_req, 1, __ATOMIC_RELAXED);
     }
-    stats_reacquire_self(released);
+    mem_free(snap);
 }

@@ -6,12 +6,12 @@
  * list) and wakes it with an eventfd. Each worker has its own struct proto_stats; `stats`
  * sums them through proto_hooks.sum_stats.
  *
- * Locks of a worker (none is ever held while taking another worker's lock of the same kind):
+ * Counters (struct proto_stats, idle_kicks, conn_yields, bytes_*) are written by the owner
+ * only, as relaxed atomics, and read by any thread without a lock; `stats reset` records a
+ * base per worker (under stats_reset_lock in worker.c, a leaf lock taken only by readers and
+ * resetters) instead of writing to counters it does not own. No lock is held across
+ * proto_process. Lock order: storage/README ("Locks"); the worker's own:
  *   qlock       the hand-over queue; listener and owner, per connection
- *   stats_lock  stats and the extra counters; taken by the owner around each proto_process
- *               batch (uncontended unless `stats` runs), and
- *               by any thread summing or resetting. A worker already holding its own lock
- *               (the `stats` command runs inside proto_process) reads its own copy unlocked.
  *   conns_lock  the list of live connections; taken by the owner on connect/close only and
  *               by `stats conns` from any worker.
  */
@@ -46,14 +46,14 @@ struct worker {
     _Atomic bool stop;
     bool stopping;            /* owner's view of stop, acted on */
 
-    pthread_mutex_t stats_lock;
-    bool in_stats_lock;       /* owner holds stats_lock (see above) */
-    struct proto_stats stats;
-    uint64_t idle_kicks;      /* closed by idle_timeout */
-    uint64_t conn_yields;     /* gave up the thread after -R commands */
-    /* Bumped on every read and write: relaxed atomics (one instruction, no lock) rather than
-     * stats_lock; summed into stats' bytes_read/bytes_written. */
+    struct proto_stats stats; /* owner writes (STAT_INC), anyone reads (snapshot) */
+    uint64_t idle_kicks;      /* closed by idle_timeout (owner: stat_add) */
+    uint64_t conn_yields;     /* gave up the thread after -R commands (owner: stat_add) */
+    /* Bumped on every read and write: relaxed atomics; summed into bytes_read/bytes_written. */
     _Atomic uint64_t bytes_read, bytes_written;
+    /* What the counters were at the last `stats reset` (stats_reset_lock, worker.c). */
+    struct proto_stats stats_base;
+    uint64_t idle_kicks_base, conn_yields_base, bytes_read_base, bytes_written_base;
 
     pthread_mutex_t conns_lock;
     struct conn *conns;       /* live connections, doubly linked */
@@ -84,17 +84,6 @@ extern _Thread_local struct worker *worker_self;
 /* proto_hooks implementations. */
 void worker_sum_stats(struct proto_stats *out);
 void worker_reset_stats(void);
-/* Sums of the server's own per-worker counters (kept beside proto_stats, same lock). */
+/* Sums of the server's own per-worker counters (kept beside proto_stats, same rules). */
 uint64_t worker_idle_kicks(void);
 uint64_t worker_conn_yields(void);
-
-static inline void worker_stats_lock(struct worker *w)
-{
-    pthread_mutex_lock(&w->stats_lock);
-    w->in_stats_lock = true;
-}
-static inline void worker_stats_unlock(struct worker *w)
-{
-    w->in_stats_lock = false;
-    pthread_mutex_unlock(&w->stats_lock);
-}

@@ -144,6 +144,7 @@ enum st_result storage_meta_delete(const char *key, size_t nkey, bool has_cas, u
 static struct item *do_link_number(struct shard *sh, const char *key, size_t nkey, uint64_t v,
                                    uint64_t hv, enum st_result *res)
 {
+    ST_ASSERT(shard_held(sh));
     char buf[24];
     int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
     struct item *nit = item_alloc(key, nkey, 0, 0, (uint32_t)len, res);

@@ -143,6 +143,27 @@ int storage_save(char *errbuf, size_t errlen, uint64_t *items);
  * *restored tells which. */
 bool storage_persist_note(char *buf, size_t len, bool *restored);
 
+/* ---- walking every item (lru_crawler metadump) ---- */
+
+#define STORAGE_MAX_CLASS_ID 256 /* class ids are 1..storage_class_count() */
+
+struct storage_item_info {
+    const char *key;
+    size_t nkey;
+    rel_time_t exptime, atime;
+    uint64_t cas;
+    bool fetched;
+    unsigned cls;
+    size_t size; /* header + key + value */
+};
+/* Calls fn for every live item whose class id c has classes[c] set (classes NULL: all), one
+ * hash shard at a time with that shard's lock held: fn must not call into storage. Returns
+ * the number of items visited. */
+size_t storage_walk(const bool *classes,
+                    void (*fn)(void *arg, const struct storage_item_info *ii), void *arg);
+/* Number of slab classes (valid class ids are 1..this). */
+unsigned storage_class_count(void);
+
 /* ---- statistics ---- */
 
 struct storage_stats {

@@ -27,8 +27,10 @@ static size_t pkt(unsigned char *out, uint8_t op, const char *key, const void *e
     out[11] = (unsigned char)body;
     for (int i = 0; i < 8; i++)
         out[16 + i] = (unsigned char)(cas >> (56 - 8 * i));
-    memcpy(out + 24, ext, next);
-    memcpy(out + 24 + next, key, nkey);
+    if (next)
+        memcpy(out + 24, ext, next);
+    if (nkey)
+        memcpy(out + 24 + next, key, nkey);
     if (nval)
         memcpy(out + 24 + next + nkey, val, nval);
     return 24 + next + nkey + nval;

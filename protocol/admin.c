@@ -1,0 +1,153 @@
+/*
+ * admin: memcached's `lru_crawler` command family, answered as memcached 1.6.18 answers it.
+ *
+ * cached has no LRU crawler thread: expired items are reclaimed by the background expiry
+ * sweeper (and lazily on access). So:
+ *   lru_crawler metadump all|hash|<ids>  dumps every live item (a hash-table walk; "all" and a
+ *                                      class list walk the same table, filtered by class)
+ *   lru_crawler crawl all|<ids>          OK: the sweeper already reclaims expired items
+ *                                      continuously; nothing extra is started
+ *   lru_crawler enable|disable          turn the expiry sweeper on/off (and metadump/crawl
+ *                                      refuse while it is off, as memcached's do)
+ *   lru_crawler sleep N / tocrawl N     validated as memcached does and remembered; they tune
+ *                                      memcached's crawler and have no effect on the sweeper
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "protocol/internal.h"
+
+#define MSG_CRAWLER_DISABLED "CLIENT_ERROR lru crawler disabled\r\n"
+#define MSG_BADCLASS "BADCLASS invalid class id\r\n"
+#define MSG_CRAWLER_START_FAIL "ERROR failed to start lru crawler thread\r\n"
+#define MSG_SLEEP_TOO_LONG "CLIENT_ERROR sleep must be one second or less\r\n"
+/* memcached's valid class ids are 1..63 (MAX_NUMBER_OF_SLAB_CLASSES 64); cached may have more
+ * classes (8-byte steps for small items), so its own ids are valid too. */
+#define MEMCACHED_MAX_CLASS_ID 63
+
+static _Atomic bool crawler_on = true;
+static _Atomic uint32_t crawler_sleep = 100, crawler_tocrawl = 0;
+
+/* "all", "hash" or a comma-separated list of class ids -> classes[] (NULL: all). */
+static bool parse_classes(const struct token *t, bool *classes, bool **out)
+{
+    *out = NULL;
+    if (TOK_IS(t, "all") || TOK_IS(t, "hash"))
+        return true;
+    unsigned max = storage_class_count();
+    if (max < MEMCACHED_MAX_CLASS_ID)
+        max = MEMCACHED_MAX_CLASS_ID;
+    if (max >= STORAGE_MAX_CLASS_ID)
+        max = STORAGE_MAX_CLASS_ID - 1;
+    memset(classes, 0, STORAGE_MAX_CLASS_ID * sizeof(*classes));
+    const char *p = t->p, *end = t->p + t->len;
+    while (p <= end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *e = c ? c : end;
+        if (e > p) { /* strtok_r skips empty pieces */
+            struct token n = {p, (size_t)(e - p)};
+            uint32_t id;
+            if (!tok_strtoul(&n, &id) || id < 1 || id > max)
+                return false;
+            classes[id] = true;
+        }
+        p = e + 1;
+    }
+    *out = classes;
+    return true;
+}
+
+/* memcached's uriencode: every byte but [A-Za-z0-9._~-] as %XX. */
+static char *uriencode(const char *s, size_t n, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            *out++ = (char)ch;
+        } else {
+            *out++ = '%';
+            *out++ = hex[ch >> 4];
+            *out++ = hex[ch & 15];
+        }
+    }
+    return out;
+}
+
+/* One line per item, ending in a bare "\n" as memcached's (only END has "\r\n"). */
+static void dump_one(void *arg, const struct storage_item_info *ii)
+{
+    struct reply *r = arg;
+    char *p = reply_reserve(r, 4 + 3 * KEY_MAX_LENGTH + 128), *s = p;
+    memcpy(p, "key=", 4);
+    p = uriencode(ii->key, ii->nkey, p + 4);
+    long long exp = ii->exptime == 0 ? -1 : (long long)clock_unix(ii->exptime);
+    p += snprintf(p, 128, " exp=%lld la=%lld cas=%llu fetch=%s cls=%u size=%zu\n", exp,
+                  (long long)clock_unix(ii->atime), (unsigned long long)ii->cas,
+                  ii->fetched ? "yes" : "no", ii->cls, ii->size);
+    reply_commit(r, (size_t)(p - s));
+}
+
+enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    const struct request *q = x->q;
+    const struct token *sub = &q->tok[1];
+    bool classes_buf[STORAGE_MAX_CLASS_ID], *classes;
+    if (q->ntok == 3 && (TOK_IS(sub, "crawl") || TOK_IS(sub, "metadump"))) {
+        if (!atomic_load(&crawler_on)) {
+            reply_add(x->r, MSG_CRAWLER_DISABLED, MSG_LEN(MSG_CRAWLER_DISABLED));
+            return CMD_DONE;
+        }
+        if (!parse_classes(&q->tok[2], classes_buf, &classes)) {
+            reply_add(x->r, MSG_BADCLASS, MSG_LEN(MSG_BADCLASS));
+            return CMD_DONE;
+        }
+        if (TOK_IS(sub, "crawl")) {
+            reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+            return CMD_DONE;
+        }
+        storage_walk(classes, dump_one, x->r);
+        reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
+        return CMD_DONE;
+    }
+    if (q->ntok == 3 && (TOK_IS(sub, "sleep") || TOK_IS(sub, "tocrawl"))) {
+        uint32_t v;
+        if (!tok_strtoul(&q->tok[2], &v)) {
+            reply_add(x->r, MSG_BAD_FORMAT, MSG_LEN(MSG_BAD_FORMAT));
+            return CMD_DONE;
+        }
+        if (TOK_IS(sub, "sleep")) {
+            if (v > 1000000) {
+                reply_add(x->r, MSG_SLEEP_TOO_LONG, MSG_LEN(MSG_SLEEP_TOO_LONG));
+                return CMD_DONE;
+            }
+            atomic_store(&crawler_sleep, v);
+        } else {
+            atomic_store(&crawler_tocrawl, v);
+        }
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+        return CMD_DONE;
+    }
+    if (q->ntok == 2 && TOK_IS(sub, "enable")) {
+        /* memcached: the thread is already running -> it cannot be started */
+        if (atomic_exchange(&crawler_on, true)) {
+            reply_add(x->r, MSG_CRAWLER_START_FAIL, MSG_LEN(MSG_CRAWLER_START_FAIL));
+            return CMD_DONE;
+        }
+        __atomic_store_n(&settings.sweeper, true, __ATOMIC_RELAXED);
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+        return CMD_DONE;
+    }
+    if (q->ntok == 2 && TOK_IS(sub, "disable")) {
+        atomic_store(&crawler_on, false);
+        __atomic_store_n(&settings.sweeper, false, __ATOMIC_RELAXED);
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+        return CMD_DONE;
+    }
+    reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+    return CMD_DONE;
+}
