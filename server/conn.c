@@ -57,6 +57,7 @@ const char *conn_state_name(int state)
     switch (state) {
     case CONN_READ: return "conn_waiting";
     case CONN_PARSE: return "conn_parse_cmd";
+    case CONN_NREAD: return "conn_nread";
     case CONN_WRITE: return "conn_mwrite";
     default: return "conn_closing";
     }
@@ -353,6 +354,8 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
     have -= consumed;
     /* Incomplete command line: parse again once at least one more byte is in. */
     c->need = (act == PROTO_CONTINUE && have > 0) ? have + 1 : 0;
+    /* A value is arriving into its item (or a refused one is swallowed): conn_nread. */
+    c->in_value = c->pc.value.it != NULL || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
     if (have == 0)
@@ -499,7 +502,7 @@ static void conn_run(struct conn *c)
         if (n > 0 && c->w->stopping)
             c->draining = true; /* shutdown: a first request waited for (conn_drain) */
         if (n == 0) {
-            set_state(c, pending ? CONN_WRITE : CONN_READ);
+            set_state(c, pending ? CONN_WRITE : c->in_value ? CONN_NREAD : CONN_READ);
             conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
             return;
         }

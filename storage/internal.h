@@ -73,7 +73,8 @@ struct storage_globals {
 
     char *arena;
     size_t arena_bytes;
-    uint32_t page_size, npages;
+    uint32_t page_size, npages;  /* npages: usable now (-m, cache_memlimit) */
+    uint32_t max_pages;          /* reserved address space, in pages */
     pthread_mutex_t arena_lock;
     uint32_t pages_assigned;     /* pages [0, pages_assigned) have been given to classes */
     uint32_t *pool, npool;       /* free pages handed back (`slabs reassign N 0`), reused first */
@@ -100,6 +101,7 @@ struct storage_globals {
 
 extern struct storage_globals stg;
 extern _Thread_local struct shard *tl_held_shard;
+extern _Thread_local unsigned tl_last_class; /* storage_last_class() */
 
 static inline struct item *ref_item(uint32_t ref)
 {

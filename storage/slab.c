@@ -169,22 +169,40 @@ int slab_setup(char *errbuf, size_t errlen)
         return -1;
     }
     stg.npages = (uint32_t)npages;
-    stg.arena_bytes = npages * page;
+    size_t max_pages = npages;
     void *p = MAP_FAILED;
-    if (cfg->memory_file != NULL) { /* -e: the arena lives in the file (persist.c) */
+    if (cfg->memory_file != NULL) { /* -e: the arena lives in the file (persist.c), fixed */
+        stg.arena_bytes = npages * page;
         p = persist_map(stg.arena_bytes, errbuf, errlen);
         if (p == NULL)
             return -1;
     } else {
-        p = mmap(NULL, stg.arena_bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        /* Address space for the largest arena refs can reach is reserved (PROT_NONE: no
+         * memory, no overcommit charge); -m's pages are made usable now, cache_memlimit can
+         * add more later without moving the arena (items are addressed by offset from it). */
+        max_pages = (size_t)(((uint64_t)1 << 35) / page);
+        if (max_pages < npages)
+            max_pages = npages;
+        p = mmap(NULL, max_pages * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+        if (p == MAP_FAILED) { /* address space limited (ulimit -v): no room to grow */
+            max_pages = npages;
+            p = mmap(NULL, max_pages * page, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        }
+        if (p != MAP_FAILED && mprotect(p, npages * page, PROT_READ | PROT_WRITE) != 0) {
+            munmap(p, max_pages * page);
+            p = MAP_FAILED;
+        }
+        stg.arena_bytes = max_pages * page; /* what teardown unmaps */
     }
     if (p == MAP_FAILED) {
-        snprintf(errbuf, errlen, "cannot reserve %zu bytes for items", stg.arena_bytes);
+        snprintf(errbuf, errlen, "cannot reserve %zu bytes for items", npages * page);
         return -1;
     }
+    stg.max_pages = (uint32_t)max_pages;
     stg.arena = p;
-    stg.pmeta = mem_calloc(npages, sizeof(*stg.pmeta));
+    stg.pmeta = mem_calloc(max_pages, sizeof(*stg.pmeta));
     pthread_mutex_init(&stg.arena_lock, NULL);
     stg.pages_assigned = 0;
 
@@ -999,6 +1017,74 @@ static uint64_t class_age(const struct slab_class *c, rel_time_t now, uint64_t m
         }
     }
     return now - oldest;
+}
+
+_Thread_local unsigned tl_last_class;
+
+unsigned storage_item_class(const struct item *it)
+{
+    return (unsigned)stg.pmeta[item_page(it)].cls + 1;
+}
+
+unsigned storage_last_class(void)
+{
+    return tl_last_class;
+}
+
+bool storage_set_mem_limit(size_t bytes)
+{
+    /* With -e the arena is the file's fixed layout (memcached too refuses for a preallocated
+     * arena). */
+    if (!stg.ready || stg.cfg.memory_file != NULL)
+        return false;
+    size_t want = bytes / stg.page_size;
+    if (want == 0)
+        want = 1;
+    bool ok = true;
+    pthread_mutex_lock(&stg.arena_lock);
+    if (want > stg.max_pages) {
+        ok = false;
+    } else if (want > stg.npages) {
+        char *from = page_base(stg.npages);
+        ok = mprotect(from, (want - stg.npages) * (size_t)stg.page_size,
+                      PROT_READ | PROT_WRITE) == 0;
+        if (ok)
+            stg.npages = (uint32_t)want;
+    } else if (want < stg.npages) {
+        /* Pages already given to classes stay (their items are live); the ones never handed
+         * out above the new limit are returned to the system. */
+        uint32_t keep = want > stg.pages_assigned ? (uint32_t)want : stg.pages_assigned;
+        if (keep < stg.npages) {
+            char *from = page_base(keep);
+            size_t len = (size_t)(stg.npages - keep) * stg.page_size;
+            madvise(from, len, MADV_DONTNEED);
+            mprotect(from, len, PROT_NONE);
+            stg.npages = keep;
+        }
+    }
+    if (ok)
+        stg.cfg.mem_limit = bytes;
+    pthread_mutex_unlock(&stg.arena_lock);
+    return ok;
+}
+
+bool storage_class_dump(unsigned id, bool (*fn)(void *arg, const struct item *it), void *arg)
+{
+    if (!stg.ready || id == 0 || id > stg.nclasses)
+        return false;
+    struct slab_class *c = &stg.classes[id - 1];
+    pthread_mutex_lock(&c->lock);
+    bool more = true;
+    for (uint32_t pi = 0; more && pi < c->npages; pi++) {
+        char *base = page_base(c->pages[pi]);
+        for (uint32_t ch = 0; more && ch < c->perslab; ch++) {
+            const struct item *it = (const struct item *)(base + (size_t)ch * c->size);
+            if ((item_iflags(it) & (ITEM_FREE | ITEM_LINKED)) == ITEM_LINKED)
+                more = fn(arg, it);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return true;
 }
 
 unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats *s), void *arg)
