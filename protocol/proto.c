@@ -1031,6 +1031,8 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         if (t0 == 0)
             t0 = obs_now_ns();
 #endif
+        if (!login && proto_hooks_active->trace_command && proto_verbose() >= 2)
+            proto_hooks_active->trace_command(pc->trace_id, q.line, q.len);
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE)
             break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */
