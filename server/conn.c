@@ -77,6 +77,7 @@ static void conn_want(struct conn *c, short flags)
     if (flags == 0)
         return;
     event_assign(c->ev, c->w->base, c->fd, (short)(flags | EV_PERSIST), conn_event, c);
+    event_priority_set(c->ev, c->handshaking ? 1 : 0); /* see worker_setup */
     if (event_add(c->ev, NULL) < 0) {
         log_error("event_add failed for fd %d", c->fd);
         c->ev_flags = 0;
@@ -387,6 +388,7 @@ static bool conn_handshake(struct conn *c)
     switch (tls_handshake(c->tls, c->addr)) {
     case TLS_DONE:
         c->handshaking = false;
+        conn_want(c, 0); /* re-armed below at the established connections' priority */
         return true;
     case TLS_WANT_READ:
         conn_want(c, EV_READ);
