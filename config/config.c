@@ -867,8 +867,8 @@ static void usage(FILE *out)
             usage_row(out, &def, &descs[i]);
     fprintf(out,
             "  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n",
-            "-v / -vv / -vvv", "log level: info / debug / debug (memcached's -vv also echoes",
-            "", "client commands; cached does not)", "-U, --udp-port=0",
+            "-v / -vv / -vvv", "log level info / debug / debug; -vv also echoes client commands",
+            "", "('<FD get foo' lines, as memcached; not its replies)", "-U, --udp-port=0",
             "no UDP, memcached 1.6's default (other values are refused)",
             "-o, --extended=KEY=VAL[,KEY=VAL]",
             "extended settings by config-file name, e.g. -o idle_timeout=10", "-h, --help",

@@ -485,7 +485,8 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     case ST_NOT_FOUND: OUT(x, MSG_NOT_FOUND); break;
     case ST_TOO_LARGE: STAT_INC(x->st->store_too_large); OUT(x, MSG_TOO_LARGE); break;
     case ST_NO_MEMORY: STAT_INC(x->st->store_no_memory); OUT(x, MSG_NO_MEMORY_STORE); break;
-    case ST_NON_NUMERIC: OUT(x, MSG_NOT_STORED); break;
+    case ST_NON_NUMERIC:
+    case ST_REF_SATURATED: OUT(x, MSG_NOT_STORED); break; /* neither comes from a store */
     }
 }
 
@@ -1031,6 +1032,8 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         if (t0 == 0)
             t0 = obs_now_ns();
 #endif
+        if (!login && proto_hooks_active->trace_command && proto_verbose() >= 2)
+            proto_hooks_active->trace_command(pc->trace_id, q.line, q.len);
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE)
             break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */

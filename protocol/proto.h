@@ -60,6 +60,7 @@ struct proto_conn {
     struct proto_mget mget;    /* a long multi-get line in progress */
     bool closing;              /* quit seen / fatal input: close once replies are sent */
     bool is_unix;              /* connection came in over the unix socket */
+    int trace_id;              /* -vv: the number in "<N get foo" lines (the server's fd) */
     uint8_t mode;              /* PROTO_MODE_*: decided by the connection's first byte */
     bool authenticated;        /* SASL (-S): a SASL_AUTH/STEP succeeded */
     bool sasl_started;         /* SASL_AUTH began an exchange that SASL_STEP may continue */
@@ -180,6 +181,9 @@ struct proto_hooks {
     void (*reset_stats)(void);
     /* `refresh_certs`: true on success, else err holds the reply (with its "\r\n"). */
     bool (*refresh_certs)(char *err, size_t errlen);
+    /* -vv (verbosity 2 and up): a text command line as received, for memcached's
+     * "<FD command" echo; id is proto_conn.trace_id. Never called for login lines. */
+    void (*trace_command)(int id, const char *line, size_t len);
 };
 
 struct cfg;

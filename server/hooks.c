@@ -6,6 +6,8 @@
 #include "server/hooks.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "protocol/stats.h"
@@ -14,6 +16,8 @@
 #include "server/server.h"
 #include "server/tls.h"
 #include "server/worker.h"
+
+#define REQ_TRACE_MAX 2048 /* longest command line echoed by -vv (memcached's line limit) */
 #include "storage/clock.h"
 
 /* The server's numbers for `stats` (protocol/stats.c writes the lines). */
@@ -82,6 +86,20 @@ static void reset_stats(void)
     atomic_store(&server_counters.time_in_listen_disabled_us, 0);
 }
 
+/* -vv: memcached's "<FD command" line, untimestamped as memcached prints it, in one write. */
+static void trace_command(int id, const char *line, size_t len)
+{
+    char buf[REQ_TRACE_MAX + 32];
+    int n = snprintf(buf, sizeof buf - 1, "<%d %.*s", id,
+                     (int)(len > REQ_TRACE_MAX ? REQ_TRACE_MAX : len), line);
+    if (n < 0)
+        return;
+    size_t m = (size_t)n < sizeof buf - 1 ? (size_t)n : sizeof buf - 2;
+    buf[m++] = '\n';
+    ssize_t w = write(STDERR_FILENO, buf, m);
+    (void)w;
+}
+
 const struct proto_hooks server_hooks = {
     .server_stats = server_stats,
     .conns_each = conns_each,
@@ -89,4 +107,5 @@ const struct proto_hooks server_hooks = {
     .sum_stats = worker_sum_stats,
     .reset_stats = reset_stats,
     .refresh_certs = tls_refresh,
+    .trace_command = trace_command,
 };
