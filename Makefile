@@ -72,7 +72,7 @@ run: deps all
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -DCACHED_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
 	@bash tests/run.sh all
 
 test-unit: deps all
@@ -82,7 +82,7 @@ test-integration: deps all
 	@bash tests/run.sh integration
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -DCACHED_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" LDFLAGS="-fsanitize=address,undefined" build-asan/cached
 
 unit-bins: $(UNIT_BINS)
 

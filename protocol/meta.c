@@ -250,10 +250,10 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
     }
     if (f.new_ttl) {
         STAT_INC(x->st->cmd_touch);
-        STAT_INC(x->st->touch_hits);
+        STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
     } else {
         STAT_INC(x->st->cmd_get);
-        STAT_INC(x->st->get_hits);
+        STAT_INC(x->st->get_hits), STAT_INC(CLS_OF(x, it)->get_hits);
     }
     rel_time_t now = clock_now();
     rel_time_t exptime = g.exptime; /* as the flags before the current one left it */
@@ -371,7 +371,7 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
         storage_delete(f.key, f.nkey, 0);
         return ms_refuse(x, res == ST_TOO_LARGE ? MSG_TOO_LARGE : MSG_NO_MEMORY_STORE, total);
     }
-    STAT_INC(x->st->cmd_set);
+    STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
     /* What the reply needs once the value is in: the line is gone by then. */
     struct proto_store *st = &x->pc->store;
     *st = (struct proto_store){.kind = PROTO_STORE_META, .op = (uint8_t)op, .noreply = f.no_reply,
@@ -406,7 +406,7 @@ void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     uint64_t cas = 0;
     enum st_result res = storage_meta_store(it, op, st->has_cas, st->cas, st->set_stale,
                                             st->key_binary, &cas);
-    proto_count_cas(x, op, res);
+    proto_count_cas(x, op, res, it);
     const char *status;
     switch (res) {
     case ST_OK: status = "HD"; break;
@@ -458,7 +458,7 @@ enum cmd_result proto_meta_md(struct proto_ctx *x, int arg)
     switch (res) {
     case ST_OK:
         if (!f.set_stale)
-            STAT_INC(x->st->delete_hits);
+            STAT_INC(x->st->delete_hits), STAT_INC(CLS_LAST(x)->delete_hits);
         break;
     case ST_EXISTS:
         STAT_INC(x->st->delete_misses);
@@ -500,9 +500,9 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
     case ST_OK:
         if (!m.created) {
             if (incr)
-                STAT_INC(x->st->incr_hits);
+                STAT_INC(x->st->incr_hits), STAT_INC(CLS_LAST(x)->incr_hits);
             else
-                STAT_INC(x->st->decr_hits);
+                STAT_INC(x->st->decr_hits), STAT_INC(CLS_LAST(x)->decr_hits);
         }
         break;
     case ST_NON_NUMERIC: return meta_error(x, MSG_NON_NUMERIC);

@@ -317,17 +317,18 @@ static void get_key(struct proto_ctx *x, const struct token *t, bool touch, rel_
         it = storage_touch(t->p, t->len, exptime);
         STAT_INC(x->st->cmd_touch);
         if (it)
-            STAT_INC(x->st->touch_hits);
+            STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
         else
             STAT_INC(x->st->touch_misses);
     } else {
         it = storage_get(t->p, t->len);
         STAT_INC(x->st->cmd_get);
         if (it)
-            STAT_INC(x->st->get_hits);
+            STAT_INC(x->st->get_hits), STAT_INC(CLS_OF(x, it)->get_hits);
         else
             STAT_INC(x->st->get_misses);
     }
+    DETAIL(t->p, t->len, DETAIL_GET, it != NULL);
     if (it)
         proto_add_value(x->r, it, with_cas);
 }
@@ -391,13 +392,14 @@ void proto_skip_value(struct proto_ctx *x, size_t total)
     }
 }
 
-void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res)
+void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res,
+                     const struct item *it)
 {
     if (op == OP_CAS) {
         if (res == ST_OK)
-            STAT_INC(x->st->cas_hits);
+            STAT_INC(x->st->cas_hits), STAT_INC(CLS_OF(x, it)->cas_hits);
         else if (res == ST_EXISTS)
-            STAT_INC(x->st->cas_badval);
+            STAT_INC(x->st->cas_badval), STAT_INC(CLS_OF(x, it)->cas_badval);
         else if (res == ST_NOT_FOUND)
             STAT_INC(x->st->cas_misses);
     }
@@ -447,6 +449,7 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     size_t total = (size_t)vlen + 2;
+    DETAIL(key->p, key->len, DETAIL_SET, false);
     /* Decided without waiting for the data: a value that cannot be stored is answered at once
      * and swallowed as it arrives. */
     if ((uint64_t)vlen > proto_cfg.item_size_max)
@@ -456,7 +459,7 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
                                  &res);
     if (!it)
         return store_refused(x, res, op, key, total);
-    STAT_INC(x->st->cmd_set);
+    STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
     x->pc->store = (struct proto_store){.op = (uint8_t)op, .noreply = q->noreply, .cas = cas};
     proto_value_start(x, it);
     return CMD_DONE;
@@ -474,8 +477,8 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
         return;
     }
     enum st_result res = storage_store(it, op, x->pc->store.cas, NULL);
+    proto_count_cas(x, op, res, it);
     item_put(it);
-    proto_count_cas(x, op, res);
     switch (res) {
     case ST_OK: OUT(x, MSG_STORED); break;
     case ST_NOT_STORED: OUT(x, MSG_NOT_STORED); break;
@@ -544,8 +547,9 @@ static enum cmd_result cmd_delete(struct proto_ctx *x, int arg)
     const struct token *key = cmd_key(x);
     if (!key)
         return CMD_DONE;
+    DETAIL(key->p, key->len, DETAIL_DEL, false);
     if (storage_delete(key->p, key->len, 0) == ST_OK) {
-        STAT_INC(x->st->delete_hits);
+        STAT_INC(x->st->delete_hits), STAT_INC(CLS_LAST(x)->delete_hits);
         OUT(x, MSG_DELETED);
     } else {
         STAT_INC(x->st->delete_misses);
@@ -569,9 +573,9 @@ static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
     switch (storage_arith(key->p, key->len, incr, delta, &value, NULL)) {
     case ST_OK: {
         if (incr)
-            STAT_INC(x->st->incr_hits);
+            STAT_INC(x->st->incr_hits), STAT_INC(CLS_LAST(x)->incr_hits);
         else
-            STAT_INC(x->st->decr_hits);
+            STAT_INC(x->st->decr_hits), STAT_INC(CLS_LAST(x)->decr_hits);
         if (!q->noreply) {
             char *p = reply_reserve(x->r, 22), *s = p;
             p = proto_u64toa(value, p);
@@ -610,7 +614,7 @@ static enum cmd_result cmd_touch(struct proto_ctx *x, int arg)
     struct item *it = storage_touch(key->p, key->len, clock_exptime(e));
     STAT_INC(x->st->cmd_touch);
     if (it) {
-        STAT_INC(x->st->touch_hits);
+        STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
         item_put(it);
         OUT(x, MSG_TOUCHED);
     } else {
@@ -784,6 +788,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("mn", 1, 0, proto_meta_mn, 0),
     CMD("me", 1, 0, proto_meta_me, 0),
     CMD("stats", 1, 0, proto_cmd_stats, 0),
+    CMD("cache_memlimit", 2, 3, proto_cmd_memlimit, 0),
     CMD("lru_crawler", 2, 3, proto_cmd_lru_crawler, 0), /* protocol/admin.c */
     CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
@@ -929,6 +934,12 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
          * -Y memcached reads every connection as text (a binary request meets the login
          * parser: silence until a newline byte), and so does cached. */
         bool bin = ((unsigned char)buf[0] == BIN_REQ_MAGIC && !auth_enabled()) || proto_cfg.sasl;
+        /* -B ascii: text only (a 0x80 byte is a bad command); -B binary: binary only (a
+         * text command is a bad magic byte, and memcached closes). */
+        if (proto_cfg.binding == PROTO_BIND_ASCII)
+            bin = false;
+        else if (proto_cfg.binding == PROTO_BIND_BINARY)
+            bin = true;
         pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
     }
     if (pc->mode == PROTO_MODE_BINARY)
@@ -1021,6 +1032,8 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         if (t0 == 0)
             t0 = obs_now();
 #endif
+        if (!login && proto_hooks_active->trace_command && proto_verbose() >= 2)
+            proto_hooks_active->trace_command(pc->trace_id, q.line, q.len);
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE)
             break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */

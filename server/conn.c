@@ -57,6 +57,7 @@ const char *conn_state_name(int state)
     switch (state) {
     case CONN_READ: return "conn_waiting";
     case CONN_PARSE: return "conn_parse_cmd";
+    case CONN_NREAD: return "conn_nread";
     case CONN_WRITE: return "conn_mwrite";
     default: return "conn_closing";
     }
@@ -77,6 +78,7 @@ static void conn_want(struct conn *c, short flags)
     if (flags == 0)
         return;
     event_assign(c->ev, c->w->base, c->fd, (short)(flags | EV_PERSIST), conn_event, c);
+    event_priority_set(c->ev, c->handshaking ? 1 : 0); /* see worker_setup */
     if (event_add(c->ev, NULL) < 0) {
         log_error("event_add failed for fd %d", c->fd);
         c->ev_flags = 0;
@@ -140,6 +142,7 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     memset(&c->pc, 0, sizeof c->pc);
     c->pc.stats = &w->stats;
     c->pc.is_unix = listeners[listener].is_unix;
+    c->pc.trace_id = fd;
     c->closing = c->draining = false;
     c->fresh = true;
     c->opened = clock_now();
@@ -353,6 +356,8 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
     have -= consumed;
     /* Incomplete command line: parse again once at least one more byte is in. */
     c->need = (act == PROTO_CONTINUE && have > 0) ? have + 1 : 0;
+    /* A value is arriving into its item (or a refused one is swallowed): conn_nread. */
+    c->in_value = c->pc.value.it != NULL || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
     if (have == 0)
@@ -412,6 +417,7 @@ static bool conn_handshake(struct conn *c)
     switch (tls_handshake(c->tls, c->addr)) {
     case TLS_DONE:
         c->handshaking = false;
+        conn_want(c, 0); /* re-armed below at the established connections' priority */
         return true;
     case TLS_WANT_READ:
         conn_want(c, EV_READ);
@@ -499,7 +505,7 @@ static void conn_run(struct conn *c)
         if (n > 0 && c->w->stopping)
             c->draining = true; /* shutdown: a first request waited for (conn_drain) */
         if (n == 0) {
-            set_state(c, pending ? CONN_WRITE : CONN_READ);
+            set_state(c, pending ? CONN_WRITE : c->in_value ? CONN_NREAD : CONN_READ);
             conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
             return;
         }

@@ -183,6 +183,7 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     clock_tick();
+    server_counter_add(&server_counters.maintenance_ticks, 1);
     /* `verbosity N` (protocol) writes settings.verbose; the log level follows here. */
     static uint64_t applied_verbose = UINT64_MAX;
     uint64_t v = __atomic_load_n(&settings.verbose, __ATOMIC_RELAXED);
@@ -311,6 +312,11 @@ static int run(void)
         .verbose = &settings.verbose,
         .settings = &settings,
         .sasl = settings.sasl,
+        .binding = settings.protocol[0] == 'b'   ? PROTO_BIND_BINARY
+                   : settings.protocol[1] == 's' ? PROTO_BIND_ASCII
+                                                 : PROTO_BIND_AUTO,
+        .prefix_delimiter = settings.prefix_delimiter[0],
+        .dump_disabled = settings.disable_dumping,
     };
     proto_setup(&pcfg, &server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {

@@ -124,7 +124,10 @@ int worker_setup(unsigned n)
         pthread_mutex_init(&w->qlock, NULL);
         pthread_mutex_init(&w->conns_lock, NULL);
         w->base = event_base_new();
-        if (w->base == NULL)
+        /* Two priorities: established connections (0) run before TLS handshakes (1, also the
+         * default of the worker's own events), so a storm of handshakes delays the gets of
+         * established clients by at most the handshake step in progress. */
+        if (w->base == NULL || event_base_priority_init(w->base, 2) < 0)
             return -1;
         w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->efd < 0)

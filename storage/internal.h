@@ -36,6 +36,8 @@ struct slab_class {
     uint32_t hand_page, hand_chunk; /* CLOCK hand: index into pages[], chunk in that page */
     uint32_t lap_seen, lap_hot;   /* linked / HOT items the hand met in its current lap */
     uint32_t hot_pct;             /* share of HOT items over the hand's last full lap */
+    uint32_t age_checks;          /* evictions since page_steal_idle last looked */
+    uint64_t allocs, allocs_seen; /* chunks asked of this class; at page_steal_idle's last look */
     uint64_t used_chunks, mem_requested;
     uint64_t evicted, evicted_unfetched, evicted_active, expired_unfetched, reclaimed;
     uint64_t outofmemory;
@@ -53,6 +55,7 @@ struct shard_stats {
 
 struct shard {
     pthread_mutex_t lock;
+    _Atomic uintptr_t owner; /* CACHED_DEBUG: the thread holding lock (shard_held), else 0 */
     uint32_t *table;       /* buckets: refs of chain heads */
     uint32_t power;        /* log2 of buckets in table */
     uint32_t *old;         /* non-NULL while growing: the previous, half-size table */
@@ -70,7 +73,8 @@ struct storage_globals {
 
     char *arena;
     size_t arena_bytes;
-    uint32_t page_size, npages;
+    uint32_t page_size, npages;  /* npages: usable now (-m, cache_memlimit) */
+    uint32_t max_pages;          /* reserved address space, in pages */
     pthread_mutex_t arena_lock;
     uint32_t pages_assigned;     /* pages [0, pages_assigned) have been given to classes */
     uint32_t *pool, npool;       /* free pages handed back (`slabs reassign N 0`), reused first */
@@ -97,6 +101,7 @@ struct storage_globals {
 
 extern struct storage_globals stg;
 extern _Thread_local struct shard *tl_held_shard;
+extern _Thread_local unsigned tl_last_class; /* storage_last_class() */
 
 static inline struct item *ref_item(uint32_t ref)
 {
@@ -143,6 +148,40 @@ static inline struct shard *shard_of(uint64_t hv)
 
 void shard_lock(struct shard *sh);
 void shard_unlock(struct shard *sh);
+
+/*
+ * Invariant checks (STYLE: "assert the invariants that comments state"): compiled in with
+ * -DCACHED_DEBUG, which the ASan build of `make test` sets; free in the release build. They
+ * guard internal invariants only, never input (a bad request is an error reply, not an abort).
+ */
+#ifdef CACHED_DEBUG
+void st_assert_fail(const char *what, const char *file, int line) __attribute__((noreturn));
+#define ST_ASSERT(c) ((c) ? (void)0 : st_assert_fail(#c, __FILE__, __LINE__))
+extern _Thread_local char st_thread_token; /* its address names this thread */
+static inline void shard_owner_set(struct shard *sh)
+{
+    atomic_store_explicit(&sh->owner, (uintptr_t)&st_thread_token, memory_order_relaxed);
+}
+static inline void shard_owner_clear(struct shard *sh)
+{
+    atomic_store_explicit(&sh->owner, 0, memory_order_relaxed);
+}
+/* This thread holds sh's lock: every do_*() function requires it. */
+static inline bool shard_held(struct shard *sh)
+{
+    return atomic_load_explicit(&sh->owner, memory_order_relaxed) == (uintptr_t)&st_thread_token;
+}
+#else
+#define ST_ASSERT(c) ((void)0)
+static inline void shard_owner_set(struct shard *sh)
+{
+    (void)sh;
+}
+static inline void shard_owner_clear(struct shard *sh)
+{
+    (void)sh;
+}
+#endif
 
 enum item_state { ITEM_LIVE = 0, ITEM_EXPIRED, ITEM_FLUSHED };
 enum item_state item_state_at(const struct item *it, rel_time_t now);

@@ -14,6 +14,7 @@
 #include "storage/internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "storage/meta.h" /* ITEM_KEY_BINARY, kept across incr/decr */
 #include "storage/persist.h"
@@ -30,14 +31,27 @@ _Thread_local struct shard *tl_held_shard;
 void shard_lock(struct shard *sh)
 {
     pthread_mutex_lock(&sh->lock);
+    shard_owner_set(sh);
     tl_held_shard = sh;
 }
 
 void shard_unlock(struct shard *sh)
 {
+    ST_ASSERT(shard_held(sh));
     tl_held_shard = NULL;
+    shard_owner_clear(sh);
     pthread_mutex_unlock(&sh->lock);
 }
+
+#ifdef CACHED_DEBUG
+_Thread_local char st_thread_token;
+
+void st_assert_fail(const char *what, const char *file, int line)
+{
+    fprintf(stderr, "cached: invariant failed at %s:%d: %s\n", file, line, what);
+    abort();
+}
+#endif
 
 uint64_t storage_next_cas(void)
 {
@@ -126,6 +140,7 @@ static void unlinked(struct shard *sh, struct item *it)
 
 void do_item_unlink_keepref(struct shard *sh, struct item *it, uint64_t hv)
 {
+    ST_ASSERT(shard_held(sh));
     uint32_t ref = item_ref_of(it);
     uint32_t *p = bucket_of(sh, hv);
     while (*p && *p != ref)
@@ -137,12 +152,14 @@ void do_item_unlink_keepref(struct shard *sh, struct item *it, uint64_t hv)
 
 void do_item_unlink(struct shard *sh, struct item *it, uint64_t hv)
 {
+    ST_ASSERT(shard_held(sh));
     do_item_unlink_keepref(sh, it, hv);
     item_put(it);
 }
 
 void do_item_link(struct shard *sh, struct item *it, uint64_t hv)
 {
+    ST_ASSERT(shard_held(sh));
     if (stg.cfg.use_cas)
         item_set_cas(it, storage_next_cas());
     it->atime = clock_now();
@@ -161,12 +178,14 @@ void do_item_link(struct shard *sh, struct item *it, uint64_t hv)
 
 void do_item_replace(struct shard *sh, struct item *old, struct item *it, uint64_t hv)
 {
+    ST_ASSERT(shard_held(sh));
     do_item_unlink(sh, old, hv);
     do_item_link(sh, it, hv);
 }
 
 struct item *do_item_find(struct shard *sh, const char *key, size_t nkey, uint64_t hv)
 {
+    ST_ASSERT(shard_held(sh));
     struct item *it = NULL;
     for (uint32_t ref = *bucket_of(sh, hv); ref; ref = it->hnext) {
         it = ref_item(ref);
@@ -301,13 +320,16 @@ void item_put(struct item *it)
 {
     if (!it)
         return;
-    if (atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_acq_rel) == 1)
+    uint16_t before = atomic_fetch_sub_explicit(&it->refcount, 1, memory_order_acq_rel);
+    ST_ASSERT(before > 0); /* a reference dropped that was never taken */
+    if (before == 1)
         slab_free(it);
 }
 
 enum st_result do_item_concat(struct shard *sh, struct item *old, struct item *it, bool append,
                               uint64_t hv, uint64_t *cas_out)
 {
+    ST_ASSERT(shard_held(sh));
     size_t nb = (size_t)old->nbytes + it->nbytes;
     if (!item_fits(it->nkey, old->flags, nb))
         return ST_NOT_STORED;
@@ -335,6 +357,7 @@ enum st_result do_item_concat(struct shard *sh, struct item *old, struct item *i
 enum st_result do_item_store(struct shard *sh, struct item *it, uint64_t hv, enum store_op op,
                              uint64_t cas, bool meta, bool set_stale, uint64_t *cas_out)
 {
+    ST_ASSERT(shard_held(sh));
     enum st_result res = ST_OK;
     struct item *old = do_item_find(sh, item_key(it), it->nkey, hv);
     switch (op) {
@@ -450,8 +473,10 @@ enum st_result storage_delete(const char *key, size_t nkey, uint64_t cas)
         res = ST_NOT_FOUND;
     else if (cas != 0 && item_cas(it) != cas)
         res = ST_EXISTS;
-    else
+    else {
+        tl_last_class = storage_item_class(it);
         do_item_unlink(sh, it, hv);
+    }
     shard_unlock(sh);
     return res;
 }
@@ -493,6 +518,7 @@ static bool parse_u64(const char *s, size_t n, uint64_t *out)
 struct item *do_item_arith(struct shard *sh, struct item *it, bool incr, uint64_t delta,
                            uint64_t hv, uint64_t *value, enum st_result *res)
 {
+    ST_ASSERT(shard_held(sh));
     uint64_t v;
     if (!parse_u64(item_value(it), it->nbytes, &v)) {
         *res = ST_NON_NUMERIC;
@@ -545,6 +571,7 @@ enum st_result storage_arith(const char *key, size_t nkey, bool incr, uint64_t d
     shard_lock(sh);
     struct item *it = do_item_find(sh, key, nkey, hv);
     if (it) {
+        tl_last_class = storage_item_class(it);
         struct item *nit = do_item_arith(sh, it, incr, delta, hv, value, &res);
         if (nit && cas_out)
             *cas_out = item_cas(nit);
@@ -682,6 +709,10 @@ void storage_stats(struct storage_stats *out)
     out->sweeper_runs = stg.sweeper_runs;
     pthread_mutex_unlock(&stg.bg_lock);
     out->item_header_bytes = stg.header_size;
+    pthread_mutex_lock(&stg.arena_lock);
+    out->global_page_pool = stg.npages - stg.pages_assigned + stg.npool;
+    pthread_mutex_unlock(&stg.arena_lock);
+    out->oldest_live = atomic_load(&stg.oldest_live);
 }
 
 void storage_stats_reset(void)

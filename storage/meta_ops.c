@@ -133,6 +133,7 @@ enum st_result storage_meta_delete(const char *key, size_t nkey, bool has_cas, u
         if (stg.cfg.use_cas)
             item_set_cas(it, storage_next_cas());
     } else {
+        tl_last_class = storage_item_class(it);
         do_item_unlink(sh, it, hv);
     }
     shard_unlock(sh);
@@ -144,6 +145,7 @@ enum st_result storage_meta_delete(const char *key, size_t nkey, bool has_cas, u
 static struct item *do_link_number(struct shard *sh, const char *key, size_t nkey, uint64_t v,
                                    uint64_t hv, enum st_result *res)
 {
+    ST_ASSERT(shard_held(sh));
     char buf[24];
     int len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
     struct item *nit = item_alloc(key, nkey, 0, 0, (uint32_t)len, res);
@@ -186,6 +188,7 @@ enum st_result storage_meta_arith(const char *key, size_t nkey, const struct met
         r = ST_EXISTS;
     } else {
         res->exptime = it->exptime;
+        tl_last_class = storage_item_class(it);
         nit = do_item_arith(sh, it, a->incr, a->delta, hv, &res->value, &r);
     }
     if (nit) {

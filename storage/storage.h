@@ -166,6 +166,26 @@ unsigned storage_class_count(void);
 
 /* ---- statistics ---- */
 
+/* memcached's slab class id (1-based) of an item, for per-class counters. */
+unsigned storage_item_class(const struct item *it);
+/* The class id of the item the calling thread's last storage_delete / storage_arith /
+ * storage_meta_delete / storage_meta_arith found (0: none yet): per-class delete/incr/decr
+ * hits for callers that get no item back. */
+unsigned storage_last_class(void);
+/*
+ * cache_memlimit: the item memory limit becomes bytes. Growing takes effect at once (new pages
+ * become available). Shrinking is bounded by what is in use: pages already handed to slab
+ * classes stay with them (their items stay; the cache just stops taking new pages), and the
+ * unused pages above the new limit go back to the system. False if bytes is beyond the address
+ * space reserved at setup (32 GB of refs).
+ */
+bool storage_set_mem_limit(size_t bytes);
+/* `stats cachedump`: calls fn for each linked item of class id (memcached's 1-based id), in
+ * page order, under that class's lock (no chunk of the class is reused meanwhile; the key and
+ * sizes are stable, nothing else may be relied on), until fn returns false. False if the
+ * class does not exist. */
+bool storage_class_dump(unsigned id, bool (*fn)(void *arg, const struct item *it), void *arg);
+
 struct storage_stats {
     uint64_t curr_items, total_items, bytes; /* bytes: sum of item sizes (header+key+value) */
     uint64_t evictions, evicted_unfetched, expired_unfetched, reclaimed, evicted_active;
@@ -175,6 +195,8 @@ struct storage_stats {
     uint64_t sweeper_runs, sweeper_reclaimed;
     uint64_t item_header_bytes;              /* sizeof header incl. CAS when on */
     uint64_t ref_saturated;                  /* hits answered as misses: refcount full */
+    uint64_t global_page_pool;               /* pages not yet given to any class */
+    uint64_t oldest_live;                    /* flush_all's rel_time mark (0: none) */
 };
 void storage_stats(struct storage_stats *out);
 void storage_stats_reset(void);

@@ -46,7 +46,7 @@ integration() { # build dir
   done
 }
 
-ASAN_ARGS=(OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
+ASAN_ARGS=(OPT="-O1 -g -DCACHED_DEBUG -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
            LDFLAGS="-fsanitize=address,undefined")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

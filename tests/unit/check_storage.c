@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -534,6 +535,22 @@ START_TEST(test_ref_survives_delete)
 }
 END_TEST
 
+#ifdef CACHED_DEBUG
+/* The invariant checks of the debug build (storage/internal.h): a reference dropped twice
+ * reaches the chunk's free a second time and aborts instead of corrupting the free list. */
+START_TEST(test_debug_double_put)
+{
+    struct item *it = storage_get("nope", 4);
+    ck_assert_ptr_null(it);
+    enum st_result res;
+    it = item_alloc("d", 1, 0, 0, 5, &res);
+    ck_assert_ptr_nonnull(it);
+    item_put(it); /* refcount 0: the chunk is freed */
+    item_put(it); /* aborts (refcount was 0) */
+}
+END_TEST
+#endif
+
 static volatile int ref_stop;
 
 static void *ref_deleter(void *arg)
@@ -884,6 +901,12 @@ static Suite *storage_suite(void)
             _tcase_add_test(tc, cases[i].tests[j], 0, 0, 0, 1);
         suite_add_tcase(s, tc);
     }
+#ifdef CACHED_DEBUG
+    TCase *dbg = tcase_create("debug_invariants");
+    tcase_add_checked_fixture(dbg, setup_default, teardown);
+    tcase_add_test_raise_signal(dbg, test_debug_double_put, SIGABRT);
+    suite_add_tcase(s, dbg);
+#endif
     return s;
 }
 
