@@ -485,7 +485,8 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     case ST_NOT_FOUND: OUT(x, MSG_NOT_FOUND); break;
     case ST_TOO_LARGE: STAT_INC(x->st->store_too_large); OUT(x, MSG_TOO_LARGE); break;
     case ST_NO_MEMORY: STAT_INC(x->st->store_no_memory); OUT(x, MSG_NO_MEMORY_STORE); break;
-    case ST_NON_NUMERIC: OUT(x, MSG_NOT_STORED); break;
+    case ST_NON_NUMERIC:
+    case ST_REF_SATURATED: OUT(x, MSG_NOT_STORED); break; /* neither comes from a store */
     }
 }
 

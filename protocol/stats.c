@@ -30,7 +30,7 @@
 #include "config/config.h"
 #include "protocol/internal.h"
 #include "storage/mem.h"
-#include "storage/meta.h"
+#include "storage/meta_ops.h"
 
 struct stat_out {
     proto_stat_fn fn;
