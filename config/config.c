@@ -126,6 +126,7 @@ static const struct {
     {"track_sizes", "`stats sizes` is not kept"},
     {"no_hashexpand", "cached's hash table always grows"},
     {"proxy_config", "the proxy is not built in"},
+    {"ssl_kernel_tls", "kernel TLS offload is not used; TLS runs in OpenSSL"},
     {"sock_cookie_id", "SO_MARK cookies are not set"},
     {"temporary_ttl", "cached has no separate LRU for short-TTL items; expired items are "
                       "reclaimed first by eviction and by the sweeper (storage/README)"},
