@@ -102,6 +102,8 @@
       "serve Prometheus /metrics over HTTP on this port (0: off)")                                 \
     X(metrics_listen, STR, 0, "metrics-listen", "127.0.0.1", 0, 0, false,                          \
       "address the /metrics HTTP listener binds to")                                               \
+    X(slab_chunk_max, SIZE, 0, "slab-chunk-max", 0, 0, 1073741824, false,                          \
+      "largest graduated chunk; bigger items take a whole-page chunk (0: half a page)")           \
     X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                                 \
       "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")           \
     X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                      \

@@ -30,6 +30,7 @@ struct proto_config proto_cfg = PROTO_CFG_DEFAULT;
 
 void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks)
 {
+    obs_setup(); /* the latency clock: TSC or CLOCK_MONOTONIC */
     proto_cfg = cfg ? *cfg : proto_cfg_default;
     if (hooks) {
         hooks_copy = *hooks;
@@ -964,10 +965,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
 #ifndef CACHED_NO_OBSERVE
             /* a storage command is parsed once its value is in: time the store itself */
             enum obs_cmd voc = pc->store.kind == PROTO_STORE_META ? OBS_MS : OBS_SET;
-            uint64_t tv = obs_now_ns();
+            uint64_t tv = obs_now();
             value_finish(&x);
-            t0 = obs_now_ns();
-            obs_latency_add(&x.st->obs, voc, t0 - tv);
+            t0 = obs_now();
+            obs_latency_add(&x.st->obs, voc, obs_ticks_ns(tv, t0));
 #else
             value_finish(&x);
 #endif
@@ -1030,7 +1031,7 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.data_used = 0;
 #ifndef CACHED_NO_OBSERVE
         if (t0 == 0)
-            t0 = obs_now_ns();
+            t0 = obs_now();
 #endif
         if (!login && proto_hooks_active->trace_command && proto_verbose() >= 2)
             proto_hooks_active->trace_command(pc->trace_id, q.line, q.len);
@@ -1041,10 +1042,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         if (!login && q.ntok > 0) {
             enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
             if (oc != OBS_NONE) {
-                uint64_t t1 = obs_now_ns();
+                uint64_t t1 = obs_now();
                 /* a storage command whose value is still to come is timed when it is in */
                 if (!value_in_active(&pc->value))
-                    obs_latency_add(&x.st->obs, oc, t1 - t0);
+                    obs_latency_add(&x.st->obs, oc, obs_ticks_ns(t0, t1));
                 t0 = t1;
 #ifndef CACHED_NO_HOTKEYS
                 obs_command_keys(&x.st->obs, oc, &q);

@@ -228,7 +228,7 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
 static void setting_line(void *arg, const char *name, const char *value)
 {
     static const char *const said[] = {
-        "idle_timeout", "slab_automove", "binding_protocol", "ssl_chain_cert", "ssl_key",
+        "idle_timeout", "slab_automove", "binding_protocol", "slab_chunk_max", "ssl_chain_cert", "ssl_key",
         "ssl_verify_mode", "ssl_keyformat", "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size",
         "ssl_session_cache", "ssl_min_version", "memory_file"};
     for (size_t i = 0; i < sizeof(said) / sizeof(*said); i++)
@@ -281,7 +281,10 @@ static void stats_settings(struct stat_out *o)
     put_u64(o, "slab_automove", storage_automove_level()); /* `slabs automove` sets it */
     put_fmt(o, "slab_automove_ratio", "%.2f", 0.8);
     put_u64(o, "slab_automove_window", 30); /* accepted, see config.c ignored_ext */
-    put_u64(o, "slab_chunk_max", s->item_size_max); /* no chunked items: the largest chunk */
+    /* cached's largest graduated chunk (items above it take a page-sized one, unchunked) */
+    uint64_t page = s->item_size_max > (1u << 20) ? s->item_size_max : (1u << 20);
+    put_u64(o, "slab_chunk_max",
+            s->slab_chunk_max && s->slab_chunk_max < page / 2 ? s->slab_chunk_max : page / 2);
     put_str(o, "lru_crawler", s->sweeper ? "yes" : "no");
     put_u64(o, "lru_crawler_sleep", 0);
     put_u64(o, "lru_crawler_tocrawl", 0);

@@ -284,6 +284,7 @@ static int run(void)
         .item_size_max = (size_t)settings.item_size_max,
         .growth_factor = settings.growth_factor,
         .chunk_min = (uint32_t)settings.chunk_min,
+        .chunk_max = settings.slab_chunk_max,
         .evictions = !settings.disable_evictions,
         .use_cas = !settings.disable_cas,
         .shards = shard_count(),

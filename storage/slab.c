@@ -211,8 +211,9 @@ int slab_setup(char *errbuf, size_t errlen)
         return -1;
     }
     size_t sz = align8(stg.header_size + (size_t)cfg->chunk_min);
+    size_t top = cfg->chunk_max && cfg->chunk_max < page / 2 ? cfg->chunk_max : page / 2;
     unsigned n = 0;
-    while (n < SLAB_MAX_CLASSES - 1 && sz <= page / 2) {
+    while (n < SLAB_MAX_CLASSES - 1 && (sz <= top || n == 0)) {
         stg.classes[n++].size = (uint32_t)sz;
         bool fine = sz < SLAB_FINE_LIMIT && npages >= SLAB_FINE_MIN_PAGES;
         size_t next = fine ? sz + 8 : align8((size_t)((double)sz * cfg->growth_factor));

@@ -45,6 +45,8 @@ struct storage_config {
     size_t item_size_max;  /* largest item incl. header; also the slab page size (min 1 MB) */
     double growth_factor;  /* between chunk sizes of successive classes */
     uint32_t chunk_min;    /* space for key+value in the smallest chunk */
+    size_t chunk_max;      /* largest graduated chunk (0: half a page); bigger items take a
+                              page-sized chunk (memcached's slab_chunk_max, without chunking) */
     bool evictions;        /* false: ST_NO_MEMORY instead of evicting (-M) */
     bool use_cas;          /* false: items carry no CAS (-C) */
     uint32_t shards;       /* power of two */
