@@ -243,6 +243,54 @@ void worker_teardown(void)
     nworkers = 0;
 }
 
+/* ---- the connection list (owner thread) ---- */
+
+#define WORKER_FREE_MAX 64 /* closed connection structs a worker keeps for reuse */
+
+void worker_conn_add(struct worker *w, struct conn *c)
+{
+    pthread_mutex_lock(&w->conns_lock);
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    pthread_mutex_unlock(&w->conns_lock);
+}
+
+void worker_conn_remove(struct worker *w, struct conn *c)
+{
+    pthread_mutex_lock(&w->conns_lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    pthread_mutex_unlock(&w->conns_lock);
+    if (w->nfree < WORKER_FREE_MAX) {
+        c->next = w->free_conns;
+        w->free_conns = c;
+        w->nfree++;
+    } else {
+        conn_free(c);
+    }
+    if (w->stopping && w->conns == NULL)
+        event_base_loopexit(w->base, NULL);
+}
+
+struct conn *worker_conn_reuse(struct worker *w)
+{
+    struct conn *c = w->free_conns;
+    if (c != NULL) {
+        w->free_conns = c->next;
+        w->nfree--;
+    }
+    return c;
+}
+
 /*
  * `stats` sums every worker's counters while they keep running: each is read with relaxed
  * loads (proto_stats_snapshot), minus the base the last `stats reset` recorded. The base is
