@@ -102,11 +102,14 @@ static const char *const ignored_ext[] = {
 
 /* memcached -o spellings that map onto a cached setting. */
 static const struct {
-    const char *key, *setting, *value;
+    const char *key, *setting, *value, *setting2, *value2;
 } mapped_ext[] = {
-    {"lru_crawler", "expiry-sweeper", "yes"}, /* the sweeper is cached's LRU crawler */
-    {"no_lru_crawler", "expiry-sweeper", "no"},
-    {"no_slab_reassign", "slab-automove", "no"},
+    {"lru_crawler", "expiry-sweeper", "yes", NULL, NULL}, /* the sweeper: cached's crawler */
+    {"no_lru_crawler", "expiry-sweeper", "no", NULL, NULL},
+    {"no_slab_reassign", "slab-automove", "no", NULL, NULL},
+    /* memcached's pre-1.5 behaviour: no page moves, no background crawler (eviction stays
+     * CLOCK: cached has no other scheme) */
+    {"no_modern", "slab-automove", "no", "expiry-sweeper", "no"},
 };
 
 /* memcached -o knobs whose effect cached does not provide: refused with the reason, never
@@ -114,9 +117,6 @@ static const struct {
 static const struct {
     const char *key, *why;
 } refused_ext[] = {
-    {"no_modern", "cached has one eviction scheme (CLOCK); memcached's pre-1.5 LRU is not "
-                  "available"},
-    {"slab_chunk_max", "cached stores every item in one chunk (no chunked items)"},
     {"slab_chunk_size_max", "cached stores every item in one chunk (no chunked items)"},
     {"slab_sizes", "cached's slab classes step by 8 bytes, then by -f"},
     {"read_buf_mem_limit", "cached keeps no pool of read buffers to limit"},
@@ -1059,11 +1059,17 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
     }
     for (size_t k = 0; k < sizeof mapped_ext / sizeof *mapped_ext; k++) {
         if (strcmp(u, mapped_ext[k].key) == 0 && val == NULL) {
-            int m = find_desc(mapped_ext[k].setting);
-            if (m < 0 || set_value(c, &descs[m], mapped_ext[k].value, false, msg, sizeof msg))
-                return CFG_EXIT_USAGE;
-            src->kind[m] = SRC_ARGV;
-            c->cmdline_set |= 1ull << m;
+            for (int two = 0; two < 2; two++) {
+                const char *name = two ? mapped_ext[k].setting2 : mapped_ext[k].setting;
+                const char *v = two ? mapped_ext[k].value2 : mapped_ext[k].value;
+                if (name == NULL)
+                    break;
+                int m = find_desc(name);
+                if (m < 0 || set_value(c, &descs[m], v, false, msg, sizeof msg))
+                    return CFG_EXIT_USAGE;
+                src->kind[m] = SRC_ARGV;
+                c->cmdline_set |= 1ull << m;
+            }
             return 0;
         }
     }

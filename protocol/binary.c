@@ -19,7 +19,7 @@
 #include "protocol/internal.h"
 #include "protocol/sasl.h"
 #include "storage/mem.h"
-#include "storage/meta.h"
+#include "storage/meta_ops.h"
 
 enum bin_op {
     BIN_GET = 0x00, BIN_SET = 0x01, BIN_ADD = 0x02, BIN_REPLACE = 0x03, BIN_DELETE = 0x04,

@@ -1,4 +1,5 @@
 /*
+ * Private to protocol/: no file outside protocol/ includes it.
  * messages: every reply string of the text protocol, in one place. Each is the exact byte
  * sequence memcached 1.6.18 sends (checked against Debian's /usr/bin/memcached), "\r\n"
  * included. MSG_LEN() gives the length at compile time so replies need no strlen().

@@ -1,6 +1,6 @@
 /*
  * meta: memcached's meta commands mg ms md ma mn me. Each handler parses its flags
- * (protocol/meta_flags.c), runs one storage/meta.h operation under the key's shard lock, and
+ * (protocol/meta_flags.c), runs one storage/meta_ops.h operation under the key's shard lock, and
  * composes the status line with the return flags in the order the client gave them.
  *
  * What q hides differs per command and follows memcached 1.6.18: mg hides EN; ms and md hide
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "storage/meta.h"
+#include "storage/meta_ops.h"
 
 /* Longest status line: "VA " + size, then up to 17 flags, of which one k with a key
  * (base64 of 250 bytes is 336 + " b"), and O tokens of 32 bytes; numbers of 20 digits. */
@@ -220,18 +220,18 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
                               .vivify = f.vivify, .vivify_exptime = f.autoviv_exptime,
                               .ttl = f.exptime, .recache_time = f.recache_time,
                               .aborted = cutoff < q->ntok};
-    for (unsigned i = 2; i < cutoff; i++) {
+    for (unsigned i = 2; i < cutoff && a.nsteps < 3; i++) { /* flags are never repeated */
         char c = q->tok[i].p[0];
         if (c == 'N')
-            a.pos_vivify_ttl = i;
+            a.steps[a.nsteps++] = META_STEP_VIVIFY_TTL;
         else if (c == 'T')
-            a.pos_ttl = i;
+            a.steps[a.nsteps++] = META_STEP_TTL;
         else if (c == 'R')
-            a.pos_recache = i;
+            a.steps[a.nsteps++] = META_STEP_RECACHE;
     }
     struct meta_get_result g;
     enum st_result res = storage_meta_get(f.key, f.nkey, &a, &g);
-    if (res == ST_NO_MEMORY)
+    if (res == ST_REF_SATURATED)
         return meta_error(x, MSG_META_REFCOUNT);
     if (res != ST_OK) {
         STAT_INC(x->st->cmd_get);

@@ -30,7 +30,7 @@
 #include "config/config.h"
 #include "protocol/internal.h"
 #include "storage/mem.h"
-#include "storage/meta.h"
+#include "storage/meta_ops.h"
 
 struct stat_out {
     proto_stat_fn fn;
@@ -228,7 +228,7 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
 static void setting_line(void *arg, const char *name, const char *value)
 {
     static const char *const said[] = {
-        "idle_timeout", "slab_automove", "binding_protocol", "ssl_chain_cert", "ssl_key",
+        "idle_timeout", "slab_automove", "binding_protocol", "slab_chunk_max", "ssl_chain_cert", "ssl_key",
         "ssl_verify_mode", "ssl_keyformat", "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size",
         "ssl_session_cache", "ssl_min_version", "memory_file"};
     for (size_t i = 0; i < sizeof(said) / sizeof(*said); i++)
@@ -281,7 +281,10 @@ static void stats_settings(struct stat_out *o)
     put_u64(o, "slab_automove", storage_automove_level()); /* `slabs automove` sets it */
     put_fmt(o, "slab_automove_ratio", "%.2f", 0.8);
     put_u64(o, "slab_automove_window", 30); /* accepted, see config.c ignored_ext */
-    put_u64(o, "slab_chunk_max", s->item_size_max); /* no chunked items: the largest chunk */
+    /* cached's largest graduated chunk (items above it take a page-sized one, unchunked) */
+    uint64_t page = s->item_size_max > (1u << 20) ? s->item_size_max : (1u << 20);
+    put_u64(o, "slab_chunk_max",
+            s->slab_chunk_max && s->slab_chunk_max < page / 2 ? s->slab_chunk_max : page / 2);
     put_str(o, "lru_crawler", s->sweeper ? "yes" : "no");
     put_u64(o, "lru_crawler_sleep", 0);
     put_u64(o, "lru_crawler_tocrawl", 0);
@@ -615,6 +618,28 @@ void proto_cachedump(struct proto_ctx *x)
         return;
     }
     end(x);
+}
+
+/* ---- debugtime N|p|r (memcached-debug's test hook; --debug-hooks only) ---- */
+
+enum cmd_result proto_cmd_debugtime(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    const struct token *t = &x->q->tok[1];
+    int32_t n32;
+    uint64_t n;
+    if (!proto_cfg.debug_hooks) {
+        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+    } else if (TOK_IS(t, "p") || TOK_IS(t, "r")) {
+        clock_debug_pause(TOK_IS(t, "p"));
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+    } else if (tok_strtoull(t, &n) || tok_strtol(t, &n32)) {
+        clock_debug_move(tok_strtoull(t, &n) ? (int64_t)n : (int64_t)n32);
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+    } else {
+        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+    }
+    return CMD_DONE;
 }
 
 /* ---- cache_memlimit <MB> [noreply] ---- */

@@ -1,6 +1,7 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * conn: one client connection, owned by one worker thread for its whole life. Reads into a
- * growable buffer, hands the bytes to proto_process, writes the struct reply with sendmsg
+ * fixed 16 KB buffer (values straight into their item), hands the bytes to proto_process, writes the struct reply with sendmsg
  * (an iovec list, values by reference), and applies backpressure and fairness.
  */
 #pragma once

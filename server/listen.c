@@ -136,7 +136,7 @@ static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
 }
 
 /* Serves the inherited socket bound to sa, if any: true when one was taken. */
-static bool adopt(const struct sockaddr *sa, bool is_unix)
+static bool adopt(const struct sockaddr *sa, bool is_unix, bool tls)
 {
     for (size_t i = 0; i < ninh; i++) {
         struct inherited *h = &inh[i];
@@ -148,8 +148,9 @@ static bool adopt(const struct sockaddr *sa, bool is_unix)
         if (fl >= 0)
             fcntl(h->fd, F_SETFL, fl | O_NONBLOCK);
         fcntl(h->fd, F_SETFD, FD_CLOEXEC);
-        listener_add(h->fd, is_unix, h->name);
-        log_info("listening on %s (inherited from systemd, fd %d)", h->name, h->fd);
+        listener_add(h->fd, is_unix, h->name)->tls = tls;
+        log_info("listening on %s%s (inherited from systemd, fd %d)", h->name,
+                 tls ? " (TLS)" : "", h->fd);
         return true;
     }
     return false;
@@ -244,7 +245,7 @@ static int bind_tcp(const char *spec, const struct cfg *c)
     }
     int result = 0;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if (adopt(ai->ai_addr, false) || v4_any_covered(ai->ai_addr))
+        if (adopt(ai->ai_addr, false, tls) || v4_any_covered(ai->ai_addr))
             continue;
         addr_name(ai->ai_addr, name, sizeof name);
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -317,7 +318,7 @@ static int bind_unix(const struct cfg *c)
         return -1;
     }
     snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-    if (adopt((struct sockaddr *)&sun, true))
+    if (adopt((struct sockaddr *)&sun, true, false))
         return 0; /* the socket unit owns the file, its mode and its removal */
     if (unlink_stale(path) < 0) {
         log_error("failed to listen on %s: %s", name, strerror(errno));

@@ -284,6 +284,7 @@ static int run(void)
         .item_size_max = (size_t)settings.item_size_max,
         .growth_factor = settings.growth_factor,
         .chunk_min = (uint32_t)settings.chunk_min,
+        .chunk_max = settings.slab_chunk_max,
         .evictions = !settings.disable_evictions,
         .use_cas = !settings.disable_cas,
         .shards = shard_count(),
@@ -317,6 +318,7 @@ static int run(void)
                                                  : PROTO_BIND_AUTO,
         .prefix_delimiter = settings.prefix_delimiter[0],
         .dump_disabled = settings.disable_dumping,
+        .debug_hooks = settings.debug_hooks,
     };
     proto_setup(&pcfg, &server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {

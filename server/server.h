@@ -1,4 +1,5 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * server: process-wide state shared by the listener thread and the workers — connection
  * counters and the runtime copies of reloadable settings.
  *

@@ -2,10 +2,8 @@
  * storage internals shared by the storage .c files (and a later storage/meta_ops.c).
  * Nothing outside storage/ may include this header.
  *
- * Lock order:  automove lock -> shard lock -> slab class lock -> arena lock.
- * A holder of a class lock only *tries* shard locks (eviction, page moves), except for the
- * shard this thread already holds (tl_held_shard), which it may use as locked.
- * do_*() functions require the shard lock of the key they touch.
+ * Lock order: storage/storage.h ("LOCK ORDER"), the one place it is written.
+ * do_*() functions require the shard lock of the key they touch (ST_ASSERT(shard_held())).
  */
 #pragma once
 

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "storage/meta.h" /* ITEM_KEY_BINARY, kept across incr/decr */
+#include "storage/meta_ops.h" /* ITEM_KEY_BINARY, kept across incr/decr */
 #include "storage/persist.h"
 
 struct storage_globals stg;

@@ -211,8 +211,9 @@ int slab_setup(char *errbuf, size_t errlen)
         return -1;
     }
     size_t sz = align8(stg.header_size + (size_t)cfg->chunk_min);
+    size_t top = cfg->chunk_max && cfg->chunk_max < page / 2 ? cfg->chunk_max : page / 2;
     unsigned n = 0;
-    while (n < SLAB_MAX_CLASSES - 1 && sz <= page / 2) {
+    while (n < SLAB_MAX_CLASSES - 1 && (sz <= top || n == 0)) {
         stg.classes[n++].size = (uint32_t)sz;
         bool fine = sz < SLAB_FINE_LIMIT && npages >= SLAB_FINE_MIN_PAGES;
         size_t next = fine ? sz + 8 : align8((size_t)((double)sz * cfg->growth_factor));
@@ -1153,27 +1154,37 @@ void slab_restore_page(unsigned ci, uint32_t pg,
                        bool (*keep)(struct item *it, uint32_t chunk, void *arg), void *arg)
 {
     struct slab_class *c = &stg.classes[ci];
-    stg.pmeta[pg] = (struct page_meta){.cls = (uint8_t)ci, .since = clock_now()};
+    char *base = page_base(pg);
+    uint32_t used = 0;
+    uint64_t requested = 0;
+    /* The items first, without the class lock: two restore threads walk different pages,
+     * and most pages of a small-item cache belong to one class. */
+    for (uint32_t i = 0; i < c->perslab; i++) {
+        struct item *it = (struct item *)(base + (size_t)i * c->size);
+        if (keep(it, c->size, arg)) {
+            used++;
+            requested += item_total_size(it);
+            continue;
+        }
+        atomic_store_explicit(&it->refcount, 0, memory_order_relaxed);
+        atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_relaxed);
+    }
+    pthread_mutex_lock(&c->lock);
+    stg.pmeta[pg] = (struct page_meta){.used = used, .cls = (uint8_t)ci, .since = clock_now()};
     if (c->npages == c->pages_cap) {
         c->pages_cap = c->pages_cap ? c->pages_cap * 2 : 8;
         c->pages = mem_realloc(c->pages, (size_t)c->pages_cap * sizeof(*c->pages));
     }
     c->pages[c->npages++] = pg;
-    stg.pages_assigned = pg + 1;
-    char *base = page_base(pg);
+    c->used_chunks += used;
+    c->mem_requested += requested;
     /* from the end, as page_give, so that allocation proceeds in address order */
-    for (uint32_t i = c->perslab; i-- > 0;) {
+    for (uint32_t i = c->perslab; used < c->perslab && i-- > 0;) {
         struct item *it = (struct item *)(base + (size_t)i * c->size);
-        if (keep(it, c->size, arg)) {
-            c->used_chunks++;
-            stg.pmeta[pg].used++;
-            c->mem_requested += item_total_size(it);
-            continue;
-        }
-        atomic_store_explicit(&it->refcount, 0, memory_order_relaxed);
-        atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_relaxed);
-        free_push(c, it);
+        if (item_flags_free(item_iflags(it)))
+            free_push(c, it);
     }
+    pthread_mutex_unlock(&c->lock);
 }
 
 void slab_forget_pages(void)

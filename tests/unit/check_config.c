@@ -205,6 +205,8 @@ static const struct setting_case cases[] = {
     {"-D", "stats-prefix-delimiter", "/", "/"},
     {"-X", "disable-dumping", "yes", "yes"},
     {"-W", "disable-watch", "yes", "yes"},
+    {NULL, "slab-chunk-max", "16k", "16384"},
+    {NULL, "debug-hooks", "yes", "yes"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -532,6 +534,10 @@ START_TEST(test_extended)
     fresh();
     ck_assert_int_eq(PARSE("-o", "read_buf_mem_limit=0"), 0);
     fresh();
+    /* no_modern: no page moves and no crawler (eviction stays CLOCK). */
+    ck_assert_int_eq(PARSE("-o", "no_modern"), 0);
+    ck_assert(!C.slab_automove && !C.sweeper);
+    fresh();
     /* -p -1: an ephemeral port. */
     ck_assert_int_eq(PARSE("-p", "-1"), 0);
     ck_assert(C.port_ephemeral && C.port == 0);
@@ -665,8 +671,7 @@ static const struct bad_case bad[] = {
     {{"-p", "-2"}, NULL, CFG_EXIT_USAGE, "-p/--port: '-2' is not a number"},
     {{"-B", "text"}, NULL, CFG_EXIT_USAGE, "'text' is not a protocol (auto, ascii, binary)"},
     {{"-D", "::"}, NULL, CFG_EXIT_USAGE, "'::' is not one character"},
-    {{"-o", "no_modern"}, NULL, CFG_EXIT_USAGE, "-o no_modern is not supported: cached has one"},
-    {{"-o", "slab_chunk_max=16384"}, NULL, CFG_EXIT_USAGE, "no chunked items"},
+    {{"-o", "slab_sizes=96-256"}, NULL, CFG_EXIT_USAGE, "-o slab_sizes is not supported"},
     {{"-o", "read_buf_mem_limit=64"}, NULL, CFG_EXIT_USAGE, "no pool of read buffers"},
     {{"-p", "12 "}, NULL, CFG_EXIT_USAGE, "'12 ' is not a number"},
     {{"-p", ""}, NULL, CFG_EXIT_USAGE, "'' is not a number"},
