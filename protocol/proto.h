@@ -178,6 +178,8 @@ struct proto_config {
                                   answered but kept nowhere */
     const struct cfg *settings; /* read-only, for `stats settings`; NULL: not listed */
     bool sasl;                 /* -S: binary protocol only, SASL authentication required */
+    bool cas_disabled;         /* -C: a binary store's CAS is ignored (memcached's items
+                                  then have none to compare) */
 };
 
 /* cfg NULL: defaults (1 MB items, 64 MB, flush on, shutdown off). hooks NULL: none. */

@@ -311,6 +311,7 @@ static int run(void)
         .verbose = &settings.verbose,
         .settings = &settings,
         .sasl = settings.sasl,
+        .cas_disabled = settings.disable_cas,
     };
     proto_setup(&pcfg, &server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {
