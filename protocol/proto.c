@@ -41,6 +41,7 @@ void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks
 
 void proto_teardown(void)
 {
+    proto_sasl_teardown();
     proto_hooks_active = &no_hooks;
     proto_cfg = proto_cfg_default;
 }
