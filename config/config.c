@@ -71,41 +71,62 @@ _Static_assert(NDESC <= 64, "cfg.cmdline_set is a 64-bit mask");
 /* getopt_long values of the options that are not settings (settings use 256 + index). */
 enum { OPT_CONFIG = 1000, OPT_SETTING = 256 };
 
-/* memcached -o knobs that tune machinery cached does not have: accepted, ignored. */
+/* memcached -o knobs that tune machinery cached does not have, accepted without effect because
+ * no client can tell the difference (README, "Flags and -o options": each with its reason). */
 static const char *const ignored_ext[] = {
-    "modern",
-    "no_modern",
-    "maxconns_fast",
-    "no_maxconns_fast",
-    "slab_reassign",
-    "no_slab_reassign",
-    "lru_crawler",
-    "no_lru_crawler",
-    "lru_maintainer",
+    "modern",             /* memcached's default bundle: what cached always does */
+    "maxconns_fast",      /* cached always answers an error over -c and closes */
+    "slab_reassign",      /* cached can always move pages */
+    "lru_maintainer",     /* LRU tuning: cached evicts by CLOCK */
     "no_lru_maintainer",
-    "hash_algorithm",
-    "hashpower",
-    "tail_repair_time",
+    "hash_algorithm",     /* internal: cached hashes with xxh64 */
+    "hashpower",          /* initial table size: cached's table grows in steps anyway */
+    "tail_repair_time",   /* no tail repair: references are counted exactly */
     "hot_lru_pct",
     "warm_lru_pct",
     "hot_max_factor",
     "warm_max_factor",
-    "lru_crawler_sleep",
+    "lru_crawler_sleep",  /* crawler pacing: cached's sweeper paces itself (2 ms a tick) */
     "lru_crawler_tocrawl",
-    "track_sizes",
-    "no_hashexpand",
-    "slab_chunk_max",
     "watcher_logbuf_size",
     "worker_logbuf_size",
-    "read_buf_mem_limit",
+    "slab_automove_ratio", /* automove tuning: cached moves pages by eviction pressure */
+    "slab_automove_window",
     "slab_automove_freeratio",
+    "no_chunked_items",   /* cached never chunks an item */
+    "inline_ascii_resp",  /* dead in memcached 1.6 too */
+    "no_inline_ascii_resp",
+    "relaxed_privileges", /* cached installs no seccomp filter to relax */
+    "no_drop_privileges",
 };
 
-/* memcached -o knobs whose effect cached does not provide: refused, never silently ignored
- * (accepting them would promise behaviour cached does not have). */
+/* memcached -o spellings that map onto a cached setting. */
+static const struct {
+    const char *key, *setting, *value, *setting2, *value2;
+} mapped_ext[] = {
+    {"lru_crawler", "expiry-sweeper", "yes", NULL, NULL}, /* the sweeper: cached's crawler */
+    {"no_lru_crawler", "expiry-sweeper", "no", NULL, NULL},
+    {"no_slab_reassign", "slab-automove", "no", NULL, NULL},
+    /* memcached's pre-1.5 behaviour: no page moves, no background crawler (eviction stays
+     * CLOCK: cached has no other scheme) */
+    {"no_modern", "slab-automove", "no", "expiry-sweeper", "no"},
+};
+
+/* memcached -o knobs whose effect cached does not provide: refused with the reason, never
+ * silently ignored (accepting them would promise behaviour cached does not have). */
 static const struct {
     const char *key, *why;
 } refused_ext[] = {
+    {"slab_chunk_size_max", "cached stores every item in one chunk (no chunked items)"},
+    {"slab_sizes", "cached's slab classes step by 8 bytes, then by -f"},
+    {"read_buf_mem_limit", "cached keeps no pool of read buffers to limit"},
+    {"resp_obj_mem_limit", "cached keeps no pool of response objects to limit"},
+    {"no_maxconns_fast", "cached always answers an error over -c and closes"},
+    {"drop_privileges", "cached installs no seccomp filter"},
+    {"track_sizes", "`stats sizes` is not kept"},
+    {"no_hashexpand", "cached's hash table always grows"},
+    {"proxy_config", "the proxy is not built in"},
+    {"sock_cookie_id", "SO_MARK cookies are not set"},
     {"temporary_ttl", "cached has no separate LRU for short-TTL items; expired items are "
                       "reclaimed first by eviction and by the sweeper (storage/README)"},
 };
@@ -116,10 +137,6 @@ static const struct {
     const char *what;
 } unsupported[] = {
     {'L', "large pages"},
-    {'D', "prefix stats"},
-    {'B', "binary protocol"},
-    {'X', "dump commands"},
-    {'W', "watch commands"},
     {'N', "NAPI ids"},
     {'i', "license text"},
 };
@@ -517,6 +534,15 @@ static int set_value(struct cfg *c, const struct cfg_desc *d, const char *val, b
         return 0;
     }
     case CFG_STR:
+        if (is(d, offsetof(struct cfg, protocol)) && strcmp(val, "auto") != 0 &&
+            strcmp(val, "ascii") != 0 && strcmp(val, "binary") != 0) {
+            snprintf(msg, msgsz, "'%s' is not a protocol (auto, ascii, binary)", val);
+            return -1;
+        }
+        if (is(d, offsetof(struct cfg, prefix_delimiter)) && strlen(val) != 1) {
+            snprintf(msg, msgsz, "'%s' is not one character", val);
+            return -1;
+        }
         if (is(d, offsetof(struct cfg, unix_socket)) &&
             strlen(val) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
             snprintf(msg, msgsz, "path is too long (at most %zu bytes)",
@@ -841,8 +867,8 @@ static void usage(FILE *out)
             usage_row(out, &def, &descs[i]);
     fprintf(out,
             "  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n  %-34s %s\n",
-            "-v / -vv / -vvv", "log level: info / debug / debug (memcached's -vv also echoes",
-            "", "client commands; cached does not)", "-U, --udp-port=0",
+            "-v / -vv / -vvv", "log level info / debug / debug; -vv also echoes client commands",
+            "", "('<FD get foo' lines, as memcached; not its replies)", "-U, --udp-port=0",
             "no UDP, memcached 1.6's default (other values are refused)",
             "-o, --extended=KEY=VAL[,KEY=VAL]",
             "extended settings by config-file name, e.g. -o idle_timeout=10", "-h, --help",
@@ -976,14 +1002,21 @@ static void report_getopt_error(int ch, char **argv, FILE *err)
     err_line(err, "unknown option '--%s'%s", word, hint);
 }
 
-/* -U: memcached's UDP port. cached has no UDP; "-U 0" (off) is accepted for drop-in use. */
+/* -U: memcached's UDP port. cached serves no UDP: any port is accepted with a warning (and
+ * -U 0, UDP off, silently), so memcached's command lines work unchanged. */
 static int udp_port(const char *val, FILE *err)
 {
     uint64_t v;
-    if (parse_u64(val, 10, false, &v) == 0 && v == 0)
+    const char *p = val[0] == '-' && val[1] == '1' && val[2] == '\0' ? "1" : val;
+    if (parse_u64(p, 10, false, &v) != 0 || v > 65535) {
+        err_line(err, "-U/--udp-port: '%s' is not a port", val);
+        return CFG_EXIT_USAGE;
+    }
+    if (p == val && v == 0)
         return 0;
-    err_line(err, "-U/--udp-port %s: cached has no UDP (only -U 0 is accepted)", val);
-    return CFG_EXIT_USAGE;
+    fprintf(err, "cached: warning: -U %s: UDP is not served (TCP and unix sockets only)\n", val);
+    fflush(err);
+    return 0;
 }
 
 static bool in_list(const char *const *list, size_t n, const char *s)
@@ -1017,8 +1050,27 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
         return 0; /* a memcached tuning knob without meaning here */
     for (size_t k = 0; k < sizeof refused_ext / sizeof *refused_ext; k++) {
         if (strcmp(u, refused_ext[k].key) == 0) {
+            /* A value that asks for nothing (a limit of 0) is what cached does anyway. */
+            if (val != NULL && strcmp(val, "0") == 0 && strstr(u, "_limit") != NULL)
+                return 0;
             err_line(err, "-o %s is not supported: %s", u, refused_ext[k].why);
             return CFG_EXIT_USAGE;
+        }
+    }
+    for (size_t k = 0; k < sizeof mapped_ext / sizeof *mapped_ext; k++) {
+        if (strcmp(u, mapped_ext[k].key) == 0 && val == NULL) {
+            for (int two = 0; two < 2; two++) {
+                const char *name = two ? mapped_ext[k].setting2 : mapped_ext[k].setting;
+                const char *v = two ? mapped_ext[k].value2 : mapped_ext[k].value;
+                if (name == NULL)
+                    break;
+                int m = find_desc(name);
+                if (m < 0 || set_value(c, &descs[m], v, false, msg, sizeof msg))
+                    return CFG_EXIT_USAGE;
+                src->kind[m] = SRC_ARGV;
+                c->cmdline_set |= 1ull << m;
+            }
+            return 0;
         }
     }
     bool negate = false;
@@ -1091,9 +1143,14 @@ static int argv_setting(struct cfg *c, struct src *src, size_t i, const char *va
         /* -v counts; the first -v on the command line starts over from the file's level. */
         uint64_t v = src->kind[i] == flag_kind(src) ? c->verbose : 0;
         c->verbose = v < d->max ? v + 1 : (uint64_t)d->max;
+    } else if (is(d, offsetof(struct cfg, port)) && val != NULL && strcmp(val, "-1") == 0) {
+        c->port_ephemeral = true; /* memcached's -p -1: a port the kernel picks */
+        c->port = 0;
     } else {
         if (val == NULL) /* a switch without a value */
             val = "yes";
+        if (is(d, offsetof(struct cfg, port)))
+            c->port_ephemeral = false;
         if (set_value(c, d, val, src->kind[i] == flag_kind(src), msg, sizeof msg) != 0) {
             flag_label(d, label, sizeof label);
             err_line(err, "%s: %s", label, msg);

@@ -101,7 +101,16 @@
     X(metrics_port, UINT, 0, "metrics-port", 0, 0, 65535, false,                                   \
       "serve Prometheus /metrics over HTTP on this port (0: off)")                                 \
     X(metrics_listen, STR, 0, "metrics-listen", "127.0.0.1", 0, 0, false,                          \
-      "address the /metrics HTTP listener binds to")
+      "address the /metrics HTTP listener binds to")                                               \
+    X(slab_chunk_max, SIZE, 0, "slab-chunk-max", 0, 0, 1073741824, false,                          \
+      "largest graduated chunk; bigger items take a whole-page chunk (0: half a page)")           \
+    X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                                 \
+      "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")           \
+    X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                      \
+      "character that ends a key's prefix for `stats detail`")                                     \
+    X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                           \
+      "refuse stats cachedump and lru_crawler metadump")                                           \
+    X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command")
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };
 
@@ -119,6 +128,7 @@ struct cfg {
 #undef CFG_FIELD
     /* Derived after parsing. */
     size_t mem_limit;       /* bytes */
+    bool port_ephemeral;    /* -p -1: listen on a port the kernel picks */
     const char *config_file; /* --config FILE, or NULL */
     uint64_t cmdline_set;    /* bit i: table row i was given on the command line (a reload
                                 from the file leaves it alone: command line > file) */

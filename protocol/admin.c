@@ -110,6 +110,10 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
             reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
             return CMD_DONE;
         }
+        if (proto_cfg.dump_disabled) { /* -X */
+            reply_add(x->r, MSG_METADUMP_NOT_ALLOWED, MSG_LEN(MSG_METADUMP_NOT_ALLOWED));
+            return CMD_DONE;
+        }
         storage_walk(classes, dump_one, x->r);
         reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
         return CMD_DONE;

@@ -19,7 +19,7 @@
 #include "protocol/internal.h"
 #include "protocol/sasl.h"
 #include "storage/mem.h"
-#include "storage/meta.h"
+#include "storage/meta_ops.h"
 
 enum bin_op {
     BIN_GET = 0x00, BIN_SET = 0x01, BIN_ADD = 0x02, BIN_REPLACE = 0x03, BIN_DELETE = 0x04,
@@ -231,6 +231,7 @@ static enum cmd_result bin_store(struct bin_ctx *x)
             storage_delete(x->key, x->h.keylen, 0);
         return CMD_DONE;
     }
+    DETAIL(x->key, x->h.keylen, DETAIL_SET, false);
     enum st_result res = ST_OK;
     struct item *it = item_alloc(x->key, x->h.keylen, flags,
                                  concat ? 0 : clock_exptime((int64_t)exptime), (uint32_t)vlen,
@@ -247,7 +248,7 @@ static enum cmd_result bin_store(struct bin_ctx *x)
             storage_delete(x->key, x->h.keylen, 0);
         return CMD_DONE;
     }
-    STAT_INC(x->st->cmd_set);
+    STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
     if (proto_cfg.cas_disabled)
         x->h.cas = 0; /* memcached sets the CAS on the new item: a no-op under -C */
     bin_value_start(x, it, PROTO_STORE_BINARY, op);
@@ -271,9 +272,9 @@ static void bin_store_finish(struct bin_ctx *x, struct item *it)
         if (sop == OP_CAS) {
             op = OP_CAS;
             if (res == ST_OK)
-                STAT_INC(x->st->cas_hits);
+                STAT_INC(x->st->cas_hits), STAT_INC(CLS_OF(x, it)->cas_hits);
             else if (res == ST_EXISTS)
-                STAT_INC(x->st->cas_badval);
+                STAT_INC(x->st->cas_badval), STAT_INC(CLS_OF(x, it)->cas_badval);
             else if (res == ST_NOT_FOUND)
                 STAT_INC(x->st->cas_misses);
         }
@@ -296,17 +297,18 @@ static enum cmd_result bin_get(struct bin_ctx *x)
         it = storage_touch(x->key, x->h.keylen, clock_exptime((int64_t)rd32(x->ext)));
         STAT_INC(x->st->cmd_touch);
         if (it)
-            STAT_INC(x->st->touch_hits);
+            STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
         else
             STAT_INC(x->st->touch_misses);
     } else {
         it = storage_get(x->key, x->h.keylen);
         STAT_INC(x->st->cmd_get);
         if (it)
-            STAT_INC(x->st->get_hits);
+            STAT_INC(x->st->get_hits), STAT_INC(CLS_OF(x, it)->get_hits);
         else
             STAT_INC(x->st->get_misses);
     }
+    DETAIL(x->key, x->h.keylen, DETAIL_GET, it != NULL);
     if (!it) {
         if (x->noreply)
             return CMD_DONE;
@@ -344,9 +346,10 @@ static enum cmd_result bin_get(struct bin_ctx *x)
 
 static enum cmd_result bin_delete(struct bin_ctx *x)
 {
+    DETAIL(x->key, x->h.keylen, DETAIL_DEL, false);
     switch (storage_delete(x->key, x->h.keylen, x->h.cas)) {
     case ST_OK:
-        STAT_INC(x->st->delete_hits);
+        STAT_INC(x->st->delete_hits), STAT_INC(CLS_LAST(x)->delete_hits);
         bin_ok(x, NULL, 0, 0);
         break;
     case ST_EXISTS: bin_error(x, BST_EEXISTS, NULL, 0); break;
@@ -378,9 +381,9 @@ static enum cmd_result bin_arith(struct bin_ctx *x)
     case ST_OK:
         if (!res.created) {
             if (incr)
-                STAT_INC(x->st->incr_hits);
+                STAT_INC(x->st->incr_hits), STAT_INC(CLS_LAST(x)->incr_hits);
             else
-                STAT_INC(x->st->decr_hits);
+                STAT_INC(x->st->decr_hits), STAT_INC(CLS_LAST(x)->decr_hits);
         }
         wr64(body, res.value);
         bin_ok(x, body, 8, res.cas);

@@ -107,7 +107,8 @@ void proto_value_start(struct proto_ctx *x, struct item *it);
 void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok);
 
 /* cas_hits / cas_badval / cas_misses for the result of a store that was a CAS. */
-void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res);
+void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res,
+                     const struct item *it);
 
 /* Decimal digits of v at p; returns the end. p needs 20 (u64) / 10 (u32) bytes. */
 char *proto_u64toa(uint64_t v, char *p);
@@ -120,8 +121,41 @@ void proto_add_value(struct reply *r, struct item *it, bool with_cas);
 void proto_stat_u64(struct reply *r, const char *name, uint64_t v);
 void proto_stat_str(struct reply *r, const char *name, const char *v);
 
+/* The per-class counters of the item's slab class (stats slabs). */
+static inline struct proto_class_stats *proto_cls(struct proto_stats *st, unsigned id)
+{
+    return &st->cls[id < PROTO_CLASSES ? id : 0];
+}
+/* x: anything with a `struct proto_stats *st` (text, meta and binary contexts). */
+#define CLS_OF(x, it) proto_cls((x)->st, storage_item_class(it))
+#define CLS_LAST(x) proto_cls((x)->st, storage_last_class())
+
+/* `stats detail` (protocol/detail.c). */
+enum detail_op { DETAIL_GET, DETAIL_SET, DETAIL_DEL };
+bool proto_detail_enabled(void);
+void proto_detail_enable(bool on);
+void proto_detail_record(const char *key, size_t nkey, enum detail_op op, bool hit);
+void proto_detail_dump(struct reply *r);
+void proto_detail_clear(void);
+#define DETAIL(key, nkey, op, hit)                                                               \
+    do {                                                                                         \
+        if (proto_detail_enabled())                                                              \
+            proto_detail_record((key), (nkey), (op), (hit));                                     \
+    } while (0)
+
 /* `stats ...` (protocol/stats.c). */
 enum cmd_result proto_cmd_stats(struct proto_ctx *x, int arg);
+/* `cache_memlimit <MB> [noreply]` (protocol/stats.c). */
+enum cmd_result proto_cmd_memlimit(struct proto_ctx *x, int arg);
+void proto_cachedump(struct proto_ctx *x);
+/* A stats group composed through fn(name, value) per line: sub "" is plain `stats`, else
+ * settings, items, slabs, sizes, conns. False for an unknown group. For any framing (text
+ * here; the binary protocol's stat packets). */
+typedef void (*proto_stat_fn)(void *arg, const char *name, const char *value);
+bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_stat_fn fn,
+                       void *arg);
+/* `stats reset`: every counter, storage's, and the detail prefixes. */
+void proto_stats_reset(struct proto_ctx *x);
 /* `lru_crawler ...` (protocol/admin.c). */
 enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg);
 /* `slabs reassign` / `slabs automove` (protocol/slabs.c). */

@@ -1,4 +1,5 @@
 /*
+ * Private to protocol/: no file outside protocol/ includes it.
  * messages: every reply string of the text protocol, in one place. Each is the exact byte
  * sequence memcached 1.6.18 sends (checked against Debian's /usr/bin/memcached), "\r\n"
  * included. MSG_LEN() gives the length at compile time so replies need no strlen().
@@ -39,6 +40,13 @@
 #define MSG_FLUSH_DISABLED "CLIENT_ERROR flush_all not allowed\r\n"
 #define MSG_SHUTDOWN_DISABLED "ERROR: shutdown not enabled\r\n"
 #define MSG_SHUTDOWN_MODE "CLIENT_ERROR invalid shutdown mode\r\n"
+#define MSG_METADUMP_NOT_ALLOWED "ERROR metadump not allowed\r\n"
+#define MSG_CACHEDUMP_NOT_ALLOWED "CLIENT_ERROR stats cachedump not allowed\r\n"
+#define MSG_BAD_COMMAND_LINE "CLIENT_ERROR bad command line\r\n"
+#define MSG_ILLEGAL_SLAB_ID "CLIENT_ERROR Illegal slab id\r\n"
+#define MSG_MEMLIMIT_TOO_SMALL "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+#define MSG_MEMLIMIT_NOT_BYTES "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\n"
+#define MSG_MEMLIMIT_FAILED "MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust\r\n"
 #define MSG_STATS_DETAIL_USAGE "CLIENT_ERROR usage: stats detail on|off|dump\r\n"
 #define MSG_TOO_LARGE "SERVER_ERROR object too large for cache\r\n"
 #define MSG_NO_MEMORY_STORE "SERVER_ERROR out of memory storing object\r\n"

@@ -1,6 +1,6 @@
 /*
  * meta: memcached's meta commands mg ms md ma mn me. Each handler parses its flags
- * (protocol/meta_flags.c), runs one storage/meta.h operation under the key's shard lock, and
+ * (protocol/meta_flags.c), runs one storage/meta_ops.h operation under the key's shard lock, and
  * composes the status line with the return flags in the order the client gave them.
  *
  * What q hides differs per command and follows memcached 1.6.18: mg hides EN; ms and md hide
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "storage/meta.h"
+#include "storage/meta_ops.h"
 
 /* Longest status line: "VA " + size, then up to 17 flags, of which one k with a key
  * (base64 of 250 bytes is 336 + " b"), and O tokens of 32 bytes; numbers of 20 digits. */
@@ -220,18 +220,18 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
                               .vivify = f.vivify, .vivify_exptime = f.autoviv_exptime,
                               .ttl = f.exptime, .recache_time = f.recache_time,
                               .aborted = cutoff < q->ntok};
-    for (unsigned i = 2; i < cutoff; i++) {
+    for (unsigned i = 2; i < cutoff && a.nsteps < 3; i++) { /* flags are never repeated */
         char c = q->tok[i].p[0];
         if (c == 'N')
-            a.pos_vivify_ttl = i;
+            a.steps[a.nsteps++] = META_STEP_VIVIFY_TTL;
         else if (c == 'T')
-            a.pos_ttl = i;
+            a.steps[a.nsteps++] = META_STEP_TTL;
         else if (c == 'R')
-            a.pos_recache = i;
+            a.steps[a.nsteps++] = META_STEP_RECACHE;
     }
     struct meta_get_result g;
     enum st_result res = storage_meta_get(f.key, f.nkey, &a, &g);
-    if (res == ST_NO_MEMORY)
+    if (res == ST_REF_SATURATED)
         return meta_error(x, MSG_META_REFCOUNT);
     if (res != ST_OK) {
         STAT_INC(x->st->cmd_get);
@@ -250,10 +250,10 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
     }
     if (f.new_ttl) {
         STAT_INC(x->st->cmd_touch);
-        STAT_INC(x->st->touch_hits);
+        STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
     } else {
         STAT_INC(x->st->cmd_get);
-        STAT_INC(x->st->get_hits);
+        STAT_INC(x->st->get_hits), STAT_INC(CLS_OF(x, it)->get_hits);
     }
     rel_time_t now = clock_now();
     rel_time_t exptime = g.exptime; /* as the flags before the current one left it */
@@ -371,7 +371,7 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
         storage_delete(f.key, f.nkey, 0);
         return ms_refuse(x, res == ST_TOO_LARGE ? MSG_TOO_LARGE : MSG_NO_MEMORY_STORE, total);
     }
-    STAT_INC(x->st->cmd_set);
+    STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
     /* What the reply needs once the value is in: the line is gone by then. */
     struct proto_store *st = &x->pc->store;
     *st = (struct proto_store){.kind = PROTO_STORE_META, .op = (uint8_t)op, .noreply = f.no_reply,
@@ -406,7 +406,7 @@ void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     uint64_t cas = 0;
     enum st_result res = storage_meta_store(it, op, st->has_cas, st->cas, st->set_stale,
                                             st->key_binary, &cas);
-    proto_count_cas(x, op, res);
+    proto_count_cas(x, op, res, it);
     const char *status;
     switch (res) {
     case ST_OK: status = "HD"; break;
@@ -458,7 +458,7 @@ enum cmd_result proto_meta_md(struct proto_ctx *x, int arg)
     switch (res) {
     case ST_OK:
         if (!f.set_stale)
-            STAT_INC(x->st->delete_hits);
+            STAT_INC(x->st->delete_hits), STAT_INC(CLS_LAST(x)->delete_hits);
         break;
     case ST_EXISTS:
         STAT_INC(x->st->delete_misses);
@@ -500,9 +500,9 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
     case ST_OK:
         if (!m.created) {
             if (incr)
-                STAT_INC(x->st->incr_hits);
+                STAT_INC(x->st->incr_hits), STAT_INC(CLS_LAST(x)->incr_hits);
             else
-                STAT_INC(x->st->decr_hits);
+                STAT_INC(x->st->decr_hits), STAT_INC(CLS_LAST(x)->decr_hits);
         }
         break;
     case ST_NON_NUMERIC: return meta_error(x, MSG_NON_NUMERIC);

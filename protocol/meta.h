@@ -1,4 +1,5 @@
 /*
+ * Private to protocol/: no file outside protocol/ includes it.
  * meta: the meta commands mg ms md ma mn me (protocol/meta.c) and their flag parser
  * (protocol/meta_flags.c). Each command is one entry of the command table in protocol/proto.c
  * pointing at the handler below.

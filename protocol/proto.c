@@ -30,6 +30,7 @@ struct proto_config proto_cfg = PROTO_CFG_DEFAULT;
 
 void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks)
 {
+    obs_setup(); /* the latency clock: TSC or CLOCK_MONOTONIC */
     proto_cfg = cfg ? *cfg : proto_cfg_default;
     if (hooks) {
         hooks_copy = *hooks;
@@ -317,17 +318,18 @@ static void get_key(struct proto_ctx *x, const struct token *t, bool touch, rel_
         it = storage_touch(t->p, t->len, exptime);
         STAT_INC(x->st->cmd_touch);
         if (it)
-            STAT_INC(x->st->touch_hits);
+            STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
         else
             STAT_INC(x->st->touch_misses);
     } else {
         it = storage_get(t->p, t->len);
         STAT_INC(x->st->cmd_get);
         if (it)
-            STAT_INC(x->st->get_hits);
+            STAT_INC(x->st->get_hits), STAT_INC(CLS_OF(x, it)->get_hits);
         else
             STAT_INC(x->st->get_misses);
     }
+    DETAIL(t->p, t->len, DETAIL_GET, it != NULL);
     if (it)
         proto_add_value(x->r, it, with_cas);
 }
@@ -391,13 +393,14 @@ void proto_skip_value(struct proto_ctx *x, size_t total)
     }
 }
 
-void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res)
+void proto_count_cas(struct proto_ctx *x, enum store_op op, enum st_result res,
+                     const struct item *it)
 {
     if (op == OP_CAS) {
         if (res == ST_OK)
-            STAT_INC(x->st->cas_hits);
+            STAT_INC(x->st->cas_hits), STAT_INC(CLS_OF(x, it)->cas_hits);
         else if (res == ST_EXISTS)
-            STAT_INC(x->st->cas_badval);
+            STAT_INC(x->st->cas_badval), STAT_INC(CLS_OF(x, it)->cas_badval);
         else if (res == ST_NOT_FOUND)
             STAT_INC(x->st->cas_misses);
     }
@@ -447,6 +450,7 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     size_t total = (size_t)vlen + 2;
+    DETAIL(key->p, key->len, DETAIL_SET, false);
     /* Decided without waiting for the data: a value that cannot be stored is answered at once
      * and swallowed as it arrives. */
     if ((uint64_t)vlen > proto_cfg.item_size_max)
@@ -456,7 +460,7 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
                                  &res);
     if (!it)
         return store_refused(x, res, op, key, total);
-    STAT_INC(x->st->cmd_set);
+    STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
     x->pc->store = (struct proto_store){.op = (uint8_t)op, .noreply = q->noreply, .cas = cas};
     proto_value_start(x, it);
     return CMD_DONE;
@@ -474,8 +478,8 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
         return;
     }
     enum st_result res = storage_store(it, op, x->pc->store.cas, NULL);
+    proto_count_cas(x, op, res, it);
     item_put(it);
-    proto_count_cas(x, op, res);
     switch (res) {
     case ST_OK: OUT(x, MSG_STORED); break;
     case ST_NOT_STORED: OUT(x, MSG_NOT_STORED); break;
@@ -483,7 +487,8 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     case ST_NOT_FOUND: OUT(x, MSG_NOT_FOUND); break;
     case ST_TOO_LARGE: STAT_INC(x->st->store_too_large); OUT(x, MSG_TOO_LARGE); break;
     case ST_NO_MEMORY: STAT_INC(x->st->store_no_memory); OUT(x, MSG_NO_MEMORY_STORE); break;
-    case ST_NON_NUMERIC: OUT(x, MSG_NOT_STORED); break;
+    case ST_NON_NUMERIC:
+    case ST_REF_SATURATED: OUT(x, MSG_NOT_STORED); break; /* neither comes from a store */
     }
 }
 
@@ -544,8 +549,9 @@ static enum cmd_result cmd_delete(struct proto_ctx *x, int arg)
     const struct token *key = cmd_key(x);
     if (!key)
         return CMD_DONE;
+    DETAIL(key->p, key->len, DETAIL_DEL, false);
     if (storage_delete(key->p, key->len, 0) == ST_OK) {
-        STAT_INC(x->st->delete_hits);
+        STAT_INC(x->st->delete_hits), STAT_INC(CLS_LAST(x)->delete_hits);
         OUT(x, MSG_DELETED);
     } else {
         STAT_INC(x->st->delete_misses);
@@ -569,9 +575,9 @@ static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
     switch (storage_arith(key->p, key->len, incr, delta, &value, NULL)) {
     case ST_OK: {
         if (incr)
-            STAT_INC(x->st->incr_hits);
+            STAT_INC(x->st->incr_hits), STAT_INC(CLS_LAST(x)->incr_hits);
         else
-            STAT_INC(x->st->decr_hits);
+            STAT_INC(x->st->decr_hits), STAT_INC(CLS_LAST(x)->decr_hits);
         if (!q->noreply) {
             char *p = reply_reserve(x->r, 22), *s = p;
             p = proto_u64toa(value, p);
@@ -610,7 +616,7 @@ static enum cmd_result cmd_touch(struct proto_ctx *x, int arg)
     struct item *it = storage_touch(key->p, key->len, clock_exptime(e));
     STAT_INC(x->st->cmd_touch);
     if (it) {
-        STAT_INC(x->st->touch_hits);
+        STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
         item_put(it);
         OUT(x, MSG_TOUCHED);
     } else {
@@ -784,6 +790,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("mn", 1, 0, proto_meta_mn, 0),
     CMD("me", 1, 0, proto_meta_me, 0),
     CMD("stats", 1, 0, proto_cmd_stats, 0),
+    CMD("cache_memlimit", 2, 3, proto_cmd_memlimit, 0),
     CMD("lru_crawler", 2, 3, proto_cmd_lru_crawler, 0), /* protocol/admin.c */
     CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
@@ -930,6 +937,12 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
          * parser: silence until a newline byte), and so does cached, -S or not (memcached's
          * -Y turns its binding to ascii after -S turned it to binary). */
         bool bin = !auth_enabled() && ((unsigned char)buf[0] == BIN_REQ_MAGIC || proto_cfg.sasl);
+        /* -B ascii: text only (a 0x80 byte is a bad command); -B binary: binary only (a
+         * text command is a bad magic byte, and memcached closes). */
+        if (proto_cfg.binding == PROTO_BIND_ASCII)
+            bin = false;
+        else if (proto_cfg.binding == PROTO_BIND_BINARY)
+            bin = true;
         pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
     }
     if (pc->mode == PROTO_MODE_BINARY)
@@ -954,10 +967,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
 #ifndef CACHED_NO_OBSERVE
             /* a storage command is parsed once its value is in: time the store itself */
             enum obs_cmd voc = pc->store.kind == PROTO_STORE_META ? OBS_MS : OBS_SET;
-            uint64_t tv = obs_now_ns();
+            uint64_t tv = obs_now();
             value_finish(&x);
-            t0 = obs_now_ns();
-            obs_latency_add(&x.st->obs, voc, t0 - tv);
+            t0 = obs_now();
+            obs_latency_add(&x.st->obs, voc, obs_ticks_ns(tv, t0));
 #else
             value_finish(&x);
 #endif
@@ -1020,8 +1033,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.data_used = 0;
 #ifndef CACHED_NO_OBSERVE
         if (t0 == 0)
-            t0 = obs_now_ns();
+            t0 = obs_now();
 #endif
+        if (!login && proto_hooks_active->trace_command && proto_verbose() >= 2)
+            proto_hooks_active->trace_command(pc->trace_id, q.line, q.len);
         enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
         if (res == CMD_NEED_MORE)
             break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */
@@ -1029,10 +1044,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         if (!login && q.ntok > 0) {
             enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
             if (oc != OBS_NONE) {
-                uint64_t t1 = obs_now_ns();
+                uint64_t t1 = obs_now();
                 /* a storage command whose value is still to come is timed when it is in */
                 if (!value_in_active(&pc->value))
-                    obs_latency_add(&x.st->obs, oc, t1 - t0);
+                    obs_latency_add(&x.st->obs, oc, obs_ticks_ns(t0, t1));
                 t0 = t1;
 #ifndef CACHED_NO_HOTKEYS
                 obs_command_keys(&x.st->obs, oc, &q);

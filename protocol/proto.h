@@ -60,6 +60,7 @@ struct proto_conn {
     struct proto_mget mget;    /* a long multi-get line in progress */
     bool closing;              /* quit seen / fatal input: close once replies are sent */
     bool is_unix;              /* connection came in over the unix socket */
+    int trace_id;              /* -vv: the number in "<N get foo" lines (the server's fd) */
     uint8_t mode;              /* PROTO_MODE_*: decided by the connection's first byte */
     bool authenticated;        /* SASL (-S): a SASL_AUTH/STEP succeeded */
     bool sasl_started;         /* SASL_AUTH began an exchange that SASL_STEP may continue */
@@ -134,35 +135,55 @@ static inline bool proto_holding_reply(const struct proto_conn *pc)
 void proto_conn_release(struct proto_conn *pc);
 
 /*
+ * What the server owns and `stats` reports, as numbers: the protocol writes every STAT line
+ * (memcached 1.6.18's names and order, protocol/stats.c); the server writes no protocol text.
+ */
+struct proto_server_stats {
+    uint64_t max_connections, curr_connections, total_connections, rejected_connections,
+        connection_structures, reserved_fds;
+    /* memcached's response objects and read buffers, mapped to cached's per-connection
+     * reply and read buffers (protocol/stats.c has the mapping). */
+    uint64_t response_obj_oom, response_obj_count, response_obj_bytes;
+    uint64_t read_buf_count, read_buf_bytes, read_buf_bytes_free, read_buf_oom;
+    uint64_t idle_kicks, accepting_conns, listen_disabled_num, time_in_listen_disabled_us,
+        threads, conn_yields;
+    uint64_t lru_maintainer_juggles; /* cached's background maintenance steps */
+    bool tls_enabled; /* -Z: the ssl_* counters below are printed */
+    uint64_t ssl_new_sessions, ssl_handshake_errors, time_since_server_cert_refresh,
+        ssl_full_handshakes, ssl_resumed_handshakes, ssl_handshake_timeouts;
+    uint64_t log_worker_dropped, log_worker_written, log_watcher_skipped, log_watcher_sent,
+        log_watchers;
+};
+
+/* One line group of `stats conns`: a listener (listen_addr NULL) or a client connection. */
+struct proto_conn_info {
+    int fd;
+    const char *addr;        /* "tcp:127.0.0.1:11211", "unix:/path" */
+    const char *listen_addr; /* the listener a client came in on; NULL for a listener */
+    const char *state;       /* memcached's conn_* state name */
+    uint32_t secs_since_last_cmd;
+};
+
+/*
  * Hooks the server provides for commands that reach outside the protocol. Any may be NULL
  * (unit tests): that part is skipped.
- *
- * `stats` is composed in memcached's order, split like this:
- *   protocol:  pid uptime time version libevent pointer_size rusage_user rusage_system
- *   server_stats:  max_connections curr_connections total_connections rejected_connections
- *              connection_structures (and any further connection fields, e.g. reserved_fds)
- *   protocol:  cmd_get ... store_no_memory (summed proto_stats via sum_stats) bytes_read
- *              bytes_written (proto_stats fields the server bumps) limit_maxbytes
- *   server_stats_tail:  accepting_conns listen_disabled_num time_in_listen_disabled_us
- *              threads conn_yields
- *   protocol:  storage's hash/slab/item counters, cached's own extras, END
  */
 struct proto_hooks {
-    /* Appends "STAT name value\r\n" lines: the connection block listed above. */
-    void (*server_stats)(struct reply *r);
-    /* `stats conns` lines. */
-    void (*conns_stats)(struct reply *r);
+    /* Fills the server's numbers for `stats`. */
+    void (*server_stats)(struct proto_server_stats *out);
+    /* Calls fn for every listener and connection, for `stats conns`. */
+    void (*conns_each)(void (*fn)(void *arg, const struct proto_conn_info *c), void *arg);
     /* `shutdown` (only reached when enabled). */
     void (*shutdown)(void);
     /* Sums per-thread protocol counters into out (struct proto_stats). */
     void (*sum_stats)(struct proto_stats *out);
-    /* `stats reset`: zero every thread's counters. */
+    /* `stats reset`: zero every thread's counters and the server's totals. */
     void (*reset_stats)(void);
-    /* Added by protocol: the second server block of `stats` (accepting_conns ...
-     * conn_yields, see above). */
-    void (*server_stats_tail)(struct reply *r);
     /* `refresh_certs`: true on success, else err holds the reply (with its "\r\n"). */
     bool (*refresh_certs)(char *err, size_t errlen);
+    /* -vv (verbosity 2 and up): a text command line as received, for memcached's
+     * "<FD command" echo; id is proto_conn.trace_id. Never called for login lines. */
+    void (*trace_command)(int id, const char *line, size_t len);
 };
 
 struct cfg;
@@ -180,6 +201,13 @@ struct proto_config {
     bool sasl;                 /* -S: binary protocol only, SASL authentication required */
     bool cas_disabled;         /* -C: a binary store's CAS is ignored (memcached's items
                                   then have none to compare) */
+    enum proto_binding {
+        PROTO_BIND_AUTO = 0,   /* -B auto: binary when the first byte is 0x80 */
+        PROTO_BIND_ASCII,      /* -B ascii */
+        PROTO_BIND_BINARY,     /* -B binary */
+    } binding;
+    char prefix_delimiter;     /* -D: ends a key's prefix for `stats detail` (0: ':') */
+    bool dump_disabled;        /* -X: stats cachedump (and lru_crawler metadump) refused */
 };
 
 /* cfg NULL: defaults (1 MB items, 64 MB, flush on, shutdown off). hooks NULL: none. */

@@ -23,10 +23,22 @@
     X(bytes_read) X(bytes_written)                                                              \
     X(auth_cmds) X(auth_errors)
 
-struct proto_stats {
+/* Per slab class, as memcached's `stats slabs` shows them (indexed by memcached's 1-based
+ * class id; storage has at most 250 classes). */
+#define PROTO_CLASS_STATS(X)                                                                     \
+    X(get_hits) X(cmd_set) X(delete_hits) X(incr_hits) X(decr_hits)                             \
+    X(cas_hits) X(cas_badval) X(touch_hits)
+#define PROTO_CLASSES 256
+
+struct proto_class_stats {
 #define PROTO_STAT_FIELD(name) uint64_t name;
+    PROTO_CLASS_STATS(PROTO_STAT_FIELD)
+};
+
+struct proto_stats {
     PROTO_STATS(PROTO_STAT_FIELD)
 #undef PROTO_STAT_FIELD
+    struct proto_class_stats cls[PROTO_CLASSES];
     struct proto_obs obs; /* latency histograms, hot keys (protocol/observe.h) */
 };
 
@@ -54,6 +66,11 @@ static inline void proto_stats_add(struct proto_stats *out, const struct proto_s
 {
 #define PROTO_STAT_ADD(name) out->name += in->name;
     PROTO_STATS(PROTO_STAT_ADD)
+    for (unsigned i = 0; i < PROTO_CLASSES; i++) {
+#define PROTO_CLASS_ADD(name) out->cls[i].name += in->cls[i].name;
+        PROTO_CLASS_STATS(PROTO_CLASS_ADD)
+#undef PROTO_CLASS_ADD
+    }
 #undef PROTO_STAT_ADD
     obs_add(&out->obs, &in->obs);
 }

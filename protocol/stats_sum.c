@@ -13,6 +13,11 @@ void proto_stats_snapshot(struct proto_stats *dst, const struct proto_stats *liv
 #define PROTO_STAT_LOAD(name) dst->name = stat_load(&live->name);
     PROTO_STATS(PROTO_STAT_LOAD)
 #undef PROTO_STAT_LOAD
+    for (unsigned i = 0; i < PROTO_CLASSES; i++) {
+#define PROTO_CLASS_LOAD(name) dst->cls[i].name = stat_load(&live->cls[i].name);
+        PROTO_CLASS_STATS(PROTO_CLASS_LOAD)
+#undef PROTO_CLASS_LOAD
+    }
     for (unsigned c = 0; c < OBS_NCMD; c++) {
         const struct obs_latency *l = &live->obs.lat[c];
         for (unsigned b = 0; b <= OBS_LAT_BUCKETS; b++)
@@ -28,6 +33,11 @@ void proto_stats_sub(struct proto_stats *out, const struct proto_stats *base)
 #define PROTO_STAT_SUB(name) out->name -= base->name;
     PROTO_STATS(PROTO_STAT_SUB)
 #undef PROTO_STAT_SUB
+    for (unsigned i = 0; i < PROTO_CLASSES; i++) {
+#define PROTO_CLASS_SUB(name) out->cls[i].name -= base->cls[i].name;
+        PROTO_CLASS_STATS(PROTO_CLASS_SUB)
+#undef PROTO_CLASS_SUB
+    }
     for (unsigned c = 0; c < OBS_NCMD; c++) {
         for (unsigned b = 0; b <= OBS_LAT_BUCKETS; b++)
             out->obs.lat[c].bucket[b] -= base->obs.lat[c].bucket[b];

@@ -41,7 +41,6 @@
 
 #define CONN_RBUF_SIZE 16384   /* > PROTO_UNCONSUMED_MAX: a read always finds room */
 #define CONN_DIRECT_MIN 16384  /* read a value this large or more straight into its item */
-#define CONN_FREE_MAX 64       /* closed structs a worker keeps for reuse */
 #define CONN_READ_ROUNDS 4     /* full-buffer reads per callback before re-queueing */
 
 static void conn_run(struct conn *c);
@@ -57,6 +56,7 @@ const char *conn_state_name(int state)
     switch (state) {
     case CONN_READ: return "conn_waiting";
     case CONN_PARSE: return "conn_parse_cmd";
+    case CONN_NREAD: return "conn_nread";
     case CONN_WRITE: return "conn_mwrite";
     default: return "conn_closing";
     }
@@ -77,6 +77,7 @@ static void conn_want(struct conn *c, short flags)
     if (flags == 0)
         return;
     event_assign(c->ev, c->w->base, c->fd, (short)(flags | EV_PERSIST), conn_event, c);
+    event_priority_set(c->ev, c->handshaking ? 1 : 0); /* see worker_setup */
     if (event_add(c->ev, NULL) < 0) {
         log_error("event_add failed for fd %d", c->fd);
         c->ev_flags = 0;
@@ -111,11 +112,8 @@ static void peer_name(struct conn *c, const struct sockaddr_storage *peer)
 
 void conn_open(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer)
 {
-    struct conn *c = w->free_conns;
-    if (c != NULL) {
-        w->free_conns = c->next;
-        w->nfree--;
-    } else {
+    struct conn *c = worker_conn_reuse(w);
+    if (c == NULL) {
         c = mem_calloc(1, sizeof *c);
         c->ev = event_new(w->base, -1, 0, NULL, NULL);
         if (c->ev == NULL) {
@@ -140,6 +138,7 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     memset(&c->pc, 0, sizeof c->pc);
     c->pc.stats = &w->stats;
     c->pc.is_unix = listeners[listener].is_unix;
+    c->pc.trace_id = fd;
     c->closing = c->draining = false;
     c->fresh = true;
     c->opened = clock_now();
@@ -151,14 +150,7 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     if (listeners[listener].tls && c->tls == NULL)
         log_error("out of memory for a TLS connection from %s", c->addr); /* closed below */
 
-    pthread_mutex_lock(&w->conns_lock);
-    c->prev = NULL;
-    c->next = w->conns;
-    if (w->conns != NULL)
-        w->conns->prev = c;
-    w->conns = c;
-    w->nconns++;
-    pthread_mutex_unlock(&w->conns_lock);
+    worker_conn_add(w, c);
 
     log_debug("worker %u: new connection fd %d from %s", w->id, fd, c->addr);
     if (listeners[listener].tls && c->tls == NULL) {
@@ -195,26 +187,8 @@ void conn_close(struct conn *c)
     c->rbuf = NULL;
     c->rsize = 0;
 
-    pthread_mutex_lock(&w->conns_lock);
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    w->nconns--;
-    pthread_mutex_unlock(&w->conns_lock);
     server_counter_sub(&server_counters.curr_connections, 1);
-
-    if (w->nfree < CONN_FREE_MAX) {
-        c->next = w->free_conns;
-        w->free_conns = c;
-        w->nfree++;
-    } else {
-        conn_free(c);
-    }
-    if (w->stopping && w->conns == NULL)
-        event_base_loopexit(w->base, NULL);
+    worker_conn_remove(w, c); /* may keep the struct for reuse, or conn_free it */
 }
 
 /* The one place bytes come in from the socket. */
@@ -330,7 +304,7 @@ static ssize_t conn_read(struct conn *c)
     }
 out:
     if (total > 0) {
-        atomic_fetch_add_explicit(&c->w->bytes_read, total, memory_order_relaxed);
+        worker_count_read(c->w, total);
         atomic_store_explicit(&c->last_active, clock_now(), memory_order_relaxed);
     }
     return (ssize_t)total;
@@ -346,13 +320,15 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
         proto_process(&c->pc, &c->reply, c->rbuf + c->rstart, have, &consumed,
                       (unsigned)settings.reqs_per_event, max_output);
     if (act == PROTO_YIELD && c->reply.pending <= max_output)
-        stat_add(&w->conn_yields, 1); /* the -R budget, not backpressure */
+        worker_count_yield(w); /* the -R budget, not backpressure */
     if (consumed > have)
         consumed = have; /* defensive: never trust a count to move past the data */
     c->rstart += consumed;
     have -= consumed;
     /* Incomplete command line: parse again once at least one more byte is in. */
     c->need = (act == PROTO_CONTINUE && have > 0) ? have + 1 : 0;
+    /* A value is arriving into its item (or a refused one is swallowed): conn_nread. */
+    c->in_value = c->pc.value.it != NULL || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
     if (have == 0)
@@ -393,7 +369,7 @@ static int conn_flush(struct conn *c)
     }
 out:
     if (total > 0) {
-        atomic_fetch_add_explicit(&c->w->bytes_written, total, memory_order_relaxed);
+        worker_count_written(c->w, total);
     }
     return rc;
 }
@@ -412,6 +388,7 @@ static bool conn_handshake(struct conn *c)
     switch (tls_handshake(c->tls, c->addr)) {
     case TLS_DONE:
         c->handshaking = false;
+        conn_want(c, 0); /* re-armed below at the established connections' priority */
         return true;
     case TLS_WANT_READ:
         conn_want(c, EV_READ);
@@ -499,7 +476,7 @@ static void conn_run(struct conn *c)
         if (n > 0 && c->w->stopping)
             c->draining = true; /* shutdown: a first request waited for (conn_drain) */
         if (n == 0) {
-            set_state(c, pending ? CONN_WRITE : CONN_READ);
+            set_state(c, pending ? CONN_WRITE : c->in_value ? CONN_NREAD : CONN_READ);
             conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
             return;
         }
@@ -540,7 +517,7 @@ bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout)
     if (now <= last || (uint64_t)(now - last) <= idle_timeout)
         return false;
     struct worker *w = c->w;
-    stat_add(&w->idle_kicks, 1);
+    worker_count_idle_kick(w);
     log_info("closing idle connection %s (fd %d)", c->addr, c->fd);
     conn_close(c);
     return true;

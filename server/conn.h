@@ -1,6 +1,7 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * conn: one client connection, owned by one worker thread for its whole life. Reads into a
- * growable buffer, hands the bytes to proto_process, writes the struct reply with sendmsg
+ * fixed 16 KB buffer (values straight into their item), hands the bytes to proto_process, writes the struct reply with sendmsg
  * (an iovec list, values by reference), and applies backpressure and fairness.
  */
 #pragma once
@@ -20,7 +21,7 @@ struct tls_conn;
 struct sockaddr_storage;
 
 /* What `stats conns` shows (memcached's state names). */
-enum conn_state { CONN_READ, CONN_PARSE, CONN_WRITE, CONN_CLOSING };
+enum conn_state { CONN_READ, CONN_PARSE, CONN_WRITE, CONN_CLOSING, CONN_NREAD };
 
 #define CONN_ADDR_MAX 128 /* LISTEN_NAME_MAX: a unix peer is named by its listener */
 
@@ -44,6 +45,7 @@ struct conn {
     bool closing;             /* close once the reply is sent */
     bool draining;            /* no more reads: run what is buffered, then closing */
     bool drained;             /* this callback's last read found the socket empty */
+    bool in_value;            /* waiting for the rest of a value (stats conns: conn_nread) */
     bool fresh;               /* nothing read yet (a TLS hello on a plaintext port) */
     struct tls_conn *tls;     /* NULL: plaintext (server/tls.h) */
     bool handshaking;         /* TLS handshake not done yet */

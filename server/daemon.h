@@ -1,4 +1,5 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * daemon: the process-level chores of startup — open-file limit, root policy and dropping
  * privileges, daemonizing, the pidfile. Each failure prints one line and returns an exit code
  * (sysexits.h), which main() exits with.

@@ -10,12 +10,15 @@
 #define _GNU_SOURCE /* accept4, IOV_MAX */
 #include "server/listen.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <event2/event.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -133,7 +136,7 @@ static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
 }
 
 /* Serves the inherited socket bound to sa, if any: true when one was taken. */
-static bool adopt(const struct sockaddr *sa, bool is_unix)
+static bool adopt(const struct sockaddr *sa, bool is_unix, bool tls)
 {
     for (size_t i = 0; i < ninh; i++) {
         struct inherited *h = &inh[i];
@@ -145,8 +148,9 @@ static bool adopt(const struct sockaddr *sa, bool is_unix)
         if (fl >= 0)
             fcntl(h->fd, F_SETFL, fl | O_NONBLOCK);
         fcntl(h->fd, F_SETFD, FD_CLOEXEC);
-        listener_add(h->fd, is_unix, h->name);
-        log_info("listening on %s (inherited from systemd, fd %d)", h->name, h->fd);
+        listener_add(h->fd, is_unix, h->name)->tls = tls;
+        log_info("listening on %s%s (inherited from systemd, fd %d)", h->name,
+                 tls ? " (TLS)" : "", h->fd);
         return true;
     }
     return false;
@@ -225,7 +229,7 @@ static int bind_tcp(const char *spec, const struct cfg *c)
         spec += 6;
         tls = false;
     }
-    if (split_host_port(spec, host, sizeof host, port, sizeof port, (unsigned)c->port) < 0) {
+    if (split_host_port(spec, host, sizeof host, port, sizeof port, c->port_ephemeral ? 0u : (unsigned)c->port) < 0) {
         log_error("failed to listen on %s: not an address", spec);
         return -1;
     }
@@ -241,7 +245,7 @@ static int bind_tcp(const char *spec, const struct cfg *c)
     }
     int result = 0;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        if (adopt(ai->ai_addr, false) || v4_any_covered(ai->ai_addr))
+        if (adopt(ai->ai_addr, false, tls) || v4_any_covered(ai->ai_addr))
             continue;
         addr_name(ai->ai_addr, name, sizeof name);
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -314,7 +318,7 @@ static int bind_unix(const struct cfg *c)
         return -1;
     }
     snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-    if (adopt((struct sockaddr *)&sun, true))
+    if (adopt((struct sockaddr *)&sun, true, false))
         return 0; /* the socket unit owns the file, its mode and its removal */
     if (unlink_stale(path) < 0) {
         log_error("failed to listen on %s: %s", name, strerror(errno));
@@ -341,24 +345,57 @@ static int bind_unix(const struct cfg *c)
     return 0;
 }
 
+/* memcached's MEMCACHED_PORT_FILENAME: "TCP INET: <port>" / "TCP INET6: <port>" per TCP
+ * listener, written to <name>.lck and renamed into place once every socket is bound (test
+ * harnesses use it to find an ephemeral -p -1 port). Not written with -s, as memcached. */
+static void write_ports_file(void)
+{
+    const char *name = getenv("MEMCACHED_PORT_FILENAME");
+    if (name == NULL || *name == '\0')
+        return;
+    char tmp[PATH_MAX];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.lck", name) >= sizeof tmp)
+        return;
+    FILE *f = fopen(tmp, "a");
+    if (f == NULL) {
+        log_error("failed to open \"%s\": %s", tmp, strerror(errno));
+        return;
+    }
+    for (size_t i = 0; i < nlisteners; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (listeners[i].is_unix || getsockname(listeners[i].fd, (struct sockaddr *)&ss, &sl) < 0)
+            continue;
+        if (ss.ss_family == AF_INET)
+            fprintf(f, "TCP INET: %u\n", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+        else if (ss.ss_family == AF_INET6)
+            fprintf(f, "TCP INET6: %u\n", ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    }
+    fclose(f);
+    rename(tmp, name);
+}
+
 int listen_setup(const struct cfg *c)
 {
     int rc = inherit_setup();
     bool unix_only = c->unix_socket != NULL && c->unix_socket[0] != '\0';
     if (rc == 0 && unix_only) {
         rc = bind_unix(c); /* like memcached, -s disables TCP */
-    } else if (rc == 0 && c->port != 0) {
+    } else if (rc == 0) {
         const char *pos = NULL;
         char spec[256];
-        while (rc == 0 && cfg_list_next(c->listen, &pos, spec, sizeof spec))
+        while ((c->port != 0 || c->port_ephemeral) && rc == 0 &&
+               cfg_list_next(c->listen, &pos, spec, sizeof spec))
             rc = bind_tcp(spec, c);
+        if (rc == 0)
+            write_ports_file();
     }
     if (rc == 0)
         rc = inherit_check();
-    if (rc == 0 && nlisteners == 0) {
-        log_error("nothing to listen on (port 0 and no unix socket)");
-        rc = -1;
-    }
+    /* -p 0 without -s: memcached runs listening on nothing (only UDP, which cached does not
+     * serve); so does cached, saying so. */
+    if (rc == 0 && nlisteners == 0)
+        log_error("warning: nothing to listen on (-p 0 and no -s): no client can connect");
     if (rc < 0)
         listen_teardown();
     return rc;

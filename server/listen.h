@@ -1,4 +1,5 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * listen: the listening sockets (TCP IPv4/IPv6 from `listen` and `port`, or one unix socket
  * from -s with mode -a) and the accept path in the listener thread. Accepted connections are
  * checked against -c and handed to a worker; nothing here reads or writes a request.

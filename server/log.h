@@ -1,4 +1,5 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * log: one line per event on stderr, "2024-05-01T12:00:00.123Z level: message". Safe from any
  * thread (one fprintf per line, stdio locks it). The level is set from settings.verbose at
  * startup and on SIGHUP: 0 shows errors and warnings, 1 (-v) adds info, 2 (-vv) adds debug.

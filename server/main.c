@@ -183,6 +183,7 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
     clock_tick();
+    server_counter_add(&server_counters.maintenance_ticks, 1);
     /* `verbosity N` (protocol) writes settings.verbose; the log level follows here. */
     static uint64_t applied_verbose = UINT64_MAX;
     uint64_t v = __atomic_load_n(&settings.verbose, __ATOMIC_RELAXED);
@@ -283,6 +284,7 @@ static int run(void)
         .item_size_max = (size_t)settings.item_size_max,
         .growth_factor = settings.growth_factor,
         .chunk_min = (uint32_t)settings.chunk_min,
+        .chunk_max = settings.slab_chunk_max,
         .evictions = !settings.disable_evictions,
         .use_cas = !settings.disable_cas,
         .shards = shard_count(),
@@ -312,6 +314,11 @@ static int run(void)
         .settings = &settings,
         .sasl = settings.sasl,
         .cas_disabled = settings.disable_cas,
+        .binding = settings.protocol[0] == 'b'   ? PROTO_BIND_BINARY
+                   : settings.protocol[1] == 's' ? PROTO_BIND_ASCII
+                                                 : PROTO_BIND_AUTO,
+        .prefix_delimiter = settings.prefix_delimiter[0],
+        .dump_disabled = settings.disable_dumping,
     };
     proto_setup(&pcfg, &server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {

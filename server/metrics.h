@@ -1,4 +1,5 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * metrics: Prometheus /metrics over HTTP (libevent's evhttp), off unless --metrics-port is
  * set. It runs on its own thread and event base, so a scrape never delays a request: it
  * composes the same `stats`, `stats settings`, `stats items` and `stats slabs` text the

@@ -1,4 +1,5 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * server: process-wide state shared by the listener thread and the workers — connection
  * counters and the runtime copies of reloadable settings.
  *
@@ -21,6 +22,7 @@ struct server_counters {
     _Atomic uint64_t listen_disabled_num;   /* times accept stopped for lack of fds */
     _Atomic uint64_t time_in_listen_disabled_us;
     _Atomic bool accepting;                 /* listeners are armed */
+    _Atomic uint64_t maintenance_ticks;     /* background steps run (stats lru_maintainer_juggles) */
 };
 extern struct server_counters server_counters;
 

@@ -1,4 +1,5 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * tls: TLS for TCP connections (memcached's -Z), OpenSSL 3. conn.c calls a few wrappers —
  * handshake, read, flush a struct reply — and never sees OpenSSL; the protocol never sees TLS.
  *

@@ -124,7 +124,10 @@ int worker_setup(unsigned n)
         pthread_mutex_init(&w->qlock, NULL);
         pthread_mutex_init(&w->conns_lock, NULL);
         w->base = event_base_new();
-        if (w->base == NULL)
+        /* Two priorities: established connections (0) run before TLS handshakes (1, also the
+         * default of the worker's own events), so a storm of handshakes delays the gets of
+         * established clients by at most the handshake step in progress. */
+        if (w->base == NULL || event_base_priority_init(w->base, 2) < 0)
             return -1;
         w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->efd < 0)
@@ -238,6 +241,54 @@ void worker_teardown(void)
     mem_free(workers);
     workers = NULL;
     nworkers = 0;
+}
+
+/* ---- the connection list (owner thread) ---- */
+
+#define WORKER_FREE_MAX 64 /* closed connection structs a worker keeps for reuse */
+
+void worker_conn_add(struct worker *w, struct conn *c)
+{
+    pthread_mutex_lock(&w->conns_lock);
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    pthread_mutex_unlock(&w->conns_lock);
+}
+
+void worker_conn_remove(struct worker *w, struct conn *c)
+{
+    pthread_mutex_lock(&w->conns_lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    pthread_mutex_unlock(&w->conns_lock);
+    if (w->nfree < WORKER_FREE_MAX) {
+        c->next = w->free_conns;
+        w->free_conns = c;
+        w->nfree++;
+    } else {
+        conn_free(c);
+    }
+    if (w->stopping && w->conns == NULL)
+        event_base_loopexit(w->base, NULL);
+}
+
+struct conn *worker_conn_reuse(struct worker *w)
+{
+    struct conn *c = w->free_conns;
+    if (c != NULL) {
+        w->free_conns = c->next;
+        w->nfree--;
+    }
+    return c;
 }
 
 /*

@@ -1,4 +1,5 @@
 /*
+ * Private to server/: no file outside server/ includes it.
  * worker: the -t worker threads. Each owns an event_base and every connection handed to it
  * for that connection's whole life, so the request path takes no global lock.
  *
@@ -10,7 +11,8 @@
  * only, as relaxed atomics, and read by any thread without a lock; `stats reset` records a
  * base per worker (under stats_reset_lock in worker.c, a leaf lock taken only by readers and
  * resetters) instead of writing to counters it does not own. No lock is held across
- * proto_process. Lock order: storage/README ("Locks"); the worker's own:
+ * proto_process. Lock order: storage/storage.h ("LOCK ORDER"); the worker's own locks, both
+ * leaves:
  *   qlock       the hand-over queue; listener and owner, per connection
  *   conns_lock  the list of live connections; taken by the owner on connect/close only and
  *               by `stats conns` from any worker.
@@ -80,6 +82,33 @@ void worker_teardown(void);
 
 /* The worker running on this thread, or NULL (listener thread). */
 extern _Thread_local struct worker *worker_self;
+
+/* The worker's connection list and its pool of closed structs: only worker.c edits them
+ * (owner thread; the list under conns_lock for `stats conns`). */
+void worker_conn_add(struct worker *w, struct conn *c);
+/* Unlinks a closed connection; keeps the struct for reuse or frees it; ends the loop of a
+ * stopping worker whose last connection this was. */
+void worker_conn_remove(struct worker *w, struct conn *c);
+/* A closed struct to reuse, or NULL. */
+struct conn *worker_conn_reuse(struct worker *w);
+
+/* Counters the owner bumps (single writer; see above). */
+static inline void worker_count_yield(struct worker *w)
+{
+    stat_add(&w->conn_yields, 1);
+}
+static inline void worker_count_idle_kick(struct worker *w)
+{
+    stat_add(&w->idle_kicks, 1);
+}
+static inline void worker_count_read(struct worker *w, size_t n)
+{
+    atomic_fetch_add_explicit(&w->bytes_read, n, memory_order_relaxed);
+}
+static inline void worker_count_written(struct worker *w, size_t n)
+{
+    atomic_fetch_add_explicit(&w->bytes_written, n, memory_order_relaxed);
+}
 
 /* proto_hooks implementations. */
 void worker_sum_stats(struct proto_stats *out);

@@ -12,9 +12,17 @@ static struct timespec clock_mono_start;
 static rel_time_t clock_base;
 
 
+/*
+ * The clock never runs ahead of the wall clock (an item stored with exptime = now + 1, an
+ * absolute unix time, must be there when read at once): rel_time 0 is the wall clock's
+ * second at setup, truncated, and the elapsed time is the monotonic clock's, truncated to
+ * whole seconds from the exact start (not a difference of truncated seconds, which runs up to
+ * a second early). So clock_unix(clock_now()) <= the wall clock at all times; like
+ * memcached's, it lags by up to a second plus the tick interval.
+ */
 void clock_setup(void)
 {
-    clock_process_started = time(NULL) - CLOCK_START_MARGIN;
+    clock_process_started = time(NULL) - CLOCK_START_MARGIN; /* wall first, then monotonic */
     clock_gettime(CLOCK_MONOTONIC, &clock_mono_start);
     clock_base = CLOCK_START_MARGIN;
     atomic_store(&clock_current, clock_base);
@@ -24,7 +32,9 @@ void clock_tick(void)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t elapsed = (int64_t)now.tv_sec - (int64_t)clock_mono_start.tv_sec;
+    int64_t ns = ((int64_t)now.tv_sec - (int64_t)clock_mono_start.tv_sec) * 1000000000 +
+                 ((int64_t)now.tv_nsec - (int64_t)clock_mono_start.tv_nsec);
+    int64_t elapsed = ns / 1000000000;
     if (elapsed < 0)
         elapsed = 0;
     atomic_store(&clock_current, clock_base + (rel_time_t)elapsed);

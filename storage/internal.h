@@ -2,10 +2,8 @@
  * storage internals shared by the storage .c files (and a later storage/meta_ops.c).
  * Nothing outside storage/ may include this header.
  *
- * Lock order:  automove lock -> shard lock -> slab class lock -> arena lock.
- * A holder of a class lock only *tries* shard locks (eviction, page moves), except for the
- * shard this thread already holds (tl_held_shard), which it may use as locked.
- * do_*() functions require the shard lock of the key they touch.
+ * Lock order: storage/storage.h ("LOCK ORDER"), the one place it is written.
+ * do_*() functions require the shard lock of the key they touch (ST_ASSERT(shard_held())).
  */
 #pragma once
 
@@ -36,6 +34,8 @@ struct slab_class {
     uint32_t hand_page, hand_chunk; /* CLOCK hand: index into pages[], chunk in that page */
     uint32_t lap_seen, lap_hot;   /* linked / HOT items the hand met in its current lap */
     uint32_t hot_pct;             /* share of HOT items over the hand's last full lap */
+    uint32_t age_checks;          /* evictions since page_steal_idle last looked */
+    uint64_t allocs, allocs_seen; /* chunks asked of this class; at page_steal_idle's last look */
     uint64_t used_chunks, mem_requested;
     uint64_t evicted, evicted_unfetched, evicted_active, expired_unfetched, reclaimed;
     uint64_t outofmemory;
@@ -71,7 +71,8 @@ struct storage_globals {
 
     char *arena;
     size_t arena_bytes;
-    uint32_t page_size, npages;
+    uint32_t page_size, npages;  /* npages: usable now (-m, cache_memlimit) */
+    uint32_t max_pages;          /* reserved address space, in pages */
     pthread_mutex_t arena_lock;
     uint32_t pages_assigned;     /* pages [0, pages_assigned) have been given to classes */
     uint32_t *pool, npool;       /* free pages handed back (`slabs reassign N 0`), reused first */
@@ -98,6 +99,7 @@ struct storage_globals {
 
 extern struct storage_globals stg;
 extern _Thread_local struct shard *tl_held_shard;
+extern _Thread_local unsigned tl_last_class; /* storage_last_class() */
 
 static inline struct item *ref_item(uint32_t ref)
 {

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "storage/meta.h" /* ITEM_KEY_BINARY, kept across incr/decr */
+#include "storage/meta_ops.h" /* ITEM_KEY_BINARY, kept across incr/decr */
 #include "storage/persist.h"
 
 struct storage_globals stg;
@@ -473,8 +473,10 @@ enum st_result storage_delete(const char *key, size_t nkey, uint64_t cas)
         res = ST_NOT_FOUND;
     else if (cas != 0 && item_cas(it) != cas)
         res = ST_EXISTS;
-    else
+    else {
+        tl_last_class = storage_item_class(it);
         do_item_unlink(sh, it, hv);
+    }
     shard_unlock(sh);
     return res;
 }
@@ -569,6 +571,7 @@ enum st_result storage_arith(const char *key, size_t nkey, bool incr, uint64_t d
     shard_lock(sh);
     struct item *it = do_item_find(sh, key, nkey, hv);
     if (it) {
+        tl_last_class = storage_item_class(it);
         struct item *nit = do_item_arith(sh, it, incr, delta, hv, value, &res);
         if (nit && cas_out)
             *cas_out = item_cas(nit);
@@ -706,6 +709,10 @@ void storage_stats(struct storage_stats *out)
     out->sweeper_runs = stg.sweeper_runs;
     pthread_mutex_unlock(&stg.bg_lock);
     out->item_header_bytes = stg.header_size;
+    pthread_mutex_lock(&stg.arena_lock);
+    out->global_page_pool = stg.npages - stg.pages_assigned + stg.npool;
+    pthread_mutex_unlock(&stg.arena_lock);
+    out->oldest_live = atomic_load(&stg.oldest_live);
 }
 
 void storage_stats_reset(void)

@@ -1,10 +1,10 @@
 /*
- * meta_ops: the storage side of the meta commands (storage/meta.h). Each function hashes the
+ * meta_ops: the storage side of the meta commands (storage/meta_ops.h). Each function hashes the
  * key, takes its shard lock and does the whole operation with the do_* primitives of
  * storage/internal.h, so a win token, a stale mark or a CAS check can never interleave with
  * another client's request for the same key. Never includes protocol headers.
  */
-#include "storage/meta.h"
+#include "storage/meta_ops.h"
 
 #include <stdio.h>
 
@@ -34,7 +34,7 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
     struct item *it = do_item_find(sh, key, nkey, hv);
     if (it && refs_saturated(sh, it)) {
         shard_unlock(sh);
-        return ST_NO_MEMORY;
+        return ST_REF_SATURATED;
     }
     if (!it && a->vivify) {
         /* An empty placeholder whose first reader wins the right to fill it. */
@@ -60,18 +60,20 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
     /* The flags take effect in the order memcached walks them: T and N set the TTL, R
      * compares against the TTL as it is at that point. */
     bool won = false;
-    unsigned last = a->pos_ttl > a->pos_recache ? a->pos_ttl : a->pos_recache;
-    if (a->pos_vivify_ttl > last)
-        last = a->pos_vivify_ttl;
-    for (unsigned pos = 1; pos <= last; pos++) {
-        if (pos == a->pos_vivify_ttl && res->created) {
-            it->exptime = a->vivify_exptime;
-            won = true;
-        } else if (pos == a->pos_ttl) {
-            it->exptime = a->ttl;
-        } else if (pos == a->pos_recache && !(fl & ITEM_TOKEN) && !res->created &&
-                   it->exptime != 0 && it->exptime < a->recache_time) {
-            won = true;
+    for (unsigned i = 0; i < a->nsteps && i < 3; i++) {
+        switch ((enum meta_get_step)a->steps[i]) {
+        case META_STEP_VIVIFY_TTL:
+            if (res->created) {
+                it->exptime = a->vivify_exptime;
+                won = true;
+            }
+            break;
+        case META_STEP_TTL: it->exptime = a->ttl; break;
+        case META_STEP_RECACHE:
+            if (!(fl & ITEM_TOKEN) && !res->created && it->exptime != 0 &&
+                it->exptime < a->recache_time)
+                won = true;
+            break;
         }
     }
 
@@ -133,6 +135,7 @@ enum st_result storage_meta_delete(const char *key, size_t nkey, bool has_cas, u
         if (stg.cfg.use_cas)
             item_set_cas(it, storage_next_cas());
     } else {
+        tl_last_class = storage_item_class(it);
         do_item_unlink(sh, it, hv);
     }
     shard_unlock(sh);
@@ -187,6 +190,7 @@ enum st_result storage_meta_arith(const char *key, size_t nkey, const struct met
         r = ST_EXISTS;
     } else {
         res->exptime = it->exptime;
+        tl_last_class = storage_item_class(it);
         nit = do_item_arith(sh, it, a->incr, a->delta, hv, &res->value, &r);
     }
     if (nit) {

@@ -318,7 +318,6 @@ struct restore_ctx {
     rel_time_t old_now;      /* "now" on the old clock */
     uint64_t max_cas, linked, dropped;
     bool bad;
-    uint32_t bad_page;
 };
 
 static rel_time_t shift(int64_t t, int64_t delta, rel_time_t lo)
@@ -359,37 +358,82 @@ static bool restore_item(struct item *it, uint32_t chunk, void *arg)
         rc->max_cas = cas;
     uint64_t hv = storage_hash(item_key(it), it->nkey);
     struct shard *sh = shard_of(hv);
+    atomic_store_explicit(&it->refcount, 1, memory_order_relaxed);
+    /* two walkers share the shards (restore_walk); a leaf lock, held for a few stores */
+    pthread_mutex_lock(&sh->lock);
     uint32_t *b = &sh->table[hv & (((uint64_t)1 << sh->power) - 1)];
     it->hnext = *b;
     *b = item_ref_of(it);
-    atomic_store_explicit(&it->refcount, 1, memory_order_relaxed);
     sh->count++;
     sh->st.curr_items++;
     sh->st.total_items++;
     sh->st.bytes += item_total_size(it);
+    pthread_mutex_unlock(&sh->lock);
     rc->linked++;
     return true;
 }
+
+/*
+ * The restore's one random access per item is its bucket. With 4 KB pages every one of them
+ * misses the TLB (about 300 ns in a VM, against 70 ns on 2 MB pages: 10M items spent 10 s
+ * there), so the tables are built in one transparent-huge-page region and copied to their
+ * own allocations afterwards (a sequential 4 bytes per bucket).
+ */
+static struct {
+    char *base;
+    size_t bytes;
+} staging;
+
+#define HUGE_PAGE (2u << 20)
 
 /* Sizes every shard's table for the items to come, so the restore never migrates. */
 static void tables_presize(uint64_t items, uint32_t saved_power)
 {
     uint64_t per = items / stg.nshards + 1;
+    uint32_t power = 0;
+    for (uint32_t i = 0; i < stg.nshards; i++)
+        if (stg.shards[i].power > power)
+            power = stg.shards[i].power;
+    /* as large as before the restart too (memcached's restart.t checks the hash power level
+     * comes back), unless the shard count changed */
+    if (saved_power > power && saved_power <= 30)
+        power = saved_power;
+    while (((uint64_t)1 << power) < per && power < 30)
+        power++;
+    size_t each = ((size_t)1 << power) * sizeof(uint32_t);
+    size_t bytes = each * stg.nshards + HUGE_PAGE;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return; /* the tables stay as they are; the restore is only slower */
+    staging.base = p;
+    staging.bytes = bytes;
+    char *t = (char *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+#ifdef MADV_HUGEPAGE
+    madvise(t, each * stg.nshards, MADV_HUGEPAGE);
+#endif
     for (uint32_t i = 0; i < stg.nshards; i++) {
         struct shard *sh = &stg.shards[i];
-        /* as large as before the restart too (memcached's restart.t checks the hash power
-         * level comes back), unless the shard count changed */
-        uint32_t power = sh->power;
-        if (saved_power > power && saved_power <= 30)
-            power = saved_power;
-        while (((uint64_t)1 << power) < per && power < 30)
-            power++;
-        if (power == sh->power)
-            continue;
         mem_free(sh->table);
         sh->power = power;
-        sh->table = mem_calloc((size_t)1 << power, sizeof(uint32_t));
+        sh->table = (uint32_t *)(t + each * i);
     }
+}
+
+/* Moves the tables out of the staging region into allocations of their own. */
+static void tables_settle(void)
+{
+    if (staging.base == NULL)
+        return;
+    for (uint32_t i = 0; i < stg.nshards; i++) {
+        struct shard *sh = &stg.shards[i];
+        size_t each = ((size_t)1 << sh->power) * sizeof(uint32_t);
+        uint32_t *t = mem_alloc(each);
+        memcpy(t, sh->table, each);
+        sh->table = t;
+    }
+    munmap(staging.base, staging.bytes);
+    staging.base = NULL;
 }
 
 /* Back to an empty cache after a refused or failed restore (single-threaded, at setup). */
@@ -411,6 +455,94 @@ static uint64_t ms_since(const struct timespec *t0)
     return (uint64_t)((t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
+struct verify_job {
+    const uint8_t *page_cls;
+    const unsigned char *sums;
+    uint32_t lo, hi, bad;
+};
+
+static void *verify_run(void *arg)
+{
+    struct verify_job *j = arg;
+    j->bad = UINT32_MAX;
+    for (uint32_t pg = j->lo; pg < j->hi; pg++) {
+        uint64_t want;
+        memcpy(&want, j->sums + (size_t)pg * 8, 8);
+        if (j->page_cls[pg] >= stg.nclasses ||
+            storage_hash(stg.arena + (size_t)pg * stg.page_size, stg.page_size) != want) {
+            j->bad = pg;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Checks every saved page against its checksum; the first bad page, or UINT32_MAX. Two
+ * threads share the pages: the first touch of each page of the mapping is the restore's
+ * largest cost (in a VM about 2.5 ms per MB, against 0.1 ms per MB once mapped), and it
+ * runs in parallel; the item walk that follows finds the pages mapped and cached.
+ */
+static uint32_t pages_verify(const uint8_t *page_cls, const unsigned char *sums, uint32_t pa)
+{
+    struct verify_job a = {page_cls, sums, 0, pa / 2, 0}, b = {page_cls, sums, pa / 2, pa, 0};
+    pthread_t t;
+    bool threaded = pa >= 8 && pthread_create(&t, NULL, verify_run, &b) == 0;
+    if (!threaded)
+        a.hi = pa;
+    verify_run(&a);
+    if (threaded)
+        pthread_join(t, NULL);
+    if (a.bad != UINT32_MAX)
+        return a.bad;
+    return threaded ? b.bad : UINT32_MAX;
+}
+
+struct walk_job {
+    const uint8_t *page_cls;
+    uint32_t lo, hi, bad;
+    struct restore_ctx rc;
+};
+
+static void *walk_run(void *arg)
+{
+    struct walk_job *j = arg;
+    j->bad = UINT32_MAX;
+    for (uint32_t pg = j->lo; pg < j->hi; pg++) {
+        slab_restore_page(j->page_cls[pg], pg, restore_item, &j->rc);
+        if (j->rc.bad) {
+            j->bad = pg;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* Links the items of every page, two threads each taking half the pages (the shard locks
+ * and class locks keep them apart). The first corrupt page, or UINT32_MAX; the counts go
+ * into *rc. */
+static uint32_t restore_walk(const uint8_t *page_cls, uint32_t pa, struct restore_ctx *rc)
+{
+    struct walk_job a = {page_cls, 0, pa / 2, 0, *rc}, b = {page_cls, pa / 2, pa, 0, *rc};
+    pthread_t t;
+    bool threaded = pa >= 8 && pthread_create(&t, NULL, walk_run, &b) == 0;
+    if (!threaded)
+        a.hi = pa;
+    walk_run(&a);
+    if (threaded)
+        pthread_join(t, NULL);
+    *rc = a.rc;
+    if (threaded) {
+        rc->linked += b.rc.linked;
+        rc->dropped += b.rc.dropped;
+        if (b.rc.max_cas > rc->max_cas)
+            rc->max_cas = b.rc.max_cas;
+    }
+    if (a.bad != UINT32_MAX)
+        return a.bad;
+    return threaded ? b.bad : UINT32_MAX;
+}
+
 static bool restore_from(const unsigned char *buf, const struct persist_meta *m)
 {
     struct timespec t0;
@@ -426,23 +558,29 @@ static bool restore_from(const unsigned char *buf, const struct persist_meta *m)
         .old_now = shift(m->save_rel, elapsed, 0),
     };
     tables_presize(m->items, m->nshards == stg.nshards ? m->table_power : 0);
-    for (uint32_t pg = 0; pg < pa; pg++) {
-        uint64_t want;
-        memcpy(&want, sums + (size_t)pg * 8, 8);
-        const char *base = stg.arena + (size_t)pg * stg.page_size;
-        if (page_cls[pg] >= stg.nclasses || storage_hash(base, stg.page_size) != want) {
-            NOTE("%s: page %u of %zu fails its checksum (corrupt)", pst.path, pg, pa);
-            storage_empty();
-            return false;
-        }
-        slab_restore_page(page_cls[pg], pg, restore_item, &rc);
-        if (rc.bad) {
-            NOTE("%s: page %u holds an item that does not fit its chunk (corrupt)", pst.path,
-                 pg);
-            storage_empty();
-            return false;
-        }
+#ifdef MADV_POPULATE_WRITE
+    /* Map the saved pages in one call rather than a fault per 4 KB page. Only the pages
+     * handed out, so RSS stays what the saved cache used. Failure is harmless (the checksum
+     * pass faults them in). */
+    if (pa > 0)
+        madvise(pst.map, FILE_HEADER_BYTES + pa * (size_t)stg.page_size, MADV_POPULATE_WRITE);
+#endif
+    uint32_t bad = pages_verify(page_cls, sums, (uint32_t)pa);
+    if (bad != UINT32_MAX) {
+        NOTE("%s: page %u of %zu fails its checksum (corrupt)", pst.path, bad, pa);
+        tables_settle();
+        storage_empty();
+        return false;
     }
+    uint64_t verify_ms = ms_since(&t0);
+    bad = restore_walk(page_cls, (uint32_t)pa, &rc);
+    tables_settle();
+    if (bad != UINT32_MAX) {
+        NOTE("%s: page %u holds an item that does not fit its chunk (corrupt)", pst.path, bad);
+        storage_empty();
+        return false;
+    }
+    stg.pages_assigned = (uint32_t)pa;
     uint64_t next = m->cas_next > rc.max_cas ? m->cas_next : rc.max_cas + 1;
     atomic_store(&stg.cas_next, next ? next : 1);
     /* A delayed flush still pending carries over; one already passed has been applied (its
@@ -451,14 +589,13 @@ static bool restore_from(const unsigned char *buf, const struct persist_meta *m)
         atomic_store(&stg.oldest_live, shift(m->oldest_live, rc.delta, 1));
         atomic_store(&stg.oldest_cas, m->oldest_cas);
     }
+    char dropped[160] = "";
     if (rc.dropped)
-        NOTE("restored %llu items from %s in %llu ms; %llu more expired or were flushed "
-             "before the restart and were dropped",
-             (unsigned long long)rc.linked, pst.path, (unsigned long long)ms_since(&t0),
-             (unsigned long long)rc.dropped);
-    else
-        NOTE("restored %llu items from %s in %llu ms", (unsigned long long)rc.linked, pst.path,
-             (unsigned long long)ms_since(&t0));
+        snprintf(dropped, sizeof dropped, "; %llu more expired or were flushed before the "
+                 "restart and were dropped", (unsigned long long)rc.dropped);
+    NOTE("restored %llu items from %s in %llu ms (checksums %llu ms)%s",
+         (unsigned long long)rc.linked, pst.path, (unsigned long long)ms_since(&t0),
+         (unsigned long long)verify_ms, dropped);
     return true;
 }
 

@@ -1,4 +1,5 @@
 /*
+ * Private to storage/: no file outside storage/ includes it.
  * persist: the memory file behind -e (storage/persist.c). Storage-internal: slab.c maps the
  * arena through persist_map and unmaps it through persist_unmap; storage_setup calls
  * persist_restore once the classes and tables exist. The public side (storage_save,

@@ -169,22 +169,40 @@ int slab_setup(char *errbuf, size_t errlen)
         return -1;
     }
     stg.npages = (uint32_t)npages;
-    stg.arena_bytes = npages * page;
+    size_t max_pages = npages;
     void *p = MAP_FAILED;
-    if (cfg->memory_file != NULL) { /* -e: the arena lives in the file (persist.c) */
+    if (cfg->memory_file != NULL) { /* -e: the arena lives in the file (persist.c), fixed */
+        stg.arena_bytes = npages * page;
         p = persist_map(stg.arena_bytes, errbuf, errlen);
         if (p == NULL)
             return -1;
     } else {
-        p = mmap(NULL, stg.arena_bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        /* Address space for the largest arena refs can reach is reserved (PROT_NONE: no
+         * memory, no overcommit charge); -m's pages are made usable now, cache_memlimit can
+         * add more later without moving the arena (items are addressed by offset from it). */
+        max_pages = (size_t)(((uint64_t)1 << 35) / page);
+        if (max_pages < npages)
+            max_pages = npages;
+        p = mmap(NULL, max_pages * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+        if (p == MAP_FAILED) { /* address space limited (ulimit -v): no room to grow */
+            max_pages = npages;
+            p = mmap(NULL, max_pages * page, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        }
+        if (p != MAP_FAILED && mprotect(p, npages * page, PROT_READ | PROT_WRITE) != 0) {
+            munmap(p, max_pages * page);
+            p = MAP_FAILED;
+        }
+        stg.arena_bytes = max_pages * page; /* what teardown unmaps */
     }
     if (p == MAP_FAILED) {
-        snprintf(errbuf, errlen, "cannot reserve %zu bytes for items", stg.arena_bytes);
+        snprintf(errbuf, errlen, "cannot reserve %zu bytes for items", npages * page);
         return -1;
     }
+    stg.max_pages = (uint32_t)max_pages;
     stg.arena = p;
-    stg.pmeta = mem_calloc(npages, sizeof(*stg.pmeta));
+    stg.pmeta = mem_calloc(max_pages, sizeof(*stg.pmeta));
     pthread_mutex_init(&stg.arena_lock, NULL);
     stg.pages_assigned = 0;
 
@@ -193,8 +211,9 @@ int slab_setup(char *errbuf, size_t errlen)
         return -1;
     }
     size_t sz = align8(stg.header_size + (size_t)cfg->chunk_min);
+    size_t top = cfg->chunk_max && cfg->chunk_max < page / 2 ? cfg->chunk_max : page / 2;
     unsigned n = 0;
-    while (n < SLAB_MAX_CLASSES - 1 && sz <= page / 2) {
+    while (n < SLAB_MAX_CLASSES - 1 && (sz <= top || n == 0)) {
         stg.classes[n++].size = (uint32_t)sz;
         bool fine = sz < SLAB_FINE_LIMIT && npages >= SLAB_FINE_MIN_PAGES;
         size_t next = fine ? sz + 8 : align8((size_t)((double)sz * cfg->growth_factor));
@@ -534,6 +553,56 @@ static bool page_steal(struct slab_class *c, unsigned ci, bool force)
     return false;
 }
 
+static uint64_t class_age(const struct slab_class *c, rel_time_t now, uint64_t max,
+                          uint64_t *used);
+
+/*
+ * Memory follows the workload. A class that must evict looks, every AGE_CHECK_EVERY
+ * evictions, at the AGE_PEEK items each other class would evict next. It takes that class's
+ * emptiest page (old enough: page_stealable) instead of evicting its own items when they are
+ *   - idle more than twice as long as its own plus AGE_MARGIN seconds, or
+ *   - all unused since the hand last passed (no ACTIVE/HOT bit) in a class that was asked
+ *     for no chunk since the previous look at it: a size nobody writes nor reads any more.
+ * Without this a class that owns one page recycles that page forever while pages of a size
+ * no longer written sit idle until automove moves them one a second (5,100 x 11,000-byte
+ * sets, then 5,100 x 3,000-byte sets, -m 60, phases 0 to 3 s apart: 6% of the second
+ * phase readable; with it 91-95%; memcached 28%). The margin and the quiet rule keep the
+ * classes of a steady mix from trading pages (the zipf trace of tools/bench_hitratio.py: no
+ * page moved, same hit ratio). Class lock of c held; the others' are only tried.
+ */
+#define AGE_CHECK_EVERY 32
+#define AGE_PEEK 64
+#define AGE_MARGIN 2
+
+static bool page_steal_idle(struct slab_class *c, unsigned ci)
+{
+    if (++c->age_checks < AGE_CHECK_EVERY ||
+        *(volatile uint32_t *)&stg.pages_assigned < stg.npages)
+        return false;
+    c->age_checks = 0;
+    rel_time_t now = clock_now();
+    uint64_t want = 2 * class_age(c, now, AGE_PEEK, NULL) + AGE_MARGIN;
+    unsigned src = stg.nclasses;
+    for (unsigned i = 0; i < stg.nclasses; i++) {
+        struct slab_class *s = &stg.classes[i];
+        if (i == ci || *(volatile uint32_t *)&s->npages < 2 || pthread_mutex_trylock(&s->lock))
+            continue;
+        uint64_t used = 0, age = 0;
+        bool quiet = false;
+        if (s->npages >= 2) {
+            age = class_age(s, now, AGE_PEEK, &used);
+            quiet = s->allocs == s->allocs_seen && used == 0;
+            s->allocs_seen = s->allocs;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (age > want || (quiet && src == stg.nclasses)) {
+            want = age > want ? age : want;
+            src = i;
+        }
+    }
+    return src < stg.nclasses && page_steal_from(c, ci, src, false);
+}
+
 /* A class with no chunk to give may borrow one of a larger class up to this many times its
  * chunk size (bounding the waste), rather than steal a page or fail. */
 #define FALLBACK_MAX_FACTOR 4
@@ -576,12 +645,15 @@ struct item *slab_alloc(size_t ntotal, enum st_result *res)
     }
     struct slab_class *c = &stg.classes[ci];
     pthread_mutex_lock(&c->lock);
+    c->allocs++;
     struct item *it = free_pop(c);
     if (!it && page_grab(c, ci))
         it = free_pop(c);
     /* A class with no page cannot evict: take one at once rather than fail until automove
      * runs. A class whose CLOCK found nothing evictable (all in use) does the same. */
     if (!it && c->npages == 0 && page_steal(c, ci, false))
+        it = free_pop(c);
+    if (!it && c->npages > 0 && stg.cfg.evictions && page_steal_idle(c, ci))
         it = free_pop(c);
     if (!it) {
         it = clock_evict(c);
@@ -923,18 +995,22 @@ out:
 /* Longest idle time among the linked items ahead of the CLOCK hand, the next eviction
  * candidates (memcached reports its LRU tail's). Class lock held; atime read unlocked, a hint
  * like the hand's own peeks. */
-static uint64_t class_age(const struct slab_class *c, rel_time_t now)
+static uint64_t class_age(const struct slab_class *c, rel_time_t now, uint64_t max,
+                          uint64_t *used)
 {
     uint64_t total = (uint64_t)c->npages * c->perslab;
-    uint64_t n = total < AGE_SCAN_MAX ? total : AGE_SCAN_MAX;
+    uint64_t n = total < max ? total : max;
     uint32_t pi = c->hand_page < c->npages ? c->hand_page : 0;
     uint32_t ch = c->hand_page < c->npages ? c->hand_chunk : 0;
     rel_time_t oldest = now;
     for (uint64_t i = 0; i < n; i++) {
         const struct item *it =
             (const struct item *)(page_base(c->pages[pi]) + (size_t)ch * c->size);
-        if ((item_iflags(it) & ITEM_LINKED) && it->atime < oldest)
+        uint8_t fl = item_iflags(it);
+        if ((fl & ITEM_LINKED) && it->atime < oldest)
             oldest = it->atime;
+        if (used && (fl & ITEM_LINKED) && (fl & (ITEM_ACTIVE | ITEM_HOT)))
+            ++*used;
         if (++ch >= c->perslab) {
             ch = 0;
             if (++pi >= c->npages)
@@ -942,6 +1018,74 @@ static uint64_t class_age(const struct slab_class *c, rel_time_t now)
         }
     }
     return now - oldest;
+}
+
+_Thread_local unsigned tl_last_class;
+
+unsigned storage_item_class(const struct item *it)
+{
+    return (unsigned)stg.pmeta[item_page(it)].cls + 1;
+}
+
+unsigned storage_last_class(void)
+{
+    return tl_last_class;
+}
+
+bool storage_set_mem_limit(size_t bytes)
+{
+    /* With -e the arena is the file's fixed layout (memcached too refuses for a preallocated
+     * arena). */
+    if (!stg.ready || stg.cfg.memory_file != NULL)
+        return false;
+    size_t want = bytes / stg.page_size;
+    if (want == 0)
+        want = 1;
+    bool ok = true;
+    pthread_mutex_lock(&stg.arena_lock);
+    if (want > stg.max_pages) {
+        ok = false;
+    } else if (want > stg.npages) {
+        char *from = page_base(stg.npages);
+        ok = mprotect(from, (want - stg.npages) * (size_t)stg.page_size,
+                      PROT_READ | PROT_WRITE) == 0;
+        if (ok)
+            stg.npages = (uint32_t)want;
+    } else if (want < stg.npages) {
+        /* Pages already given to classes stay (their items are live); the ones never handed
+         * out above the new limit are returned to the system. */
+        uint32_t keep = want > stg.pages_assigned ? (uint32_t)want : stg.pages_assigned;
+        if (keep < stg.npages) {
+            char *from = page_base(keep);
+            size_t len = (size_t)(stg.npages - keep) * stg.page_size;
+            madvise(from, len, MADV_DONTNEED);
+            mprotect(from, len, PROT_NONE);
+            stg.npages = keep;
+        }
+    }
+    if (ok)
+        stg.cfg.mem_limit = bytes;
+    pthread_mutex_unlock(&stg.arena_lock);
+    return ok;
+}
+
+bool storage_class_dump(unsigned id, bool (*fn)(void *arg, const struct item *it), void *arg)
+{
+    if (!stg.ready || id == 0 || id > stg.nclasses)
+        return false;
+    struct slab_class *c = &stg.classes[id - 1];
+    pthread_mutex_lock(&c->lock);
+    bool more = true;
+    for (uint32_t pi = 0; more && pi < c->npages; pi++) {
+        char *base = page_base(c->pages[pi]);
+        for (uint32_t ch = 0; more && ch < c->perslab; ch++) {
+            const struct item *it = (const struct item *)(base + (size_t)ch * c->size);
+            if ((item_iflags(it) & (ITEM_FREE | ITEM_LINKED)) == ITEM_LINKED)
+                more = fn(arg, it);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return true;
 }
 
 unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats *s), void *arg)
@@ -971,7 +1115,7 @@ unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats 
         s.evicted_time = c->evicted_time;
         s.evicted_active = c->evicted_active;
         if (c->npages)
-            s.age = class_age(c, clock_now());
+            s.age = class_age(c, clock_now(), AGE_SCAN_MAX, NULL);
         pthread_mutex_unlock(&c->lock);
         if (s.total_pages == 0)
             continue;
@@ -1010,27 +1154,37 @@ void slab_restore_page(unsigned ci, uint32_t pg,
                        bool (*keep)(struct item *it, uint32_t chunk, void *arg), void *arg)
 {
     struct slab_class *c = &stg.classes[ci];
-    stg.pmeta[pg] = (struct page_meta){.cls = (uint8_t)ci, .since = clock_now()};
+    char *base = page_base(pg);
+    uint32_t used = 0;
+    uint64_t requested = 0;
+    /* The items first, without the class lock: two restore threads walk different pages,
+     * and most pages of a small-item cache belong to one class. */
+    for (uint32_t i = 0; i < c->perslab; i++) {
+        struct item *it = (struct item *)(base + (size_t)i * c->size);
+        if (keep(it, c->size, arg)) {
+            used++;
+            requested += item_total_size(it);
+            continue;
+        }
+        atomic_store_explicit(&it->refcount, 0, memory_order_relaxed);
+        atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_relaxed);
+    }
+    pthread_mutex_lock(&c->lock);
+    stg.pmeta[pg] = (struct page_meta){.used = used, .cls = (uint8_t)ci, .since = clock_now()};
     if (c->npages == c->pages_cap) {
         c->pages_cap = c->pages_cap ? c->pages_cap * 2 : 8;
         c->pages = mem_realloc(c->pages, (size_t)c->pages_cap * sizeof(*c->pages));
     }
     c->pages[c->npages++] = pg;
-    stg.pages_assigned = pg + 1;
-    char *base = page_base(pg);
+    c->used_chunks += used;
+    c->mem_requested += requested;
     /* from the end, as page_give, so that allocation proceeds in address order */
-    for (uint32_t i = c->perslab; i-- > 0;) {
+    for (uint32_t i = c->perslab; used < c->perslab && i-- > 0;) {
         struct item *it = (struct item *)(base + (size_t)i * c->size);
-        if (keep(it, c->size, arg)) {
-            c->used_chunks++;
-            stg.pmeta[pg].used++;
-            c->mem_requested += item_total_size(it);
-            continue;
-        }
-        atomic_store_explicit(&it->refcount, 0, memory_order_relaxed);
-        atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_relaxed);
-        free_push(c, it);
+        if (item_flags_free(item_iflags(it)))
+            free_push(c, it);
     }
+    pthread_mutex_unlock(&c->lock);
 }
 
 void slab_forget_pages(void)

@@ -2,10 +2,26 @@
  * storage: the cache's memory — slab allocator, items, sharded hash table, eviction and expiry.
  * It knows nothing of sockets or protocol text: callers get items and typed results.
  *
- * Lock order (see storage/README for the rationale):
- *   shard lock  ->  slab class lock
- * Code holding a class lock (eviction, page moves) may only *try* a shard lock.
- * foo() hashes the key, takes the shard lock and calls do_foo(); do_foo() needs it held.
+ * LOCK ORDER — the one place it is written for the whole program (other files point here).
+ * A thread holding a lock may take only locks further down this list:
+ *
+ *   storage (storage/internal.h has the fields; storage/README the why):
+ *     1. bg_lock          sweeper cursor, automove state
+ *     2. shard lock       one key's shard; foo() takes it and calls do_foo(), which requires
+ *                         it (checked under -DCACHED_DEBUG). Never two shards at once, except
+ *                         that a class-lock holder (eviction, page moves) may *try* another.
+ *     3. slab class lock  a class's free list and hand; a second class only by trylock
+ *     4. arena lock       handing out fresh pages
+ *   leaf locks: nothing else is ever taken while one is held, and none is held while calling
+ *   into storage or into proto_process (so none has other locks depending on it, memcached's
+ *   doc/threads.txt rule for its stats lock):
+ *     server/worker.c  stats_reset_lock  (`stats` / `stats reset` readers of the per-worker
+ *                                         counters; the counters themselves are lock-free
+ *                                         single-writer atomics, protocol/stats.h)
+ *     server/worker.h  qlock (hand-over queue), conns_lock (connection list, `stats conns`)
+ *     server/tls.c     ctx_lock, keys_lock;  protocol/auth.c db_lock;
+ *     protocol/observe.c the top-k sort lock
+ *   No lock is held across proto_process: the request path takes only storage's locks.
  *
  * References: an item returned by any function here carries one reference for the caller,
  * who must drop it with item_put() when done (e.g. after its value has been written to a
@@ -29,6 +45,8 @@ struct storage_config {
     size_t item_size_max;  /* largest item incl. header; also the slab page size (min 1 MB) */
     double growth_factor;  /* between chunk sizes of successive classes */
     uint32_t chunk_min;    /* space for key+value in the smallest chunk */
+    size_t chunk_max;      /* largest graduated chunk (0: half a page); bigger items take a
+                              page-sized chunk (memcached's slab_chunk_max, without chunking) */
     bool evictions;        /* false: ST_NO_MEMORY instead of evicting (-M) */
     bool use_cas;          /* false: items carry no CAS (-C) */
     uint32_t shards;       /* power of two */
@@ -44,6 +62,7 @@ enum st_result {
     ST_TOO_LARGE,    /* item larger than item_size_max */
     ST_NO_MEMORY,    /* nothing could be evicted (or evictions are disabled) */
     ST_NON_NUMERIC,  /* incr/decr on a value that is not an unsigned 64-bit decimal */
+    ST_REF_SATURATED, /* the item's reference count is full (a reply holds it 65000 times) */
 };
 
 enum store_op { OP_SET, OP_ADD, OP_REPLACE, OP_APPEND, OP_PREPEND, OP_CAS };
@@ -166,6 +185,26 @@ unsigned storage_class_count(void);
 
 /* ---- statistics ---- */
 
+/* memcached's slab class id (1-based) of an item, for per-class counters. */
+unsigned storage_item_class(const struct item *it);
+/* The class id of the item the calling thread's last storage_delete / storage_arith /
+ * storage_meta_delete / storage_meta_arith found (0: none yet): per-class delete/incr/decr
+ * hits for callers that get no item back. */
+unsigned storage_last_class(void);
+/*
+ * cache_memlimit: the item memory limit becomes bytes. Growing takes effect at once (new pages
+ * become available). Shrinking is bounded by what is in use: pages already handed to slab
+ * classes stay with them (their items stay; the cache just stops taking new pages), and the
+ * unused pages above the new limit go back to the system. False if bytes is beyond the address
+ * space reserved at setup (32 GB of refs).
+ */
+bool storage_set_mem_limit(size_t bytes);
+/* `stats cachedump`: calls fn for each linked item of class id (memcached's 1-based id), in
+ * page order, under that class's lock (no chunk of the class is reused meanwhile; the key and
+ * sizes are stable, nothing else may be relied on), until fn returns false. False if the
+ * class does not exist. */
+bool storage_class_dump(unsigned id, bool (*fn)(void *arg, const struct item *it), void *arg);
+
 struct storage_stats {
     uint64_t curr_items, total_items, bytes; /* bytes: sum of item sizes (header+key+value) */
     uint64_t evictions, evicted_unfetched, expired_unfetched, reclaimed, evicted_active;
@@ -175,6 +214,8 @@ struct storage_stats {
     uint64_t sweeper_runs, sweeper_reclaimed;
     uint64_t item_header_bytes;              /* sizeof header incl. CAS when on */
     uint64_t ref_saturated;                  /* hits answered as misses: refcount full */
+    uint64_t global_page_pool;               /* pages not yet given to any class */
+    uint64_t oldest_live;                    /* flush_all's rel_time mark (0: none) */
 };
 void storage_stats(struct storage_stats *out);
 void storage_stats_reset(void);

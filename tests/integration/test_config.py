@@ -75,7 +75,10 @@ def bad_flags():
         (["-m", "1", "-I", "2m"], "is larger than the memory limit 1 MB"),
         (["-o", "idle_timot=5"], "unknown -o key 'idle_timot' (did you mean 'idle_timeout'?)"),
         (["-l", "[::1"], "missing ']'"),
-        (["-U", "11211"], "cached has no UDP"),
+        (["-U", "x"], "-U/--udp-port: 'x' is not a port"),
+        (["-B", "text"], "'text' is not a protocol (auto, ascii, binary)"),
+        (["-o", "slab_sizes=96-256"], "-o slab_sizes is not supported"),
+        (["-o", "read_buf_mem_limit=32"], "no pool of read buffers"),
         (["stray"], "unexpected argument 'stray'"),
         (["-p"], "needs a value"),
     ]

@@ -121,6 +121,9 @@ uid=$(awk -F: '$1 == "cached" {print $3}' "$R/etc/passwd")
 check "the cached user is a system user (uid $uid < 1000)" test -n "$uid" -a "${uid:-9999}" -lt 1000
 check "the cached group exists" grep -q '^cached:' "$R/etc/group"
 check "the unit is enabled in the root" test -L "$R/etc/systemd/system/multi-user.target.wants/cached.service"
+if [ -f tools/cached.socket ]; then
+  check "the socket is enabled in the root" test -L "$R/etc/systemd/system/sockets.target.wants/cached.socket"
+fi
 
 # The installed binary with the installed conffile, as -d: it returns once it serves.
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -5,8 +5,10 @@ unchanged) is read with --config: its -d daemonizes, -m/-l/-u take effect, `logf
 receives the log; only -p and -P are overridden on the command line. -d returns exit 0 only
 once the daemon answers, and the daemon's own exit code with its error line when it fails after
 the fork. A memcached flag cached refuses is an error naming the file, the line and the flag.
--r raises the core limit, -k locks memory, --logfile works in the foreground too, and -h lists
-every flag of `memcached -h`, each either described or named as refused.
+-r raises the core limit, -k locks memory, --logfile works in the foreground too (SIGHUP
+reopens it), relative paths survive -d's chdir, -vv echoes command lines as memcached's does
+(checked against memcached itself), and -h lists every flag of `memcached -h`, each either
+described or named as refused.
 """
 import os
 import pwd
@@ -265,6 +267,26 @@ def help_text():
     for f in ("-d, --daemon", "-P, --pidfile", "-r, --enable-coredumps", "-k, --lock-memory",
               "-v / -vv / -vvv", "--logfile", "--config=FILE"):
         ck.check(f in out, "-h lists %s" % f)
+    # -vv echoes client command lines as memcached's does ("<FD command"); -v does not.
+    script = b"set foo 0 0 3\r\nbar\r\nget foo\r\ndelete foo\r\n"
+    seen = {}
+    for name, binary, extra in (("memcached", MEMCACHED, []), ("cached", CACHED, ROOT_ARGS)):
+        for level in ("-v", "-vv"):
+            s = Server(binary=binary, args=extra + [level])
+            with s.connect() as c:
+                c.send(script)
+                ck.eq(c.readline(), b"STORED\r\n", "%s %s: set" % (name, level))
+                c.read_until(b"END\r\n")
+                ck.eq(c.readline(), b"DELETED\r\n", "%s %s: delete" % (name, level))
+            s.stop()
+            cmds = re.findall(r"^<(\d+) ((?:set|get|delete) .*)$", s.stderr_text, re.M)
+            seen[(name, level)] = [line for _, line in cmds]
+            ck.check(len(set(fd for fd, _ in cmds)) <= 1, "%s %s: one fd per connection" % (name, level))
+    want = ["set foo 0 0 3", "get foo", "delete foo"]
+    ck.eq(seen[("memcached", "-vv")], want, "memcached -vv echoes the commands (the oracle)")
+    ck.eq(seen[("cached", "-vv")], want, "cached -vv echoes the same command lines")
+    ck.eq(seen[("cached", "-v")], [], "cached -v echoes nothing")
+    ck.eq(seen[("memcached", "-v")], [], "memcached -v echoes nothing")
     # Verbosity levels count like memcached's.
     for flags_, want in ((["-v"], "1"), (["-vv"], "2"), (["-vvv"], "3"), (["-v", "-v"], "2")):
         with Server(args=ROOT_ARGS + flags_) as s:

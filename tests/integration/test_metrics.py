@@ -109,6 +109,9 @@ def check_names(ck, types, samples, tsv, st, settings):
     for name, (typ, labels, source, default) in tsv.items():
         kind, _, key = source.partition(":")
         have = False
+        if name.startswith("memcached_proxy_") or name in (
+                "memcached_round_robin_fallback_total", "memcached_unexpected_napi_ids_total"):
+            continue  # the exporter emits these in proxy mode only (the TSV's note)
         if kind == "stats" and "," not in key and "*" not in key:
             have = key in st["gen"]
         elif kind == "settings":

@@ -201,6 +201,11 @@ static const struct setting_case cases[] = {
     {NULL, "ssl-session-cache", "no", "no"},
     {NULL, "ssl-wbuf-size", "32", "32"},
     {"-S", "enable-sasl", "yes", "yes"},
+    {"-B", "binding-protocol", "ascii", "ascii"},
+    {"-D", "stats-prefix-delimiter", "/", "/"},
+    {"-X", "disable-dumping", "yes", "yes"},
+    {"-W", "disable-watch", "yes", "yes"},
+    {NULL, "slab-chunk-max", "16k", "16384"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -513,11 +518,28 @@ START_TEST(test_extended)
     ck_assert(C.slab_automove);
     fresh();
     /* memcached tuning knobs without meaning here are accepted and change nothing. */
-    ck_assert_int_eq(PARSE("-o", "modern,hashpower=20,no_lru_crawler,maxconns_fast,"
-                                 "lru_maintainer,hash_algorithm=murmur3,no_modern"),
+    ck_assert_int_eq(PARSE("-o", "modern,hashpower=20,maxconns_fast,slab_automove_window=5,"
+                                 "lru_maintainer,hash_algorithm=murmur3,relaxed_privileges"),
                      0);
     ck_assert_str_eq(err_txt, "");
     ck_assert_uint_eq(C.port, 11211);
+    fresh();
+    /* memcached's LRU crawler is cached's expiry sweeper. */
+    ck_assert_int_eq(PARSE("-o", "no_lru_crawler"), 0);
+    ck_assert(!C.sweeper);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "no_lru_crawler,lru_crawler"), 0);
+    ck_assert(C.sweeper);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "read_buf_mem_limit=0"), 0);
+    fresh();
+    /* no_modern: no page moves and no crawler (eviction stays CLOCK). */
+    ck_assert_int_eq(PARSE("-o", "no_modern"), 0);
+    ck_assert(!C.slab_automove && !C.sweeper);
+    fresh();
+    /* -p -1: an ephemeral port. */
+    ck_assert_int_eq(PARSE("-p", "-1"), 0);
+    ck_assert(C.port_ephemeral && C.port == 0);
     fresh();
     ck_assert_int_eq(PARSE("-o", "idle_timot=5"), CFG_EXIT_USAGE);
     ERR_HAS("unknown -o key 'idle_timot' (did you mean 'idle_timeout'?)");
@@ -544,8 +566,14 @@ START_TEST(test_udp_compat)
 {
     ck_assert_int_eq(PARSE("-U", "0"), 0);
     fresh();
-    ck_assert_int_eq(PARSE("-U", "11211"), CFG_EXIT_USAGE);
-    ERR_HAS("cached has no UDP");
+    ck_assert_str_eq(err_txt, "");
+    fresh();
+    ck_assert_int_eq(PARSE("-U", "11211"), 0);
+    ERR_HAS("warning: -U 11211: UDP is not served");
+    fresh();
+    ck_assert_int_eq(PARSE("-U", "-1"), 0);
+    fresh();
+    ck_assert_int_eq(PARSE("-U", "x"), CFG_EXIT_USAGE);
 }
 END_TEST
 
@@ -639,7 +667,11 @@ static const struct bad_case bad[] = {
     {{"--help=1"}, NULL, CFG_EXIT_USAGE, "option --help takes no value"},
     {{"extra"}, NULL, CFG_EXIT_USAGE, "unexpected argument 'extra'"},
     {{"-p", "abc"}, NULL, CFG_EXIT_USAGE, "-p/--port: 'abc' is not a number"},
-    {{"-p", "-1"}, NULL, CFG_EXIT_USAGE, "-p/--port: '-1' is not a number"},
+    {{"-p", "-2"}, NULL, CFG_EXIT_USAGE, "-p/--port: '-2' is not a number"},
+    {{"-B", "text"}, NULL, CFG_EXIT_USAGE, "'text' is not a protocol (auto, ascii, binary)"},
+    {{"-D", "::"}, NULL, CFG_EXIT_USAGE, "'::' is not one character"},
+    {{"-o", "slab_sizes=96-256"}, NULL, CFG_EXIT_USAGE, "-o slab_sizes is not supported"},
+    {{"-o", "read_buf_mem_limit=64"}, NULL, CFG_EXIT_USAGE, "no pool of read buffers"},
     {{"-p", "12 "}, NULL, CFG_EXIT_USAGE, "'12 ' is not a number"},
     {{"-p", ""}, NULL, CFG_EXIT_USAGE, "'' is not a number"},
     {{"-p", "70000"}, NULL, CFG_EXIT_USAGE, "-p/--port: 70000 is out of range (0 to 65535)"},

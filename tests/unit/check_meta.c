@@ -14,7 +14,7 @@
 #include "protocol/proto.h"
 #include "protocol/reply.h"
 #include "protocol/stats.h"
-#include "storage/meta.h"
+#include "storage/meta_ops.h"
 #include "storage/storage.h"
 #include "proto_fixture.h"
 #include "unit.h"

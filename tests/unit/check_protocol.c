@@ -762,20 +762,17 @@ START_TEST(test_stats)
 END_TEST
 
 static int hook_calls;
-static void h_server(struct reply *r)
+static void h_server(struct proto_server_stats *o)
 {
     hook_calls++;
-    reply_add_str(r, "STAT curr_connections 7\r\n");
+    o->curr_connections = 7;
+    o->threads = 3;
 }
-static void h_tail(struct reply *r)
+static void h_conns(void (*fn)(void *arg, const struct proto_conn_info *c), void *arg)
 {
     hook_calls++;
-    reply_add_str(r, "STAT threads 3\r\n");
-}
-static void h_conns(struct reply *r)
-{
-    hook_calls++;
-    reply_add_str(r, "STAT 5:state conn_parse_cmd\r\n");
+    struct proto_conn_info c = {5, "unix:/tmp/x", "unix:/tmp/x", "conn_nread", 2};
+    fn(arg, &c);
 }
 static void h_sum(struct proto_stats *out)
 {
@@ -791,8 +788,7 @@ static void h_reset(void)
 START_TEST(test_stats_hooks)
 {
     struct proto_hooks h = {.server_stats = h_server,
-                            .server_stats_tail = h_tail,
-                            .conns_stats = h_conns,
+                            .conns_each = h_conns,
                             .sum_stats = h_sum,
                             .reset_stats = h_reset};
     struct proto_config pcfg = {.item_size_max = 1 << 20, .flush_enabled = true,
@@ -807,7 +803,10 @@ START_TEST(test_stats_hooks)
     const char *f = strstr(out, "STAT hash_power_level ");
     ck_assert(a && b && c && d && e && f);
     ck_assert(a < b && b < c && c < d && d < e && e < f);
-    ck_assert_str_eq(RUN("stats conns\r\n"), "STAT 5:state conn_parse_cmd\r\nEND\r\n");
+    ck_assert_str_eq(RUN("stats conns\r\n"), "STAT 5:addr unix:/tmp/x\r\n"
+                                             "STAT 5:listen_addr unix:/tmp/x\r\n"
+                                             "STAT 5:state conn_nread\r\n"
+                                             "STAT 5:secs_since_last_cmd 2\r\nEND\r\n");
     hook_calls = 0;
     ck_assert_str_eq(RUN("stats reset\r\n"), "RESET\r\n");
     ck_assert_int_eq(hook_calls, 1);

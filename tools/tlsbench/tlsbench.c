@@ -43,7 +43,7 @@ static double seconds = 6, slice = 0.25;
 static SSL_CTX *cctx;
 static _Atomic int active = 0; /* server being loaded now */
 static _Atomic bool stop;
-static _Atomic uint64_t ops[2], fails[2];
+static _Atomic uint64_t ops[2], fails[2], unresumed[2];
 
 #define LAT_MAX 200000
 static double *lat[2];
@@ -99,8 +99,12 @@ static bool tls_open(struct tconn *c, int port, SSL_SESSION *sess)
 
 static void tls_close(struct tconn *c)
 {
-    if (c->ssl != NULL)
+    if (c->ssl != NULL) {
+        /* Without this SSL_free marks the session not resumable (no close_notify is sent:
+         * like most cache clients, we just close). */
+        SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
         SSL_free(c->ssl);
+    }
     if (c->fd >= 0)
         close(c->fd);
     c->ssl = NULL;
@@ -180,14 +184,18 @@ static void handshake_loop(unsigned seed, bool resume)
         struct tconn *c = malloc(sizeof *c);
         bool ok = tls_open(c, ports[s], resume ? sess[s] : NULL) &&
                   send_all(c, "mn\r\n", 4) && read_until(c, "MN\r\n", 1);
-        if (ok && resume && !SSL_session_reused(c->ssl)) {
+        bool reused = ok && SSL_session_reused(c->ssl);
+        if (ok && resume) {
+            /* TLS 1.3 sessions are single-use: keep the newest ticket, as clients do. */
             if (sess[s] != NULL)
                 SSL_SESSION_free(sess[s]);
             sess[s] = SSL_get1_session(c->ssl);
         }
-        if (ok && (!resume || SSL_session_reused(c->ssl)))
+        if (ok && (!resume || reused))
             atomic_fetch_add(&ops[s], 1);
-        else if (!ok)
+        else if (ok)
+            atomic_fetch_add(&unresumed[s], 1);
+        else
             atomic_fetch_add(&fails[s], 1);
         tls_close(c);
         free(c);
@@ -341,7 +349,6 @@ int main(int argc, char **argv)
         depth = mode == M_MULTIGET ? 10 : 16;
     cctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
     lat[0] = malloc(LAT_MAX * sizeof(double));
     lat[1] = malloc(LAT_MAX * sizeof(double));
     if (mode >= M_GET && mode != M_STORM) {
@@ -383,6 +390,8 @@ int main(int argc, char **argv)
     for (int s = 0; s < 2; s++) {
         printf("server %c (port %d): %.0f ops/s, %llu failures", s ? 'B' : 'A', ports[s],
                (double)total[s] / busy[s], (unsigned long long)atomic_load(&fails[s]));
+        if (mode == M_RESUMED)
+            printf(", %llu not resumed", (unsigned long long)atomic_load(&unresumed[s]));
         if (mode == M_STORM) {
             qsort(lat[s], nlat[s], sizeof(double), cmp_d);
             printf(", probe gets %zu: p50 %.3f ms p99 %.3f ms p99.9 %.3f ms", nlat[s],

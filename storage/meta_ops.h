@@ -1,5 +1,5 @@
 /*
- * storage/meta: the keyed operations behind memcached's meta commands (mg ms md ma me), each
+ * storage/meta_ops: the keyed operations behind memcached's meta commands (mg ms md ma me), each
  * done under its key's shard lock in one step so win/stale tokens, CAS checks and TTL changes
  * are atomic, exactly as memcached does them under its item lock. Implemented in
  * storage/meta_ops.c with the do_* primitives of storage/internal.h. Knows no protocol text:
@@ -19,15 +19,20 @@
 
 /* ---- mg ---- */
 
+enum meta_get_step {
+    META_STEP_VIVIFY_TTL, /* a created item gets vivify_exptime (and wins) */
+    META_STEP_TTL,        /* exptime = ttl */
+    META_STEP_RECACHE,    /* win when exptime (as it is then) is below recache_time */
+};
+
 struct meta_get_args {
     bool no_update;          /* u: leave fetched/atime as they are */
     bool locked;             /* h l T N R given: memcached bumps after reading, under lock */
     bool vivify;             /* N: create an empty item on a miss */
-    /* Positions on the line (1-based, 0 = absent or after a bad token) of the flags that
-     * act on the item; they take effect in this order, as memcached walks them: */
-    unsigned pos_vivify_ttl; /* N: a created item gets vivify_exptime (and wins) */
-    unsigned pos_ttl;        /* T: exptime = ttl */
-    unsigned pos_recache;    /* R: win when exptime (as it is then) is below recache_time */
+    /* What acts on the item, in the order it is to happen (memcached applies N, T and R in
+     * the order the client wrote them): steps[0 .. nsteps). */
+    uint8_t steps[3];        /* enum meta_get_step, each at most once */
+    uint8_t nsteps;
     rel_time_t vivify_exptime, ttl, recache_time;
     bool aborted;            /* the reply will be an error: no tokens, no locked bump */
 };
@@ -44,8 +49,8 @@ struct meta_get_result {
     uint64_t cas;             /* read under the lock: md I changes it in place */
 };
 
-/* ST_OK (res->it set), ST_NOT_FOUND, or ST_NO_MEMORY when the item's reference count is
- * saturated (memcached: "refcount overflow during fetch"). */
+/* ST_OK (res->it set), ST_NOT_FOUND, or ST_REF_SATURATED when the item's reference count
+ * is full (memcached: "refcount overflow during fetch"). */
 enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_get_args *a,
                                 struct meta_get_result *res);
 

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""Warm-restart restore time: cached -e against memcached -e, same machine, same run.
+
+For each server: start with -e FILE on /dev/shm, load N items (pipelined noreply sets), stop
+with SIGUSR1 (both save) and keep a copy of FILE and FILE.meta. Then, ROUNDS times,
+alternating the servers: put the copy back, wait 1.5 s (memcached refuses a restart in the
+same second), start and time from exec until the server answers `version`; every item must
+be back (curr_items). cached also logs its own restore time, printed beside it. The machine
+is shared: the minimum over the rounds is the least disturbed figure.
+
+    /usr/bin/python3 tools/bench_restore.py --items 1000000 --value 100
+    /usr/bin/python3 tools/bench_restore.py --items 10000000 --value 10 --mem 2048 --only cached
+
+Processes are started and stopped by PID on free loopback ports; files are removed after.
+"""
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration", "lib"))
+from harness import CACHED, MEMCACHED, free_port  # noqa: E402
+
+
+def connect(port, timeout=60.0):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            return s
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.001)
+
+
+def ask(s, line, end=b"\r\n"):
+    s.sendall(line)
+    buf = b""
+    while not buf.endswith(end):
+        chunk = s.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return buf
+
+
+def curr_items(port):
+    with connect(port) as s:
+        out = ask(s, b"stats\r\n", b"END\r\n").decode()
+        return int(re.search(r"STAT curr_items (\d+)", out).group(1))
+
+
+def start(binary, port, mem_file, mem_mb, verbose):
+    cmd = [binary, "-p", str(port), "-l", "127.0.0.1", "-m", str(mem_mb), "-e", mem_file]
+    if os.geteuid() == 0:
+        cmd += ["-u", "root"] if os.path.basename(binary) == "memcached" else ["--run-as-root"]
+    if verbose:
+        cmd.append("-v")
+    log = tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    return p, t0, log
+
+
+def wait_serving(p, t0, port):
+    while True:
+        if p.poll() is not None:
+            raise RuntimeError("server exited %s" % p.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+                ask(s, b"version\r\n")
+                return time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.0005)
+
+
+def load(port, n, vlen):
+    val = b"v" * vlen
+    with connect(port) as s:
+        batch = 50000
+        for base in range(0, n, batch):
+            s.sendall(b"".join(b"set key:%010d 0 0 %d noreply\r\n%s\r\n" % (i, vlen, val)
+                               for i in range(base, min(n, base + batch))))
+        ask(s, b"version\r\n")
+
+
+def prepare(kind, binary, args, d):
+    """Loads N items and saves them (SIGUSR1); keeps a copy of the file and its .meta."""
+    port = free_port()
+    mem_file = os.path.join(d, kind)
+    p, t0, log = start(binary, port, mem_file, args.mem, False)
+    wait_serving(p, t0, port)
+    tl = time.perf_counter()
+    load(port, args.items, args.value)
+    loaded = curr_items(port)
+    load_s = time.perf_counter() - tl
+    ts = time.perf_counter()
+    p.send_signal(signal.SIGUSR1)
+    p.wait(600)
+    save_s = time.perf_counter() - ts
+    for suffix in ("", ".meta"):
+        shutil.copyfile(mem_file + suffix, mem_file + suffix + ".copy")
+    print("%-9s %d items loaded in %.1f s, saved (SIGUSR1 to exit) in %.2f s"
+          % (kind, loaded, load_s, save_s), flush=True)
+    return mem_file, loaded
+
+
+def restore(kind, binary, args, mem_file, loaded):
+    """One restart from the saved copy: seconds from exec to serving, restore log line."""
+    for suffix in ("", ".meta"):
+        shutil.copyfile(mem_file + suffix + ".copy", mem_file + suffix)
+    time.sleep(1.5)  # memcached refuses a restart in the same second as the save
+    port = free_port()
+    p, t0, log = start(binary, port, mem_file, args.mem, kind == "cached")
+    serve_s = wait_serving(p, t0, port)
+    back = curr_items(port)
+    os.kill(p.pid, signal.SIGTERM)
+    p.wait(60)
+    log.seek(0)
+    text = log.read().decode(errors="replace")
+    m = re.search(r"restored \d+ items from \S+ in (\d+) ms \(checksums (\d+) ms\)", text)
+    detail = (" (restore %s ms, of which checksums %s ms)" % m.groups()) if m else ""
+    print("%-9s restart to serving %.3f s%s, items back %d/%d"
+          % (kind, serve_s, detail, back, loaded), flush=True)
+    if back != loaded:
+        raise SystemExit("%s: %d of %d items restored" % (kind, back, loaded))
+    return serve_s
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--items", type=int, default=1000000)
+    ap.add_argument("--value", type=int, default=100)
+    ap.add_argument("--mem", type=int, default=1024, help="-m for both servers (MB)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", choices=["cached", "memcached"])
+    args = ap.parse_args()
+    kinds = [(k, b) for k, b in (("cached", CACHED), ("memcached", MEMCACHED))
+             if not args.only or k == args.only]
+    d = tempfile.mkdtemp(prefix="bench-restore-", dir="/dev/shm")
+    try:
+        saved = {k: prepare(k, b, args, d) for k, b in kinds}
+        res = {k: [] for k, _ in kinds}
+        for _ in range(args.rounds):  # alternating, so both see the same machine load
+            for k, b in kinds:
+                res[k].append(restore(k, b, args, *saved[k]))
+        for k, _ in kinds:
+            v = sorted(res[k])
+            print("%-9s restart to serving over %d rounds: min %.3f s, median %.3f s"
+                  % (k, len(v), v[0], v[len(v) // 2]))
+        if len(kinds) == 2:
+            c, m = sorted(res["cached"]), sorted(res["memcached"])
+            print("cached faster by: min %.2fx, median %.2fx"
+                  % (m[0] / c[0], m[len(m) // 2] / c[len(c) // 2]))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
