@@ -790,6 +790,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("me", 1, 0, proto_meta_me, 0),
     CMD("stats", 1, 0, proto_cmd_stats, 0),
     CMD("cache_memlimit", 2, 3, proto_cmd_memlimit, 0),
+    CMD("debugtime", 2, 0, proto_cmd_debugtime, 0),
     CMD("lru_crawler", 2, 3, proto_cmd_lru_crawler, 0), /* protocol/admin.c */
     CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),

@@ -206,6 +206,7 @@ struct proto_config {
     } binding;
     char prefix_delimiter;     /* -D: ends a key's prefix for `stats detail` (0: ':') */
     bool dump_disabled;        /* -X: stats cachedump (and lru_crawler metadump) refused */
+    bool debug_hooks;          /* --debug-hooks: memcached-debug's `debugtime` is served */
 };
 
 /* cfg NULL: defaults (1 MB items, 64 MB, flush on, shutdown off). hooks NULL: none. */

@@ -318,6 +318,7 @@ static int run(void)
                                                  : PROTO_BIND_AUTO,
         .prefix_delimiter = settings.prefix_delimiter[0],
         .dump_disabled = settings.disable_dumping,
+        .debug_hooks = settings.debug_hooks,
     };
     proto_setup(&pcfg, &server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {

@@ -206,6 +206,7 @@ static const struct setting_case cases[] = {
     {"-X", "disable-dumping", "yes", "yes"},
     {"-W", "disable-watch", "yes", "yes"},
     {NULL, "slab-chunk-max", "16k", "16384"},
+    {NULL, "debug-hooks", "yes", "yes"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
