@@ -42,6 +42,7 @@ void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks
 
 void proto_teardown(void)
 {
+    proto_sasl_teardown();
     proto_hooks_active = &no_hooks;
     proto_cfg = proto_cfg_default;
 }
@@ -934,8 +935,9 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
         /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. Under
          * -Y memcached reads every connection as text (a binary request meets the login
-         * parser: silence until a newline byte), and so does cached. */
-        bool bin = ((unsigned char)buf[0] == BIN_REQ_MAGIC && !auth_enabled()) || proto_cfg.sasl;
+         * parser: silence until a newline byte), and so does cached, -S or not (memcached's
+         * -Y turns its binding to ascii after -S turned it to binary). */
+        bool bin = !auth_enabled() && ((unsigned char)buf[0] == BIN_REQ_MAGIC || proto_cfg.sasl);
         /* -B ascii: text only (a 0x80 byte is a bad command); -B binary: binary only (a
          * text command is a bad magic byte, and memcached closes). */
         if (proto_cfg.binding == PROTO_BIND_ASCII)

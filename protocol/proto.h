@@ -199,6 +199,8 @@ struct proto_config {
                                   answered but kept nowhere */
     const struct cfg *settings; /* read-only, for `stats settings`; NULL: not listed */
     bool sasl;                 /* -S: binary protocol only, SASL authentication required */
+    bool cas_disabled;         /* -C: a binary store's CAS is ignored (memcached's items
+                                  then have none to compare) */
     enum proto_binding {
         PROTO_BIND_AUTO = 0,   /* -B auto: binary when the first byte is 0x80 */
         PROTO_BIND_ASCII,      /* -B ascii */

@@ -313,6 +313,7 @@ static int run(void)
         .verbose = &settings.verbose,
         .settings = &settings,
         .sasl = settings.sasl,
+        .cas_disabled = settings.disable_cas,
         .binding = settings.protocol[0] == 'b'   ? PROTO_BIND_BINARY
                    : settings.protocol[1] == 's' ? PROTO_BIND_ASCII
                                                  : PROTO_BIND_AUTO,
