@@ -104,7 +104,7 @@ install: all
 	sed 's|/usr/local/bin/cached|$(PREFIX)/bin/cached|' tools/cached.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/cached.service
 
 # A Debian package (debian/), built from a copy under /tmp; the .deb lands in $(BUILD)/deb/.
-deb:
+deb: deps
 	@bash tools/build_deb.sh $(BUILD)/deb
 
 format:

@@ -82,10 +82,6 @@ static const char *const ignored_ext[] = {
     "hash_algorithm",     /* internal: cached hashes with xxh64 */
     "hashpower",          /* initial table size: cached's table grows in steps anyway */
     "tail_repair_time",   /* no tail repair: references are counted exactly */
-    "hot_lru_pct",
-    "warm_lru_pct",
-    "hot_max_factor",
-    "warm_max_factor",
     "lru_crawler_sleep",  /* crawler pacing: cached's sweeper paces itself (2 ms a tick) */
     "lru_crawler_tocrawl",
     "watcher_logbuf_size",
@@ -126,9 +122,19 @@ static const struct {
     {"track_sizes", "`stats sizes` is not kept"},
     {"no_hashexpand", "cached's hash table always grows"},
     {"proxy_config", "the proxy is not built in"},
+    {"ssl_kernel_tls", "kernel TLS offload is not used; TLS runs in OpenSSL"},
     {"sock_cookie_id", "SO_MARK cookies are not set"},
     {"temporary_ttl", "cached has no separate LRU for short-TTL items; expired items are "
                       "reclaimed first by eviction and by the sweeper (storage/README)"},
+    /* memcached's segmented-LRU sizes: cached's CLOCK has one protected share, fixed */
+    {"hot_lru_pct", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                    "storage/README)"},
+    {"warm_lru_pct", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                     "storage/README)"},
+    {"hot_max_factor", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                       "storage/README)"},
+    {"warm_max_factor", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                        "storage/README)"},
 };
 
 /* memcached flags cached does not implement, named so the error says what they were. */
@@ -783,6 +789,15 @@ static bool ssl_option_set(const struct cfg *c, const struct src *src, char *wha
     return found;
 }
 
+/* Whether the setting at this offset was given (command line or file), not defaulted. */
+static bool given(const struct src *src, size_t offset)
+{
+    for (size_t i = 0; i < NDESC; i++)
+        if (descs[i].offset == offset)
+            return src->kind[i] != SRC_DEFAULT;
+    return false;
+}
+
 /* Reports the first inconsistency; returns 0, CFG_EXIT_USAGE (a command-line value is
  * involved) or CFG_EXIT_CONFIG (only the file's and the defaults). */
 static int cross_check(const struct cfg *c, const struct src *src, const char *path, FILE *err)
@@ -790,6 +805,8 @@ static int cross_check(const struct cfg *c, const struct src *src, const char *p
     static const size_t item = offsetof(struct cfg, item_size_max);
     static const size_t mem = offsetof(struct cfg, mem_limit_mb);
     static const size_t cmin = offsetof(struct cfg, chunk_min);
+    static const size_t sasl = offsetof(struct cfg, sasl);
+    static const size_t proto = offsetof(struct cfg, protocol);
     char what[256], a[32], b[32];
     size_t pair[2] = {0, 0};
     if (c->item_size_max > c->mem_limit_mb * MIB) {
@@ -806,6 +823,12 @@ static int cross_check(const struct cfg *c, const struct src *src, const char *p
         pair[0] = cmin, pair[1] = item;
     } else if (!c->ssl_enabled && ssl_option_set(c, src, what, sizeof what, pair)) {
         /* memcached silently serves plaintext here; a key given for nothing is a mistake. */
+    } else if (c->sasl && strcmp(c->protocol, "binary") != 0 && given(src, proto)) {
+        /* -S alone means binary only; memcached refuses any other -B with it. */
+        snprintf(what, sizeof what,
+                 "you cannot allow the ASCII protocol while using SASL (-S with -B %s)",
+                 c->protocol);
+        pair[0] = sasl, pair[1] = proto;
     } else {
         return 0;
     }

@@ -110,7 +110,9 @@
       "character that ends a key's prefix for `stats detail`")                                     \
     X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                           \
       "refuse stats cachedump and lru_crawler metadump")                                           \
-    X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command")
+    X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command")  \
+    X(debug_hooks, BOOL, 0, "debug-hooks", false, 0, 1, false,                                     \
+      "serve memcached-debug's test command debugtime (moves the clock): test suites only")
 
 enum cfg_type { CFG_BOOL, CFG_UINT, CFG_SIZE, CFG_DOUBLE, CFG_STR, CFG_LIST };
 

@@ -249,6 +249,8 @@ static enum cmd_result bin_store(struct bin_ctx *x)
         return CMD_DONE;
     }
     STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
+    if (proto_cfg.cas_disabled)
+        x->h.cas = 0; /* memcached sets the CAS on the new item: a no-op under -C */
     bin_value_start(x, it, PROTO_STORE_BINARY, op);
     return CMD_DONE;
 }

@@ -147,6 +147,8 @@ void proto_detail_clear(void);
 enum cmd_result proto_cmd_stats(struct proto_ctx *x, int arg);
 /* `cache_memlimit <MB> [noreply]` (protocol/stats.c). */
 enum cmd_result proto_cmd_memlimit(struct proto_ctx *x, int arg);
+/* `debugtime N|p|r`: memcached-debug's clock hook, ERROR unless --debug-hooks. */
+enum cmd_result proto_cmd_debugtime(struct proto_ctx *x, int arg);
 void proto_cachedump(struct proto_ctx *x);
 /* A stats group composed through fn(name, value) per line: sub "" is plain `stats`, else
  * settings, items, slabs, sizes, conns. False for an unknown group. For any framing (text

@@ -6,6 +6,7 @@
 #include "protocol/observe.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,49 @@ const char *const obs_cmd_names[OBS_NCMD] = {
     OBS_COMMANDS(OBS_CMD_NAME)
 #undef OBS_CMD_NAME
 };
+
+bool obs_use_tsc;
+uint64_t obs_tsc_mult;
+
+static bool cpu_has_invariant_tsc(void)
+{
+#if defined(__x86_64__)
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool constant = false, nonstop = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "flags", 5) != 0)
+            continue;
+        constant = strstr(line, " constant_tsc") != NULL;
+        nonstop = strstr(line, " nonstop_tsc") != NULL;
+        break;
+    }
+    fclose(f);
+    return constant && nonstop;
+#else
+    return false;
+#endif
+}
+
+void obs_setup(void)
+{
+    if (obs_use_tsc || !cpu_has_invariant_tsc())
+        return;
+#if defined(__x86_64__)
+    /* ticks per ns over ~2 ms against CLOCK_MONOTONIC (one-time, at startup) */
+    uint64_t n0 = obs_now_ns(), c0 = __builtin_ia32_rdtsc(), n1, c1;
+    do {
+        n1 = obs_now_ns();
+        c1 = __builtin_ia32_rdtsc();
+    } while (n1 - n0 < 2000000);
+    if (c1 <= c0)
+        return;
+    obs_tsc_mult = (uint64_t)((((unsigned __int128)(n1 - n0)) << 32) / (c1 - c0));
+    obs_use_tsc = obs_tsc_mult != 0;
+#endif
+}
 
 enum obs_cmd obs_classify(const struct token *t, unsigned nkeys)
 {
@@ -100,18 +144,24 @@ static void topk_set(struct obs_topk *t, uint32_t i, uint64_t h, const char *key
 }
 
 /* Space-Saving: count a key; when the table is full the least counted key is replaced and
- * the newcomer inherits its count (+ its own), remembered as the error bound. */
+ * the newcomer inherits its count (+ its own), remembered as the error bound. One pass finds
+ * the key and the minimum together (a sampled access costs one scan of OBS_HK_SLOTS hashes). */
 static void topk_add(struct obs_topk *t, uint64_t h, const char *key, size_t nkey,
                      uint64_t count, uint64_t err)
 {
-    int f = topk_find(t, h, key, nkey);
-    if (f >= 0) {
-        t->count[f] += count;
-        t->err[f] += err;
-    } else if (t->used < OBS_HK_SLOTS) {
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < t->used; i++) {
+        if (t->hash[i] == h && t->nkey[i] == nkey && memcmp(t->key[i], key, nkey) == 0) {
+            t->count[i] += count;
+            t->err[i] += err;
+            return;
+        }
+        if (t->count[i] < t->count[m])
+            m = i;
+    }
+    if (t->used < OBS_HK_SLOTS) {
         topk_set(t, t->used++, h, key, nkey, count, err);
     } else {
-        uint32_t m = topk_min(t);
         uint64_t inherited = t->count[m];
         topk_set(t, m, h, key, nkey, inherited + count, inherited + err);
     }

@@ -51,7 +51,7 @@ struct obs_latency {
 };
 
 #define OBS_HK_SLOTS 128
-#define OBS_HK_SAMPLE 8
+#define OBS_HK_SAMPLE 32 /* 1 access in 32 (mean): a sampled one costs ~one scan of the table */
 #define OBS_HK_KEY_MAX 250
 
 /* A Space-Saving table. Hashes and counts are arrays of their own so that the scans of a
@@ -81,11 +81,38 @@ struct proto_obs {
     uint32_t clear_req, clear_seen;
 };
 
+/*
+ * The clock of the histograms: the TSC where it is invariant (constant_tsc and nonstop_tsc:
+ * ~25 cycles and a handful of instructions), else CLOCK_MONOTONIC (vDSO, ~3x the
+ * instructions: measured, see BENCHMARKS.md). obs_setup() decides and calibrates ticks to ns.
+ */
+extern bool obs_use_tsc;
+extern uint64_t obs_tsc_mult; /* ns per tick, 32.32 fixed point */
+void obs_setup(void);
+
 static inline uint64_t obs_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A timestamp in clock units (ticks or ns); differences go through obs_ticks_ns. */
+static inline uint64_t obs_now(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_expect(obs_use_tsc, 1))
+        return __builtin_ia32_rdtsc();
+#endif
+    return obs_now_ns();
+}
+
+static inline uint64_t obs_ticks_ns(uint64_t t0, uint64_t t1)
+{
+    if (t1 <= t0)
+        return 0; /* another core's TSC a little behind */
+    uint64_t d = t1 - t0;
+    return obs_use_tsc ? (uint64_t)(((unsigned __int128)d * obs_tsc_mult) >> 32) : d;
 }
 
 /* Classifies a command by its name token and the number of keys it names. */

@@ -30,6 +30,7 @@ struct proto_config proto_cfg = PROTO_CFG_DEFAULT;
 
 void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks)
 {
+    obs_setup(); /* the latency clock: TSC or CLOCK_MONOTONIC */
     proto_cfg = cfg ? *cfg : proto_cfg_default;
     if (hooks) {
         hooks_copy = *hooks;
@@ -41,6 +42,7 @@ void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks
 
 void proto_teardown(void)
 {
+    proto_sasl_teardown();
     proto_hooks_active = &no_hooks;
     proto_cfg = proto_cfg_default;
 }
@@ -789,6 +791,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("me", 1, 0, proto_meta_me, 0),
     CMD("stats", 1, 0, proto_cmd_stats, 0),
     CMD("cache_memlimit", 2, 3, proto_cmd_memlimit, 0),
+    CMD("debugtime", 2, 0, proto_cmd_debugtime, 0),
     CMD("lru_crawler", 2, 3, proto_cmd_lru_crawler, 0), /* protocol/admin.c */
     CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
@@ -932,8 +935,9 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     if (pc->mode == PROTO_MODE_UNKNOWN && len > 0) {
         /* memcached's negotiation: 0x80 first selects binary; -S serves binary only. Under
          * -Y memcached reads every connection as text (a binary request meets the login
-         * parser: silence until a newline byte), and so does cached. */
-        bool bin = ((unsigned char)buf[0] == BIN_REQ_MAGIC && !auth_enabled()) || proto_cfg.sasl;
+         * parser: silence until a newline byte), and so does cached, -S or not (memcached's
+         * -Y turns its binding to ascii after -S turned it to binary). */
+        bool bin = !auth_enabled() && ((unsigned char)buf[0] == BIN_REQ_MAGIC || proto_cfg.sasl);
         /* -B ascii: text only (a 0x80 byte is a bad command); -B binary: binary only (a
          * text command is a bad magic byte, and memcached closes). */
         if (proto_cfg.binding == PROTO_BIND_ASCII)
@@ -964,10 +968,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
 #ifndef CACHED_NO_OBSERVE
             /* a storage command is parsed once its value is in: time the store itself */
             enum obs_cmd voc = pc->store.kind == PROTO_STORE_META ? OBS_MS : OBS_SET;
-            uint64_t tv = obs_now_ns();
+            uint64_t tv = obs_now();
             value_finish(&x);
-            t0 = obs_now_ns();
-            obs_latency_add(&x.st->obs, voc, t0 - tv);
+            t0 = obs_now();
+            obs_latency_add(&x.st->obs, voc, obs_ticks_ns(tv, t0));
 #else
             value_finish(&x);
 #endif
@@ -1030,7 +1034,7 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         x.data_used = 0;
 #ifndef CACHED_NO_OBSERVE
         if (t0 == 0)
-            t0 = obs_now_ns();
+            t0 = obs_now();
 #endif
         if (!login && proto_hooks_active->trace_command && proto_verbose() >= 2)
             proto_hooks_active->trace_command(pc->trace_id, q.line, q.len);
@@ -1041,10 +1045,10 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         if (!login && q.ntok > 0) {
             enum obs_cmd oc = obs_classify(&q.tok[0], q.ntok > 2 || q.rest ? 2 : 1);
             if (oc != OBS_NONE) {
-                uint64_t t1 = obs_now_ns();
+                uint64_t t1 = obs_now();
                 /* a storage command whose value is still to come is timed when it is in */
                 if (!value_in_active(&pc->value))
-                    obs_latency_add(&x.st->obs, oc, t1 - t0);
+                    obs_latency_add(&x.st->obs, oc, obs_ticks_ns(t0, t1));
                 t0 = t1;
 #ifndef CACHED_NO_HOTKEYS
                 obs_command_keys(&x.st->obs, oc, &q);

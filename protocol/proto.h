@@ -199,6 +199,8 @@ struct proto_config {
                                   answered but kept nowhere */
     const struct cfg *settings; /* read-only, for `stats settings`; NULL: not listed */
     bool sasl;                 /* -S: binary protocol only, SASL authentication required */
+    bool cas_disabled;         /* -C: a binary store's CAS is ignored (memcached's items
+                                  then have none to compare) */
     enum proto_binding {
         PROTO_BIND_AUTO = 0,   /* -B auto: binary when the first byte is 0x80 */
         PROTO_BIND_ASCII,      /* -B ascii */
@@ -206,6 +208,7 @@ struct proto_config {
     } binding;
     char prefix_delimiter;     /* -D: ends a key's prefix for `stats detail` (0: ':') */
     bool dump_disabled;        /* -X: stats cachedump (and lru_crawler metadump) refused */
+    bool debug_hooks;          /* --debug-hooks: memcached-debug's `debugtime` is served */
 };
 
 /* cfg NULL: defaults (1 MB items, 64 MB, flush on, shutdown off). hooks NULL: none. */

@@ -620,6 +620,28 @@ void proto_cachedump(struct proto_ctx *x)
     end(x);
 }
 
+/* ---- debugtime N|p|r (memcached-debug's test hook; --debug-hooks only) ---- */
+
+enum cmd_result proto_cmd_debugtime(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    const struct token *t = &x->q->tok[1];
+    int32_t n32;
+    uint64_t n;
+    if (!proto_cfg.debug_hooks) {
+        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+    } else if (TOK_IS(t, "p") || TOK_IS(t, "r")) {
+        clock_debug_pause(TOK_IS(t, "p"));
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+    } else if (tok_strtoull(t, &n) || tok_strtol(t, &n32)) {
+        clock_debug_move(tok_strtoull(t, &n) ? (int64_t)n : (int64_t)n32);
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+    } else {
+        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+    }
+    return CMD_DONE;
+}
+
 /* ---- cache_memlimit <MB> [noreply] ---- */
 
 enum cmd_result proto_cmd_memlimit(struct proto_ctx *x, int arg)

@@ -219,23 +219,35 @@ static ssize_t conn_read_value(struct conn *c, size_t *total)
     size_t want = proto_value_window(&c->pc, &dst);
     if (c->rend != c->rstart || want < CONN_DIRECT_MIN)
         return 0;
-    for (;;) {
+    size_t got = 0;
+    /* Like the buffered loop below: until the value is in, a short read or EAGAIN. */
+    while (want > 0) {
         ssize_t n = conn_recv(c, dst, want);
         if (n > 0) {
             proto_value_filled(&c->pc, (size_t)n);
-            *total += (size_t)n;
-            if ((size_t)n < want && (c->tls == NULL || !tls_pending(c->tls)))
+            got += (size_t)n;
+            dst += n;
+            if ((size_t)n < want && (c->tls == NULL || !tls_pending(c->tls))) {
                 c->drained = true;
-            return n;
+                break;
+            }
+            want -= (size_t)n;
+            continue;
         }
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             c->drained = true;
-            return 0;
+            break;
+        }
+        if (got > 0) {
+            c->draining = true; /* EOF or an error after some bytes: run what came */
+            break;
         }
         return -1;
     }
+    *total += got;
+    return (ssize_t)got;
 }
 
 /*

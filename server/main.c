@@ -313,11 +313,13 @@ static int run(void)
         .verbose = &settings.verbose,
         .settings = &settings,
         .sasl = settings.sasl,
+        .cas_disabled = settings.disable_cas,
         .binding = settings.protocol[0] == 'b'   ? PROTO_BIND_BINARY
                    : settings.protocol[1] == 's' ? PROTO_BIND_ASCII
                                                  : PROTO_BIND_AUTO,
         .prefix_delimiter = settings.prefix_delimiter[0],
         .dump_disabled = settings.disable_dumping,
+        .debug_hooks = settings.debug_hooks,
     };
     proto_setup(&pcfg, &server_hooks);
     if (settings.sasl && proto_sasl_setup() < 0) {

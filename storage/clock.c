@@ -10,6 +10,9 @@ time_t clock_process_started;
 
 static struct timespec clock_mono_start;
 static rel_time_t clock_base;
+/* memcached-debug's `debugtime` (only with --debug-hooks): seconds added, and a pause. */
+static _Atomic int64_t clock_debug_delta;
+static atomic_bool clock_debug_paused;
 
 
 /*
@@ -28,13 +31,30 @@ void clock_setup(void)
     atomic_store(&clock_current, clock_base);
 }
 
+void clock_debug_move(int64_t seconds)
+{
+    atomic_fetch_add(&clock_debug_delta, seconds);
+    int64_t now = (int64_t)clock_now() + seconds;
+    atomic_store(&clock_current, now < 1 ? 1 : now > UINT32_MAX ? UINT32_MAX : (rel_time_t)now);
+}
+
+void clock_debug_pause(bool pause)
+{
+    atomic_store(&clock_debug_paused, pause);
+}
+
 void clock_tick(void)
 {
+    if (atomic_load(&clock_debug_paused))
+        return;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t ns = ((int64_t)now.tv_sec - (int64_t)clock_mono_start.tv_sec) * 1000000000 +
                  ((int64_t)now.tv_nsec - (int64_t)clock_mono_start.tv_nsec);
     int64_t elapsed = ns / 1000000000;
+    if (elapsed < 0)
+        elapsed = 0;
+    elapsed += atomic_load(&clock_debug_delta);
     if (elapsed < 0)
         elapsed = 0;
     atomic_store(&clock_current, clock_base + (rel_time_t)elapsed);

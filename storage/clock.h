@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -25,6 +26,10 @@ extern time_t clock_process_started;      /* unix time of rel_time 0 */
 void clock_setup(void);
 /* Advances clock_current from the monotonic clock; called by the server each second. */
 void clock_tick(void);
+/* memcached-debug's `debugtime N|p|r` (served only with --debug-hooks): move the clock N
+ * seconds (kept across ticks), pause it, resume it. */
+void clock_debug_move(int64_t seconds);
+void clock_debug_pause(bool pause);
 /* Tests: set the current relative time directly. */
 void clock_set(rel_time_t now);
 

@@ -11,13 +11,16 @@
 #
 #   CACHED_BEFORE=/path/to/old/cached tools/bench_sets.sh
 # Environment: BENCH_SIZES ["100 1024 102400 1000000"] BENCH_RUNS [3] BENCH_SECONDS [4]
-#              BENCH_CONNS [20] BENCH [build/cached-bench] CACHED [build/cached]
+#              BENCH_CONNS [20] (values >= 100 KB: BENCH_CONNS_BIG [4], slices of
+#              BENCH_SLICE_BIG [0.5] s) BENCH [build/cached-bench] CACHED [build/cached]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${BENCH_SIZES:-"100 1024 102400 1000000"}
 RUNS=${BENCH_RUNS:-3}
 SECS=${BENCH_SECONDS:-4}
 CONNS=${BENCH_CONNS:-20}
+CONNS_BIG=${BENCH_CONNS_BIG:-4}
+SLICE_BIG=${BENCH_SLICE_BIG:-0.5}
 BENCH=${BENCH:-build/cached-bench}
 CACHED=${CACHED:-build/cached}
 BEFORE=${CACHED_BEFORE:?set CACHED_BEFORE to the build to compare with}
@@ -61,11 +64,11 @@ echo "set throughput / memcached ($("$MEMCACHED" -V)), $(date -u '+%Y-%m-%d %H:%
 echo "$RUNS runs x $SECS s per size, $CONNS conns per server, depth 1, servers -t 1 on CPU 0"
 printf '%-10s %-22s %-22s %-22s %s\n' value "before/mc" "after/mc" "A/A mc/mc" "mc sets/s"
 for v in $SIZES; do
-  keys=100000
-  [ "$v" -ge 100000 ] && keys=200
+  keys=100000 conns=$CONNS slice=0.1
+  [ "$v" -ge 100000 ] && keys=200 conns=$CONNS_BIG slice=$SLICE_BIG
   for r in $(seq "$RUNS"); do
-    taskset -c "$LOADER_CPU" "$BENCH" -q -k "$keys" -c "$CONNS" -r 0:1 -v "$v" -d 1 -w 1 \
-      -D "$SECS" --slice 0.1 -p "$P0,$P1,$P2,$P3" --label "v$v-r$r" 2>>"$OUT.err" |
+    taskset -c "$LOADER_CPU" "$BENCH" -q -k "$keys" -c "$conns" -r 0:1 -v "$v" -d 1 -w 1 \
+      -D "$SECS" --slice "$slice" -p "$P0,$P1,$P2,$P3" --label "v$v-r$r" 2>>"$OUT.err" |
       sed "s/^ALT /ALT label=v$v-r$r /" >> "$OUT"
   done
   col() { grep "^ALT label=v$v-r.* target=$1 " "$OUT" | field ratio_median | stats; }

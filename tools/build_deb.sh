@@ -22,6 +22,8 @@ else
   tar --exclude=./build --exclude=./build-asan --exclude=./build-fuzz --exclude=./cached \
     -cf - . | tar -xf - -C "$src"
 fi
+# Only the .deb is kept: no -dbgsym package.
+export DEB_BUILD_OPTIONS="noddebs ${DEB_BUILD_OPTIONS:-}"
 if ! (cd "$src" && dpkg-buildpackage -us -uc -b -j2) >"$work/build.log" 2>&1; then
   tail -n 40 "$work/build.log" >&2
   echo "tools/build_deb.sh: dpkg-buildpackage failed" >&2

@@ -49,14 +49,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static struct proto_stats fuzz_stats;
 
-static void fuzz_server_stats(struct reply *r)
+static void fuzz_server_stats(struct proto_server_stats *out)
 {
-    reply_add_str(r, "STAT pid 1\r\nSTAT uptime 1\r\n");
+    out->max_connections = 1024;
+    out->curr_connections = 1;
+    out->threads = 1;
 }
 
-static void fuzz_conns_stats(struct reply *r)
+static void fuzz_conns_each(void (*fn)(void *arg, const struct proto_conn_info *c), void *arg)
 {
-    (void)r;
+    (void)fn, (void)arg; /* no connections to list */
 }
 
 static void fuzz_shutdown(void)
@@ -76,7 +78,7 @@ static void fuzz_reset_stats(void)
 
 static const struct proto_hooks fuzz_hooks = {
     .server_stats = fuzz_server_stats,
-    .conns_stats = fuzz_conns_stats,
+    .conns_each = fuzz_conns_each,
     .shutdown = fuzz_shutdown,
     .sum_stats = fuzz_sum_stats,
     .reset_stats = fuzz_reset_stats,

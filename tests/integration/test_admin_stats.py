@@ -205,6 +205,14 @@ def main():
     with Server(args=["-m", "8"]) as srv:
         check_memlimit(srv)
     check_unix_listen_addr()
+    # debugtime: ERROR as in a release memcached; with --debug-hooks it moves the clock.
+    with Server() as srv, srv.connect() as c:
+        ck.eq(c.cmd("debugtime 5"), b"ERROR\r\n", "debugtime without --debug-hooks")
+    with Server(args=["--debug-hooks"]) as srv, srv.connect() as c:
+        c.set("soon", "v", exptime=3)
+        ck.check(c.get("soon") is not None, "debugtime: there before")
+        ck.eq(c.cmd("debugtime 4"), b"OK\r\n", "debugtime 4")
+        ck.check(c.get("soon") is None, "debugtime: expired after 4 s moved")
     # -X: the dump commands are refused, as memcached -X refuses them.
     with Server(args=["-X"]) as cached, Server(MEMCACHED, args=["-X"], kind="memcached") as mc:
         for cmd in ("stats cachedump 1 0", "lru_crawler metadump all"):

@@ -206,6 +206,16 @@ def main():
             res[kind].append(("cas flow", cas_flow(srv.port, norm), False))
             res[kind].append(("value after its header", split_value(srv.port, norm), False))
             ck.check(srv.proc.poll() is None, "%s still running" % kind)
+    # -C: items have no CAS, so a store's CAS is ignored; incr/delete still compare it
+    cas_off = [("cas ignored under -C", [
+        store("set", "k", "v1"), store("set", "k", "v2", cas=5), store("add", "k", "v3", cas=5),
+        store("replace", "k", "v4", cas=5), store("set", "nx", "v", cas=5),
+        pack("append", "k", value="A", cas=9), pack("get", "k"), arith("incr", "n", 1, 1, 0),
+        arith("incr", "n", 1, cas=3), pack("delete", "k", cas=7), pack("delete", "k")],
+        "marker")]
+    for kind, binary in (("cached", None), ("memcached", MEMCACHED)):
+        with Server(binary, args=["-C"], kind=kind if binary else None) as srv:
+            res[kind] += run(srv.port, cas_off, Normaliser())
     for (name, got, closed), (_, want, wclosed) in zip(res["cached"], res["memcached"]):
         ck.eq(got, want, "scenario %r responses" % name)
         ck.eq(closed, wclosed, "scenario %r closed" % name)

@@ -59,6 +59,30 @@ def scenarios():
     ]
 
 
+def cram_md5(port):
+    """A two-step mechanism: SASL_AUTH gets a challenge (AUTH_CONTINUE), SASL_STEP answers
+    it. The challenge is random, so only statuses and the final text are compared. (No NOOP
+    marker here: before authentication a NOOP is refused and closes the connection.)"""
+    import hashlib
+    import hmac
+    out = []
+    with BinConn(port) as c:
+        def ask(pkt):
+            c.send(pkt)
+            return c.recv_packets(1)
+        for password in ("wrong", PASSWORD):
+            got = ask(pack("sasl_auth", "CRAM-MD5"))
+            out.append([(p["op"], p["status"]) for p in got])
+            if not got or got[0]["status"] != 0x21:
+                return out
+            digest = hmac.new(password.encode(), got[0]["value"], hashlib.md5).hexdigest()
+            got = ask(pack("sasl_step", "CRAM-MD5", value=("%s %s" % (USER, digest)).encode()))
+            out.append([(p["op"], p["status"], p["value"]) for p in got])
+        got = ask(pack("get", "k"))
+        out.append([(p["op"], p["status"]) for p in got])
+    return out
+
+
 def run(port, norm):
     from test_binary_diff import collapse_stats, normalise, read_until_quiet
     out = []
@@ -71,6 +95,7 @@ def run(port, norm):
                 c.send(data)
                 got, closed = read_until_quiet(c)
         out.append((name, [normalise(norm, p) for p in collapse_stats(got)], closed))
+    out.append(("CRAM-MD5 exchange", cram_md5(port), False))
     return out
 
 

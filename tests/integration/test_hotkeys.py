@@ -12,8 +12,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from harness import ASAN, Checker, Server  # noqa: E402
 
 KEYS = 10000
-ACCESSES = 60000 if ASAN else 120000
-BATCH = 200
+ACCESSES = 300000 if ASAN else 400000
+BATCH = 500
 
 
 def zipf_sampler(n, s, rng):
@@ -56,7 +56,7 @@ def hot(c, direction):
 
 def main():
     ck = Checker("hotkeys")
-    rng = random.Random(17)
+    rng = random.Random(int(os.environ.get("HOTKEYS_SEED", "17")))
     draw = zipf_sampler(KEYS, 0.99, rng)
     reads = [draw() for _ in range(ACCESSES)]
     writes = [draw() for _ in range(ACCESSES // 2)]

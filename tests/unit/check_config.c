@@ -206,6 +206,7 @@ static const struct setting_case cases[] = {
     {"-X", "disable-dumping", "yes", "yes"},
     {"-W", "disable-watch", "yes", "yes"},
     {NULL, "slab-chunk-max", "16k", "16384"},
+    {NULL, "debug-hooks", "yes", "yes"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -758,6 +759,11 @@ static const struct bad_case bad[] = {
     {{"--config", "FILE", "--nope"}, "port = x\n", CFG_EXIT_USAGE, "unknown option '--nope'"},
     /* a file error comes before command-line values are applied */
     {{"--config", "FILE", "-p", "x"}, "port = y\n", CFG_EXIT_CONFIG, ":1: port: 'y'"},
+    /* -S serves binary only: memcached refuses any other -B with it */
+    {{"-S", "-B", "auto"}, NULL, CFG_EXIT_USAGE,
+     "cached: you cannot allow the ASCII protocol while using SASL (-S with -B auto)"},
+    {{"-S", "-B", "binary", "-B", "ascii"}, NULL, CFG_EXIT_USAGE,
+     "cached: you cannot allow the ASCII protocol while using SASL (-S with -B ascii)"},
 };
 #define NBAD (sizeof bad / sizeof *bad)
 

@@ -429,7 +429,7 @@ static void report_alternation(const struct bench_opts *o, struct loader *ls, ui
         for (uint32_t k = 0; k < o->ntargets; k++)
             hist_merge(&lat[k], &ls[i].st.target_lat[k]);
     }
-    uint32_t n = o->ntargets;
+    uint32_t n = o->ntargets ? o->ntargets : 1;
     /* first and last slice wholly in the measured window, rounded to whole rounds */
     uint32_t first = (uint32_t)((o->warmup + o->slice - 1e-9) / o->slice);
     first = (first + n - 1) / n * n;
@@ -483,7 +483,7 @@ int main(int argc, char **argv)
     int *idle_fds = NULL;
     unsigned idle_failed = 0;
     if (o.idle) {
-        idle_fds = calloc((size_t)o.idle * o.ntargets, sizeof *idle_fds);
+        idle_fds = calloc((size_t)o.idle * (o.ntargets ? o.ntargets : 1), sizeof *idle_fds);
         if (!idle_fds)
             return 2;
         idle_failed = open_idle(o.idle, o.ntargets, idle_fds);
