@@ -221,6 +221,20 @@ def check_ports_file():
             os.unlink(path)
 
 
+def check_port_zero():
+    # -p 0 without -s: memcached runs listening on nothing; so does cached (with a warning)
+    import subprocess
+    args = [os.environ.get("CACHED", "build/cached"), "-p", "0"]
+    if os.geteuid() == 0:
+        args.append("--run-as-root")
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    ck.check(p.poll() is None, "-p 0 without -s: still running")
+    p.terminate()
+    _, err = p.communicate(timeout=10)
+    ck.check(b"nothing to listen on" in err, "-p 0 without -s: says so")
+
+
 def check_binding():
     # -B ascii: a binary request is read as text; -B binary: a text command closes. Same bytes
     # in, same bytes out as memcached -B.
@@ -271,6 +285,7 @@ def main():
         ck.eq(c.cmd("debugtime 4"), b"OK\r\n", "debugtime 4")
         ck.check(c.get("soon") is None, "debugtime: expired after 4 s moved")
     check_ports_file()
+    check_port_zero()
     check_binding()
     # -X: the dump commands are refused, as memcached -X refuses them.
     with Server(args=["-X"]) as cached, Server(MEMCACHED, args=["-X"], kind="memcached") as mc:
