@@ -82,10 +82,6 @@ static const char *const ignored_ext[] = {
     "hash_algorithm",     /* internal: cached hashes with xxh64 */
     "hashpower",          /* initial table size: cached's table grows in steps anyway */
     "tail_repair_time",   /* no tail repair: references are counted exactly */
-    "hot_lru_pct",
-    "warm_lru_pct",
-    "hot_max_factor",
-    "warm_max_factor",
     "lru_crawler_sleep",  /* crawler pacing: cached's sweeper paces itself (2 ms a tick) */
     "lru_crawler_tocrawl",
     "watcher_logbuf_size",
@@ -130,6 +126,15 @@ static const struct {
     {"sock_cookie_id", "SO_MARK cookies are not set"},
     {"temporary_ttl", "cached has no separate LRU for short-TTL items; expired items are "
                       "reclaimed first by eviction and by the sweeper (storage/README)"},
+    /* memcached's segmented-LRU sizes: cached's CLOCK has one protected share, fixed */
+    {"hot_lru_pct", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                    "storage/README)"},
+    {"warm_lru_pct", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                     "storage/README)"},
+    {"hot_max_factor", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                       "storage/README)"},
+    {"warm_max_factor", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                        "storage/README)"},
 };
 
 /* memcached flags cached does not implement, named so the error says what they were. */

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from harness import MEMCACHED, Checker, Server  # noqa: E402
@@ -61,6 +62,10 @@ def records(srv):
                     "lru_crawler enable", "lru_crawler disable", "lru_crawler metadump all",
                     "lru_crawler crawl all", "lru_crawler disable", "lru_crawler enable"):
             out[cmd] = c.cmd(cmd).decode()
+            if cmd.endswith(("disable", "enable")):
+                # memcached starts/stops its crawler thread asynchronously: right after
+                # `disable` it may still answer "ERROR an unknown error happened"
+                time.sleep(1.0)
         c.send("stats sizes\r\n")
         out["stats sizes"] = c.read_until(b"END\r\n").decode()
     return out
@@ -90,10 +95,9 @@ def main():
             ck.check(all(LINE.match(l) for l in lines), "every metadump line has memcached's fields")
             byk = {LINE.match(l).group(1): LINE.match(l) for l in lines}
             if ck.check("baz" in byk, "baz dumped"):
-                import time
                 exp = int(byk["baz"].group(2))
-                ck.check(abs(exp - (time.time() + 100)) < 5, "exp= is an absolute unix time (%d)" % exp)
-                ck.check(abs(int(byk["baz"].group(3)) - time.time()) < 5, "la= is an absolute unix time")
+                ck.check(abs(exp - (time.time() + 100)) < 60, "exp= is an absolute unix time (%d)" % exp)
+                ck.check(abs(int(byk["baz"].group(3)) - time.time()) < 60, "la= is an absolute unix time")
         # memcached-tool: same shape against both servers
         for mode in ("display", "stats", "settings", "dump", "keys"):
             grc, gout = tool(cs, mode)

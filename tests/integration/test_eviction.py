@@ -173,11 +173,15 @@ def test_reclaimed():
         ck.eq(c.stats()["reclaimed"], "1", "the flushed item replaced counts (issue_183.t)")
 
 
-def test_temporary_ttl_refused():
-    p = subprocess.run([CACHED, "-p", "0", "-o", "temporary_ttl=10"], capture_output=True,
-                       timeout=10)
-    ck.check(p.returncode != 0, "-o temporary_ttl refused")
-    ck.check(b"temporary_ttl is not supported" in p.stderr, "with a reason: %r" % p.stderr[:200])
+def test_lru_knobs_refused():
+    """memcached's LRU knobs cached cannot honour are refused, never accepted and ignored."""
+    for knob in ("temporary_ttl=10", "hot_lru_pct=20", "warm_lru_pct=40", "hot_max_factor=0.2",
+                 "warm_max_factor=2.0"):
+        p = subprocess.run([CACHED, "-p", "0", "-o", knob], capture_output=True, timeout=10)
+        name = knob.split("=")[0]
+        ck.check(p.returncode != 0, "-o %s refused" % name)
+        ck.check(("%s is not supported" % name).encode() in p.stderr,
+                 "with a reason: %r" % p.stderr[:200])
 
 
 test_recency()
@@ -188,5 +192,5 @@ if not ASAN:
 test_slabs_commands()
 test_reassign_moves_a_page()
 test_reclaimed()
-test_temporary_ttl_refused()
+test_lru_knobs_refused()
 ck.done()
