@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <stdatomic.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -160,5 +162,22 @@ bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_s
 void proto_stats_reset(struct proto_ctx *x);
 /* `lru_crawler ...` (protocol/admin.c). */
 enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg);
+
+/* `watch` (protocol/watch.c). The WATCH_* macros cost one relaxed load while nobody watches. */
+enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg);
+extern _Atomic unsigned proto_watch_mask;
+#define WATCHING(cls) (atomic_load_explicit(&proto_watch_mask, memory_order_relaxed) & (cls))
+void proto_watch_get(struct proto_ctx *x, const char *key, size_t nkey, const struct item *it);
+void proto_watch_store(struct proto_ctx *x, const struct item *it, int op, int res);
+#define WATCH_GET(x, key, nkey, it)                                                              \
+    do {                                                                                         \
+        if (WATCHING(WATCH_FETCHERS))                                                            \
+            proto_watch_get((x), (key), (nkey), (it));                                           \
+    } while (0)
+#define WATCH_STORE(x, it, op, res)                                                              \
+    do {                                                                                         \
+        if (WATCHING(WATCH_MUTATIONS))                                                           \
+            proto_watch_store((x), (it), (int)(op), (int)(res));                                 \
+    } while (0)
 /* `slabs reassign` / `slabs automove` (protocol/slabs.c). */
 enum cmd_result proto_cmd_slabs(struct proto_ctx *x, int arg);

@@ -330,6 +330,7 @@ static void get_key(struct proto_ctx *x, const struct token *t, bool touch, rel_
             STAT_INC(x->st->get_misses);
     }
     DETAIL(t->p, t->len, DETAIL_GET, it != NULL);
+    WATCH_GET(x, t->p, t->len, it);
     if (it)
         proto_add_value(x->r, it, with_cas);
 }
@@ -478,6 +479,7 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
         return;
     }
     enum st_result res = storage_store(it, op, x->pc->store.cas, NULL);
+    WATCH_STORE(x, it, op, res);
     proto_count_cas(x, op, res, it);
     item_put(it);
     switch (res) {
@@ -614,6 +616,7 @@ static enum cmd_result cmd_touch(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     struct item *it = storage_touch(key->p, key->len, clock_exptime(e));
+    WATCH_GET(x, key->p, key->len, it);
     STAT_INC(x->st->cmd_touch);
     if (it) {
         STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
@@ -800,6 +803,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("quit", 1, 0, cmd_quit, 0),
     CMD("shutdown", 1, 0, cmd_shutdown, 0),
     CMD("refresh_certs", 1, 0, cmd_refresh_certs, 0),
+    CMD("watch", 1, 0, proto_cmd_watch, 0), /* protocol/watch.c */
 };
 #undef CMD
 
@@ -960,7 +964,7 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
 #ifndef CACHED_NO_OBSERVE
     uint64_t t0 = 0;
 #endif
-    while (!pc->closing) {
+    while (!pc->closing && !pc->watch) {
         if (value_in_active(&pc->value)) {
             pos += value_in_feed(&pc->value, buf + pos, len - pos);
             if (!value_in_complete(&pc->value))
@@ -1067,6 +1071,8 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     }
     if (pc->closing)
         action = PROTO_CLOSE;
+    else if (pc->watch)
+        pos = len; /* a watcher's input is ignored, as memcached's conn_watch does */
     *consumed = pos;
     return action;
 }

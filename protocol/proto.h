@@ -64,9 +64,20 @@ struct proto_conn {
     uint8_t mode;              /* PROTO_MODE_*: decided by the connection's first byte */
     bool authenticated;        /* SASL (-S): a SASL_AUTH/STEP succeeded */
     bool sasl_started;         /* SASL_AUTH began an exchange that SASL_STEP may continue */
+    uint16_t watch;            /* `watch` ran: WATCH_* classes this connection streams (the
+                                  server registers it; further input is ignored) */
     void *sasl;                /* sasl_conn_t of this connection, made on its first SASL
                                   command; released by proto_conn_release() */
 };
+
+/* memcached's log classes for `watch` (its LOG_* bits). */
+enum {
+    WATCH_RAWCMDS = 1u << 0, WATCH_EVICTIONS = 1u << 1, WATCH_FETCHERS = 1u << 2,
+    WATCH_MUTATIONS = 1u << 3, WATCH_SYSEVENTS = 1u << 4, WATCH_CONNEVENTS = 1u << 5,
+    WATCH_PROXYREQS = 1u << 6, WATCH_PROXYEVENTS = 1u << 7, WATCH_PROXYUSER = 1u << 8,
+};
+/* The server sets the union of its watchers' classes: protocol composes lines only for those. */
+void proto_watch_set_mask(unsigned mask);
 
 /* memcached negotiates per connection: a first byte of 0x80 selects the binary protocol
  * (protocol/binary.h), anything else the text protocol. Under -S only binary is served. */
@@ -184,6 +195,9 @@ struct proto_hooks {
     /* -vv (verbosity 2 and up): a text command line as received, for memcached's
      * "<FD command" echo; id is proto_conn.trace_id. Never called for login lines. */
     void (*trace_command)(int id, const char *line, size_t len);
+    /* `watch`: a log line's body (no "ts=... gid=..." prefix, no newline) for every watcher
+     * of class cls. NULL: `watch` answers ERROR. */
+    void (*watch_emit)(unsigned cls, const char *body, size_t len);
 };
 
 struct cfg;

@@ -36,6 +36,7 @@
 #include "server/log.h"
 #include "server/server.h"
 #include "server/tls.h"
+#include "server/watch.h"
 #include "server/worker.h"
 #include "storage/mem.h"
 
@@ -140,6 +141,7 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     c->pc.is_unix = listeners[listener].is_unix;
     c->pc.trace_id = fd;
     c->closing = c->draining = false;
+    c->watcher = NULL;
     c->fresh = true;
     c->opened = clock_now();
     atomic_store_explicit(&c->last_active, c->opened, memory_order_relaxed);
@@ -175,6 +177,10 @@ void conn_close(struct conn *c)
     event_del(c->ev); /* also drops a pending event_active */
     set_state(c, CONN_CLOSING);
     log_debug("worker %u: closing fd %d (%s)", w->id, c->fd, c->addr);
+    if (c->watcher != NULL) {
+        watch_remove(c->watcher);
+        c->watcher = NULL;
+    }
     if (c->tls != NULL) {
         tls_conn_free(c->tls, !c->handshaking);
         c->tls = NULL;
@@ -343,6 +349,9 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
     c->in_value = c->pc.value.it != NULL || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
+    if (c->pc.watch && c->watcher == NULL && !c->closing &&
+        (c->watcher = watch_add(c, c->pc.watch)) == NULL)
+        c->closing = true; /* WATCH_MAX watchers already (memcached: WATCHER_TOO_MANY) */
     if (have == 0)
         c->rstart = c->rend = 0;
     return act;
@@ -449,6 +458,11 @@ static void conn_run(struct conn *c)
             conn_close(c);
             return;
         }
+        /* A watcher's lines (bounded: see server/watch.h). */
+        if (c->watcher != NULL && watch_pull(c->watcher, &c->reply) && conn_flush(c) < 0) {
+            conn_close(c);
+            return;
+        }
         bool pending = !reply_empty(&c->reply) && !hold; /* held: no EV_WRITE yet */
         if (c->closing) {
             if (!pending) {
@@ -494,6 +508,14 @@ static void conn_run(struct conn *c)
         }
         fresh = true;
     }
+}
+
+void conn_wake(struct conn *c)
+{
+    if (c->ev_flags != 0)
+        event_active(c->ev, EV_WRITE, 0);
+    else
+        conn_run(c);
 }
 
 void conn_drain(struct conn *c)

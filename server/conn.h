@@ -51,6 +51,7 @@ struct conn {
     bool handshaking;         /* TLS handshake not done yet */
     rel_time_t opened;        /* for the handshake timeout */
     char addr[CONN_ADDR_MAX]; /* peer, "tcp:1.2.3.4:5678" */
+    struct watcher *watcher;  /* `watch` ran: its registration (server/watch.h) */
 };
 
 /* Worker thread: takes over an accepted fd (counted in curr_connections already); peer is
@@ -64,6 +65,8 @@ void conn_drain(struct conn *c);
 bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout);
 /* Closes a connection whose TLS handshake is older than TLS_HANDSHAKE_TIMEOUT_S. */
 bool conn_handshake_check(struct conn *c, rel_time_t now);
+/* Runs the connection from its worker thread soon (a watcher has lines to send). */
+void conn_wake(struct conn *c);
 /* Frees a closed struct from a free list. */
 void conn_free(struct conn *c);
 

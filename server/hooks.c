@@ -15,6 +15,7 @@
 #include "server/listen.h"
 #include "server/server.h"
 #include "server/tls.h"
+#include "server/watch.h"
 #include "server/worker.h"
 
 #define REQ_TRACE_MAX 2048 /* longest command line echoed by -vv (memcached's line limit) */
@@ -24,6 +25,7 @@
 static void server_stats(struct proto_server_stats *o)
 {
     o->max_connections = settings.conn_limit;
+    watch_stats(o);
     o->curr_connections = server_counter(&server_counters.curr_connections);
     o->total_connections = server_counter(&server_counters.total_connections);
     o->rejected_connections = server_counter(&server_counters.rejected_connections);
@@ -108,4 +110,5 @@ const struct proto_hooks server_hooks = {
     .reset_stats = reset_stats,
     .refresh_certs = tls_refresh,
     .trace_command = trace_command,
+    .watch_emit = watch_emit,
 };
