@@ -106,16 +106,19 @@ def main():
             gl, wl = gout.splitlines(), wout.splitlines()
             ck.check(len(gl) > 0 and gl[0].split() == wl[0].split() or mode in ("stats", "settings", "keys", "dump"),
                      "memcached-tool %s header: %r vs %r" % (mode, gl[:1], wl[:1]))
-            if mode in ("dump", "keys"):
-                ck.eq(len(gl), len(wl), "memcached-tool %s line count" % mode)
+            # cached must list every live key; memcached's crawler can miss an item that is
+            # moving between its LRU segments at that moment (seen once in ~10 runs), so its
+            # list need only be a subset of the same keys.
             if mode == "dump":
                 gk = sorted(l.split()[1] for l in gl if l.startswith("add "))
                 wk = sorted(l.split()[1] for l in wl if l.startswith("add "))
-                ck.eq(gk, wk, "memcached-tool dump: same keys")
+                ck.eq(gk, sorted(k for k, _, _ in KEYS), "memcached-tool dump: every key")
+                ck.check(set(wk) <= set(gk) and len(wk) >= len(gk) - 1, "memcached-tool dump: same keys")
             if mode == "keys":
                 gk = sorted(LINE.match(l).group(1) for l in gl if LINE.match(l))
                 wk = sorted(LINE.match(l).group(1) for l in wl if LINE.match(l))
-                ck.eq(gk, wk, "memcached-tool keys: same keys")
+                ck.eq(len(gk), len(KEYS), "memcached-tool keys: every key")
+                ck.check(set(wk) <= set(gk) and len(wk) >= len(gk) - 1, "memcached-tool keys: same keys")
             if mode == "stats":
                 ck.check(any("curr_items" in l for l in gl), "memcached-tool stats lists fields")
             if mode == "display":
