@@ -82,10 +82,6 @@ static const char *const ignored_ext[] = {
     "hash_algorithm",     /* internal: cached hashes with xxh64 */
     "hashpower",          /* initial table size: cached's table grows in steps anyway */
     "tail_repair_time",   /* no tail repair: references are counted exactly */
-    "hot_lru_pct",
-    "warm_lru_pct",
-    "hot_max_factor",
-    "warm_max_factor",
     "lru_crawler_sleep",  /* crawler pacing: cached's sweeper paces itself (2 ms a tick) */
     "lru_crawler_tocrawl",
     "watcher_logbuf_size",
@@ -126,9 +122,19 @@ static const struct {
     {"track_sizes", "`stats sizes` is not kept"},
     {"no_hashexpand", "cached's hash table always grows"},
     {"proxy_config", "the proxy is not built in"},
+    {"ssl_kernel_tls", "kernel TLS offload is not used; TLS runs in OpenSSL"},
     {"sock_cookie_id", "SO_MARK cookies are not set"},
     {"temporary_ttl", "cached has no separate LRU for short-TTL items; expired items are "
                       "reclaimed first by eviction and by the sweeper (storage/README)"},
+    /* memcached's segmented-LRU sizes: cached's CLOCK has one protected share, fixed */
+    {"hot_lru_pct", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                    "storage/README)"},
+    {"warm_lru_pct", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                     "storage/README)"},
+    {"hot_max_factor", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                       "storage/README)"},
+    {"warm_max_factor", "cached has no hot/warm/cold LRUs (CLOCK with a protected share, "
+                        "storage/README)"},
 };
 
 /* memcached flags cached does not implement, named so the error says what they were. */
@@ -1120,10 +1126,12 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
         }
         val = negate ? "no" : "yes";
     }
-    /* memcached's slab_automove is 0 (off), 1 or 2 (two algorithms); cached has one. */
+    /* memcached's slab_automove is 0 (off), 1 or 2 (its aggressive mode); cached's 2 moves
+     * pages ten times as often as 1 (storage_set_automove). */
     char mapped[4];
     if (is(d, offsetof(struct cfg, slab_automove)) && val[0] >= '0' && val[0] <= '2' &&
         val[1] == '\0') {
+        c->slab_automove_fast = val[0] == '2';
         snprintf(mapped, sizeof mapped, "%c", val[0] == '0' ? '0' : '1');
         val = mapped;
     }

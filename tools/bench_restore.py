@@ -5,8 +5,9 @@ For each server: start with -e FILE on /dev/shm, load N items (pipelined noreply
 with SIGUSR1 (both save) and keep a copy of FILE and FILE.meta. Then, ROUNDS times,
 alternating the servers: put the copy back, wait 1.5 s (memcached refuses a restart in the
 same second), start and time from exec until the server answers `version`; every item must
-be back (curr_items). cached also logs its own restore time, printed beside it. The machine
-is shared: the minimum over the rounds is the least disturbed figure.
+be back (curr_items). Also the CPU time (user + system, all threads) the process used until
+then, from /proc: on a shared, loaded machine it is the steadier measure of the work. cached
+logs its own restore time, printed beside it.
 
     /usr/bin/python3 tools/bench_restore.py --items 1000000 --value 100
     /usr/bin/python3 tools/bench_restore.py --items 10000000 --value 10 --mem 2048 --only cached
@@ -120,18 +121,23 @@ def restore(kind, binary, args, mem_file, loaded):
     port = free_port()
     p, t0, log = start(binary, port, mem_file, args.mem, kind == "cached")
     serve_s = wait_serving(p, t0, port)
+    with open("/proc/%d/stat" % p.pid) as f:  # CPU spent up to serving (all threads)
+        st = f.read().rsplit(")", 1)[1].split()
+    cpu_s = (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
     back = curr_items(port)
     os.kill(p.pid, signal.SIGTERM)
     p.wait(60)
     log.seek(0)
     text = log.read().decode(errors="replace")
-    m = re.search(r"restored \d+ items from \S+ in (\d+) ms \(checksums (\d+) ms\)", text)
-    detail = (" (restore %s ms, of which checksums %s ms)" % m.groups()) if m else ""
-    print("%-9s restart to serving %.3f s%s, items back %d/%d"
-          % (kind, serve_s, detail, back, loaded), flush=True)
+    m = re.search(r"restored \d+ items from \S+ in (\d+) ms \(checksums (\d+) ms; CPU (\d+) ms\)",
+                  text)
+    detail = (" (its log: restore %s ms, of which checksums %s ms; CPU %s ms)" % m.groups()
+              if m else "")
+    print("%-9s restart to serving %.3f s, CPU %.2f s%s, items back %d/%d"
+          % (kind, serve_s, cpu_s, detail, back, loaded), flush=True)
     if back != loaded:
         raise SystemExit("%s: %d of %d items restored" % (kind, back, loaded))
-    return serve_s
+    return serve_s, cpu_s
 
 
 def main():
@@ -151,14 +157,17 @@ def main():
         for _ in range(args.rounds):  # alternating, so both see the same machine load
             for k, b in kinds:
                 res[k].append(restore(k, b, args, *saved[k]))
+        med = {}
         for k, _ in kinds:
-            v = sorted(res[k])
-            print("%-9s restart to serving over %d rounds: min %.3f s, median %.3f s"
-                  % (k, len(v), v[0], v[len(v) // 2]))
+            w = sorted(r[0] for r in res[k])
+            c = sorted(r[1] for r in res[k])
+            med[k] = (w[0], w[len(w) // 2], c[0], c[len(c) // 2])
+            print("%-9s over %d rounds: restart to serving min %.3f s, median %.3f s; "
+                  "CPU min %.2f s, median %.2f s" % ((k, len(w)) + med[k]))
         if len(kinds) == 2:
-            c, m = sorted(res["cached"]), sorted(res["memcached"])
-            print("cached faster by: min %.2fx, median %.2fx"
-                  % (m[0] / c[0], m[len(m) // 2] / c[len(c) // 2]))
+            c, m = med["cached"], med["memcached"]
+            print("cached faster by: wall min %.2fx, wall median %.2fx; CPU min %.2fx, "
+                  "CPU median %.2fx" % (m[0] / c[0], m[1] / c[1], m[2] / c[2], m[3] / c[3]))
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -7,7 +7,7 @@ BUILD_PKGS="gcc make pkg-config libevent-dev libjemalloc-dev check libsystemd-de
 TEST_PKGS="python3 python3-pymemcache python3-django python3-pylibmc memcached libmemcached-tools
 nutcracker systemd valgrind cppcheck clang-tidy clang-14 libclang-rt-14-dev procps iproute2
 openssl sasl2-bin libsasl2-modules php-cli php-memcached libio-socket-ssl-perl
-debhelper lintian dpkg-dev fakeroot prometheus"
+debhelper lintian dpkg-dev fakeroot prometheus perl xz-utils"
 
 want="$BUILD_PKGS"
 [ "${1:-}" = "--build-only" ] || want="$BUILD_PKGS $TEST_PKGS"

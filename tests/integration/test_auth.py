@@ -209,7 +209,8 @@ def test_reload_unix_tls_pipelining():
     p = Proc(harness.CACHED, ["-Y", users])
     try:
         with harness.Conn("127.0.0.1", p.port) as c:
-            got = ask(c, b"get a\r\nget b\r\nset x 0 0 7\r\nbob two\r\nget x\r\n")
+            c.send(b"get a\r\nget b\r\nset x 0 0 7\r\nbob two\r\nget x\r\n")
+            got = c.read_until(b"END\r\n")
             ck.eq(got, b"CLIENT_ERROR unauthenticated\r\n" * 2 + b"STORED\r\nEND\r\n",
                   "pipelined before login: every reply")
     finally:

@@ -130,6 +130,15 @@ def test_slabs_commands():
         ck.eq(c, m, "%s: same reply as memcached" % cmd.decode())
 
 
+def test_automove_flag():
+    """-o slab_automove=N is honoured: `stats settings` tells the level, as memcached's."""
+    for level in ("0", "1", "2"):
+        for binary, kind in ((MEMCACHED, "memcached"), (CACHED, "cached")):
+            with Server(binary, args=["-o", "slab_automove=" + level], kind=kind) as s:
+                ck.eq(s.stats("settings").get("slab_automove"), level,
+                      "%s -o slab_automove=%s" % (kind, level))
+
+
 def test_reassign_moves_a_page():
     with Server(args=["-m", "8", "-o", "slab_automove=0"]) as s, s.connect() as c:
         sets(c, [b"k:%d" % i for i in range(8000)], 1000)
@@ -173,11 +182,15 @@ def test_reclaimed():
         ck.eq(c.stats()["reclaimed"], "1", "the flushed item replaced counts (issue_183.t)")
 
 
-def test_temporary_ttl_refused():
-    p = subprocess.run([CACHED, "-p", "0", "-o", "temporary_ttl=10"], capture_output=True,
-                       timeout=10)
-    ck.check(p.returncode != 0, "-o temporary_ttl refused")
-    ck.check(b"temporary_ttl is not supported" in p.stderr, "with a reason: %r" % p.stderr[:200])
+def test_lru_knobs_refused():
+    """memcached's LRU knobs cached cannot honour are refused, never accepted and ignored."""
+    for knob in ("temporary_ttl=10", "hot_lru_pct=20", "warm_lru_pct=40", "hot_max_factor=0.2",
+                 "warm_max_factor=2.0"):
+        p = subprocess.run([CACHED, "-p", "0", "-o", knob], capture_output=True, timeout=10)
+        name = knob.split("=")[0]
+        ck.check(p.returncode != 0, "-o %s refused" % name)
+        ck.check(("%s is not supported" % name).encode() in p.stderr,
+                 "with a reason: %r" % p.stderr[:200])
 
 
 test_recency()
@@ -186,7 +199,8 @@ test_scan()
 if not ASAN:
     test_size_shift()
 test_slabs_commands()
+test_automove_flag()
 test_reassign_moves_a_page()
 test_reclaimed()
-test_temporary_ttl_refused()
+test_lru_knobs_refused()
 ck.done()
