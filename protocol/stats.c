@@ -207,6 +207,8 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "sweeper_runs", ss.sweeper_runs);
     put_u64(o, "sweeper_reclaimed", ss.sweeper_reclaimed);
     put_u64(o, "ref_saturated", ss.ref_saturated);
+    put_u64(o, "shard_lock_waits", ss.shard_lock_waits);
+    put_u64(o, "class_lock_waits", ss.class_lock_waits);
     put_u64(o, "item_header_bytes", ss.item_header_bytes);
     put_u64(o, "total_malloced", ss.total_malloced);
     struct mem_stats ms;

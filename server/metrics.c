@@ -223,6 +223,8 @@ static const struct gmetric cached_metrics[] = {
     {"cached_get_flushed_total", "counter", "Gets that found an item invalidated by flush_all.", S_GEN, "get_flushed", C_NUM},
     {"cached_sweeper_runs_total", "counter", "Complete passes of the expiry sweeper over the hash table.", S_GEN, "sweeper_runs", C_NUM},
     {"cached_sweeper_reclaimed_total", "counter", "Expired or flushed items reclaimed by the sweeper.", S_GEN, "sweeper_reclaimed", C_NUM},
+    {"cached_shard_lock_waits_total", "counter", "Hash shard lock acquisitions that had to wait (contention).", S_GEN, "shard_lock_waits", C_NUM},
+    {"cached_class_lock_waits_total", "counter", "Slab class lock acquisitions that had to wait (contention).", S_GEN, "class_lock_waits", C_NUM},
     {"cached_hash_power_level", "gauge", "log2 of the hash table's buckets (all shards).", S_GEN, "hash_power_level", C_NUM},
     {"cached_hash_bytes", "gauge", "Bytes of hash table buckets.", S_GEN, "hash_bytes", C_NUM},
     {"cached_hash_is_expanding", "gauge", "1 while a hash shard is growing (incremental rehash).", S_GEN, "hash_is_expanding", C_NUM},

@@ -42,6 +42,7 @@ struct slab_class {
     uint64_t evicted_nonzero;     /* evicted items that had an exptime */
     rel_time_t evicted_time;      /* idle seconds of the last item evicted */
     uint64_t pressure;            /* evictions + out-of-memory since automove last looked */
+    uint64_t lock_waits;          /* class_lock found the lock taken (counted under it) */
 } __attribute__((aligned(64)));
 
 /* ---- hash shards (items.c) ---- */
@@ -49,6 +50,7 @@ struct slab_class {
 struct shard_stats {
     uint64_t curr_items, total_items, bytes;
     uint64_t get_expired, get_flushed, sweeper_reclaimed, ref_saturated;
+    uint64_t lock_waits; /* shard_lock found the lock taken (counted under it) */
 };
 
 struct shard {
@@ -98,6 +100,16 @@ struct storage_globals {
 };
 
 extern struct storage_globals stg;
+
+/* Takes a class lock; a trylock first, so a wait is counted (stats class_lock_waits). The
+ * count is written under the lock itself: no shared counter, no atomic. */
+static inline void class_lock(struct slab_class *c)
+{
+    if (pthread_mutex_trylock(&c->lock) != 0) {
+        pthread_mutex_lock(&c->lock);
+        c->lock_waits++;
+    }
+}
 extern _Thread_local struct shard *tl_held_shard;
 extern _Thread_local unsigned tl_last_class; /* storage_last_class() */
 
@@ -238,5 +250,8 @@ static inline void item_bump(struct item *it)
     uint8_t want = ITEM_FETCHED | ITEM_ACTIVE | ((fl & ITEM_FETCHED) ? ITEM_HOT : 0);
     if ((fl & want) != want)
         item_flag_set(it, want);
-    it->atime = clock_now();
+    /* no store when unchanged (once a second): a hot key's line stays shared between cores */
+    rel_time_t now = clock_now();
+    if (it->atime != now)
+        it->atime = now;
 }

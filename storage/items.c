@@ -30,7 +30,11 @@ _Thread_local struct shard *tl_held_shard;
 
 void shard_lock(struct shard *sh)
 {
-    pthread_mutex_lock(&sh->lock);
+    /* trylock first: a wait is counted (stats shard_lock_waits) under the lock it waited for */
+    if (pthread_mutex_trylock(&sh->lock) != 0) {
+        pthread_mutex_lock(&sh->lock);
+        sh->st.lock_waits++;
+    }
     shard_owner_set(sh);
     tl_held_shard = sh;
 }
@@ -684,6 +688,7 @@ void storage_stats(struct storage_stats *out)
         out->get_flushed += sh->st.get_flushed;
         out->sweeper_reclaimed += sh->st.sweeper_reclaimed;
         out->ref_saturated += sh->st.ref_saturated;
+        out->shard_lock_waits += sh->st.lock_waits;
         buckets += (uint64_t)1 << sh->power;
         out->hash_bytes += ((uint64_t)1 << sh->power) * sizeof(uint32_t);
         if (sh->old) {
@@ -695,8 +700,9 @@ void storage_stats(struct storage_stats *out)
     out->hash_power_level = log2u(buckets);
     for (unsigned i = 0; i < stg.nclasses; i++) {
         struct slab_class *c = &stg.classes[i];
-        pthread_mutex_lock(&c->lock);
+        class_lock(c);
         out->evictions += c->evicted;
+        out->class_lock_waits += c->lock_waits;
         out->evicted_unfetched += c->evicted_unfetched;
         out->evicted_active += c->evicted_active;
         out->expired_unfetched += c->expired_unfetched;
@@ -723,7 +729,7 @@ void storage_stats_reset(void)
         struct shard *sh = &stg.shards[i];
         shard_lock(sh);
         sh->st.total_items = sh->st.get_expired = sh->st.get_flushed = 0;
-        sh->st.sweeper_reclaimed = sh->st.ref_saturated = 0;
+        sh->st.sweeper_reclaimed = sh->st.ref_saturated = sh->st.lock_waits = 0;
         shard_unlock(sh);
     }
     slab_stats_reset();

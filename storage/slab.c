@@ -616,7 +616,7 @@ static struct item *fallback_alloc(unsigned ci, size_t ntotal)
         struct slab_class *d = &stg.classes[di];
         if (*(volatile uint32_t *)&d->npages == 0) /* racy hint, rechecked below */
             continue;
-        pthread_mutex_lock(&d->lock);
+        class_lock(d);
         struct item *it = free_pop(d);
         if (it) {
             d->used_chunks++;
@@ -644,7 +644,7 @@ struct item *slab_alloc(size_t ntotal, enum st_result *res)
         return NULL;
     }
     struct slab_class *c = &stg.classes[ci];
-    pthread_mutex_lock(&c->lock);
+    class_lock(c);
     c->allocs++;
     struct item *it = free_pop(c);
     if (!it && page_grab(c, ci))
@@ -672,7 +672,7 @@ struct item *slab_alloc(size_t ntotal, enum st_result *res)
         }
         /* Last resort: a young page too. With evictions on, a store fails only when
          * every candidate is in use, as in memcached; residency only damps ping-pong. */
-        pthread_mutex_lock(&c->lock);
+        class_lock(c);
         if (stg.cfg.evictions && page_steal(c, ci, true) && (it = free_pop(c)) != NULL) {
             c->used_chunks++;
             stg.pmeta[item_page(it)].used++;
@@ -713,7 +713,7 @@ void slab_free(struct item *it)
     /* The page cannot change class meanwhile: it holds this allocated chunk. */
     uint32_t pg = item_page(it);
     struct slab_class *c = &stg.classes[stg.pmeta[pg].cls];
-    pthread_mutex_lock(&c->lock);
+    class_lock(c);
     c->mem_requested -= item_total_size(it);
     do_slab_release(c, pg, it);
     pthread_mutex_unlock(&c->lock);
@@ -775,7 +775,7 @@ static void drain_abort(void)
 {
     uint32_t pg = (uint32_t)stg.drain_page;
     struct slab_class *c = &stg.classes[stg.pmeta[pg].cls];
-    pthread_mutex_lock(&c->lock);
+    class_lock(c);
     drain_cancel(c, pg);
     pthread_mutex_unlock(&c->lock);
     stg.drain_page = -1;
@@ -787,7 +787,7 @@ static bool drain_try(void)
     uint32_t pg = (uint32_t)stg.drain_page;
     unsigned si = stg.pmeta[pg].cls;
     struct slab_class *c = &stg.classes[si];
-    pthread_mutex_lock(&c->lock);
+    class_lock(c);
     if (!drain_page_now(c, pg)) {
         pthread_mutex_unlock(&c->lock);
         if (++stg.drain_tries >= DRAIN_MAX_TRIES)
@@ -801,7 +801,7 @@ static bool drain_try(void)
         pool_put(pg);
     } else {
         struct slab_class *d = &stg.classes[stg.drain_dst];
-        pthread_mutex_lock(&d->lock);
+        class_lock(d);
         page_give(d, stg.drain_dst, pg);
         pthread_mutex_unlock(&d->lock);
     }
@@ -825,7 +825,7 @@ bool storage_automove_step(void)
         uint64_t best = 0;
         for (unsigned i = 0; i < stg.nclasses; i++) {
             struct slab_class *c = &stg.classes[i];
-            pthread_mutex_lock(&c->lock);
+            class_lock(c);
             press[i] = c->pressure;
             c->pressure = 0;
             pthread_mutex_unlock(&c->lock);
@@ -851,7 +851,7 @@ bool storage_automove_step(void)
             if (i == dst || press[i] != 0)
                 continue;
             struct slab_class *c = &stg.classes[i];
-            pthread_mutex_lock(&c->lock);
+            class_lock(c);
             bool has_free = c->npages > 0 && c->free_count >= c->perslab;
             uint64_t fr = c->free_count, np = c->npages;
             pthread_mutex_unlock(&c->lock);
@@ -866,7 +866,7 @@ bool storage_automove_step(void)
             return false;
         }
         struct slab_class *c = &stg.classes[src];
-        pthread_mutex_lock(&c->lock);
+        class_lock(c);
         uint32_t pick = UINT32_MAX, least = UINT32_MAX;
         for (uint32_t i = 0; i < c->npages; i++) {
             uint32_t pg = c->pages[i];
@@ -955,14 +955,14 @@ enum slab_reassign_result storage_slabs_reassign(int src, int dst)
             goto out;
         }
         struct slab_class *d = &stg.classes[dst - 1];
-        pthread_mutex_lock(&d->lock);
+        class_lock(d);
         page_give(d, (unsigned)dst - 1, pg);
         pthread_mutex_unlock(&d->lock);
         stg.slabs_moved++;
         goto out;
     }
     struct slab_class *c = &stg.classes[src - 1];
-    pthread_mutex_lock(&c->lock);
+    class_lock(c);
     uint32_t pick = UINT32_MAX, least = UINT32_MAX;
     for (uint32_t i = 0; c->npages >= 2 && i < c->npages; i++) {
         uint32_t pg = c->pages[i];
@@ -1074,7 +1074,7 @@ bool storage_class_dump(unsigned id, bool (*fn)(void *arg, const struct item *it
     if (!stg.ready || id == 0 || id > stg.nclasses)
         return false;
     struct slab_class *c = &stg.classes[id - 1];
-    pthread_mutex_lock(&c->lock);
+    class_lock(c);
     bool more = true;
     for (uint32_t pi = 0; more && pi < c->npages; pi++) {
         char *base = page_base(c->pages[pi]);
@@ -1096,7 +1096,7 @@ unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats 
     for (unsigned i = 0; i < stg.nclasses; i++) {
         struct slab_class *c = &stg.classes[i];
         struct slab_class_stats s = {0};
-        pthread_mutex_lock(&c->lock);
+        class_lock(c);
         s.id = i + 1;
         s.chunk_size = c->size;
         s.chunks_per_page = c->perslab;
@@ -1128,7 +1128,7 @@ unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats 
 void slab_count_reclaim(const struct item *it)
 {
     struct slab_class *c = &stg.classes[stg.pmeta[item_page(it)].cls];
-    pthread_mutex_lock(&c->lock);
+    class_lock(c);
     c->reclaimed++;
     if (!(item_iflags(it) & ITEM_FETCHED))
         c->expired_unfetched++;
@@ -1139,10 +1139,10 @@ void slab_stats_reset(void)
 {
     for (unsigned i = 0; i < stg.nclasses; i++) {
         struct slab_class *c = &stg.classes[i];
-        pthread_mutex_lock(&c->lock);
+        class_lock(c);
         c->evicted = c->evicted_unfetched = c->evicted_active = 0;
         c->expired_unfetched = c->reclaimed = c->outofmemory = 0;
-        c->evicted_nonzero = 0;
+        c->evicted_nonzero = c->lock_waits = 0;
         c->evicted_time = 0;
         pthread_mutex_unlock(&c->lock);
     }
@@ -1169,7 +1169,7 @@ void slab_restore_page(unsigned ci, uint32_t pg,
         atomic_store_explicit(&it->refcount, 0, memory_order_relaxed);
         atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_relaxed);
     }
-    pthread_mutex_lock(&c->lock);
+    class_lock(c);
     stg.pmeta[pg] = (struct page_meta){.used = used, .cls = (uint8_t)ci, .since = clock_now()};
     if (c->npages == c->pages_cap) {
         c->pages_cap = c->pages_cap ? c->pages_cap * 2 : 8;

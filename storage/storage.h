@@ -216,6 +216,7 @@ struct storage_stats {
     uint64_t ref_saturated;                  /* hits answered as misses: refcount full */
     uint64_t global_page_pool;               /* pages not yet given to any class */
     uint64_t oldest_live;                    /* flush_all's rel_time mark (0: none) */
+    uint64_t shard_lock_waits, class_lock_waits; /* lock taken when asked for: contention */
 };
 void storage_stats(struct storage_stats *out);
 void storage_stats_reset(void);

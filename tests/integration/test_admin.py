@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from harness import MEMCACHED, Checker, Server  # noqa: E402
@@ -61,6 +62,10 @@ def records(srv):
                     "lru_crawler enable", "lru_crawler disable", "lru_crawler metadump all",
                     "lru_crawler crawl all", "lru_crawler disable", "lru_crawler enable"):
             out[cmd] = c.cmd(cmd).decode()
+            if cmd.endswith(("disable", "enable")):
+                # memcached starts/stops its crawler thread asynchronously: right after
+                # `disable` it may still answer "ERROR an unknown error happened"
+                time.sleep(1.0)
         c.send("stats sizes\r\n")
         out["stats sizes"] = c.read_until(b"END\r\n").decode()
     return out
@@ -90,10 +95,9 @@ def main():
             ck.check(all(LINE.match(l) for l in lines), "every metadump line has memcached's fields")
             byk = {LINE.match(l).group(1): LINE.match(l) for l in lines}
             if ck.check("baz" in byk, "baz dumped"):
-                import time
                 exp = int(byk["baz"].group(2))
-                ck.check(abs(exp - (time.time() + 100)) < 5, "exp= is an absolute unix time (%d)" % exp)
-                ck.check(abs(int(byk["baz"].group(3)) - time.time()) < 5, "la= is an absolute unix time")
+                ck.check(abs(exp - (time.time() + 100)) < 60, "exp= is an absolute unix time (%d)" % exp)
+                ck.check(abs(int(byk["baz"].group(3)) - time.time()) < 60, "la= is an absolute unix time")
         # memcached-tool: same shape against both servers
         for mode in ("display", "stats", "settings", "dump", "keys"):
             grc, gout = tool(cs, mode)
@@ -102,16 +106,19 @@ def main():
             gl, wl = gout.splitlines(), wout.splitlines()
             ck.check(len(gl) > 0 and gl[0].split() == wl[0].split() or mode in ("stats", "settings", "keys", "dump"),
                      "memcached-tool %s header: %r vs %r" % (mode, gl[:1], wl[:1]))
-            if mode in ("dump", "keys"):
-                ck.eq(len(gl), len(wl), "memcached-tool %s line count" % mode)
+            # cached must list every live key; memcached's crawler can miss an item that is
+            # moving between its LRU segments at that moment (seen once in ~10 runs), so its
+            # list need only be a subset of the same keys.
             if mode == "dump":
                 gk = sorted(l.split()[1] for l in gl if l.startswith("add "))
                 wk = sorted(l.split()[1] for l in wl if l.startswith("add "))
-                ck.eq(gk, wk, "memcached-tool dump: same keys")
+                ck.eq(gk, sorted(k for k, _, _ in KEYS), "memcached-tool dump: every key")
+                ck.check(set(wk) <= set(gk) and len(wk) >= len(gk) - 1, "memcached-tool dump: same keys")
             if mode == "keys":
                 gk = sorted(LINE.match(l).group(1) for l in gl if LINE.match(l))
                 wk = sorted(LINE.match(l).group(1) for l in wl if LINE.match(l))
-                ck.eq(gk, wk, "memcached-tool keys: same keys")
+                ck.eq(len(gk), len(KEYS), "memcached-tool keys: every key")
+                ck.check(set(wk) <= set(gk) and len(wk) >= len(gk) - 1, "memcached-tool keys: same keys")
             if mode == "stats":
                 ck.check(any("curr_items" in l for l in gl), "memcached-tool stats lists fields")
             if mode == "display":

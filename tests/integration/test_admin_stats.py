@@ -143,9 +143,12 @@ def check_memlimit(srv):
 def check_nread(srv):
     with srv.connect() as a, srv.connect() as b:
         a.send("set part 0 0 100\r\n0123456789")
-        time.sleep(0.3)
-        b.send("stats conns\r\n")
-        text = b.read_until().decode()
+        for _ in range(40):  # bounded: the server may be slow to read under load
+            time.sleep(0.25)
+            b.send("stats conns\r\n")
+            text = b.read_until().decode()
+            if "conn_nread" in text:
+                break
         ck.check("conn_nread" in text, "stats conns shows conn_nread mid-value")
         ck.check("listen_addr tcp:127.0.0.1:%d" % srv.port in text, "listen_addr")
 
@@ -191,6 +194,77 @@ def check_abs_expiry(srv):
         ck.eq(misses, 0, "exptime now+1 read at once (10 phases of the second)")
 
 
+def check_ports_file():
+    # -p -1 (a port the kernel picks) and MEMCACHED_PORT_FILENAME, as memcached's issue_67.t
+    import subprocess
+    path = "/tmp/cached-ports-%d" % os.getpid()
+    env = dict(os.environ, MEMCACHED_PORT_FILENAME=path)
+    args = [os.environ.get("CACHED", "build/cached"), "-p", "-1", "-l", "127.0.0.1"]
+    if os.geteuid() == 0:
+        args.append("--run-as-root")
+    p = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if os.path.exists(path):
+                break
+            time.sleep(0.05)
+        with open(path) as f:
+            lines = f.read().splitlines()
+        ck.eq(len(lines), 1, "ports file: one line")
+        port = int(lines[0].split(": ")[1]) if lines and lines[0].startswith("TCP INET: ") else 0
+        ck.check(port > 0, "ports file: TCP INET: <port> (%r)" % lines)
+        s = socket.create_connection(("127.0.0.1", port), 5)
+        s.sendall(b"version\r\n")
+        ck.check(s.recv(100).startswith(b"VERSION "), "-p -1: serves on the port it wrote")
+        s.close()
+    finally:
+        p.terminate()
+        p.wait(10)
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def check_port_zero():
+    # -p 0 without -s: memcached runs listening on nothing; so does cached (with a warning)
+    import subprocess
+    args = [os.environ.get("CACHED", "build/cached"), "-p", "0"]
+    if os.geteuid() == 0:
+        args.append("--run-as-root")
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    ck.check(p.poll() is None, "-p 0 without -s: still running")
+    p.terminate()
+    _, err = p.communicate(timeout=10)
+    ck.check(b"nothing to listen on" in err, "-p 0 without -s: says so")
+
+
+def check_binding():
+    # -B ascii: a binary request is read as text; -B binary: a text command closes. Same bytes
+    # in, same bytes out as memcached -B.
+    noop = bytes([0x80, 0x0a] + [0] * 22) + b"\r\n"
+    for mode, data in (("ascii", noop), ("binary", b"version\r\n")):
+        with Server(args=["-B", mode]) as cached, \
+                Server(MEMCACHED, args=["-B", mode], kind="memcached") as mc:
+            got = []
+            for srv in (cached, mc):
+                s = socket.create_connection(("127.0.0.1", srv.port), 5)
+                s.sendall(data)
+                s.settimeout(1.0)
+                out = b""
+                try:
+                    while True:
+                        d = s.recv(4096)
+                        if not d:
+                            out += b"<closed>"
+                            break
+                        out += d
+                except socket.timeout:
+                    pass
+                s.close()
+                got.append(out)
+            ck.eq(got[0], got[1], "-B %s: same reply as memcached" % mode)
+
+
 def main():
     with Server(args=["-m", "8"]) as cached, Server(MEMCACHED, kind="memcached") as mc:
         check_layout(cached, mc)
@@ -213,6 +287,9 @@ def main():
         ck.check(c.get("soon") is not None, "debugtime: there before")
         ck.eq(c.cmd("debugtime 4"), b"OK\r\n", "debugtime 4")
         ck.check(c.get("soon") is None, "debugtime: expired after 4 s moved")
+    check_ports_file()
+    check_port_zero()
+    check_binding()
     # -X: the dump commands are refused, as memcached -X refuses them.
     with Server(args=["-X"]) as cached, Server(MEMCACHED, args=["-X"], kind="memcached") as mc:
         for cmd in ("stats cachedump 1 0", "lru_crawler metadump all"):
