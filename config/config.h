@@ -134,6 +134,8 @@ struct cfg {
     const char *config_file; /* --config FILE, or NULL */
     uint64_t cmdline_set;    /* bit i: table row i was given on the command line (a reload
                                 from the file leaves it alone: command line > file) */
+    bool slab_automove_fast; /* -o slab_automove=2: a page-move step every tick, not every
+                                second (storage_set_automove level 2) */
 };
 
 /* Exit codes of a failed parse (sysexits.h). */

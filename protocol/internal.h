@@ -99,8 +99,10 @@ static inline void proto_out(struct proto_ctx *x, const char *s, size_t len)
  * rest as it arrives (pc->swallow). */
 void proto_skip_value(struct proto_ctx *x, size_t total);
 
-/* Starts reading the value of a storage command into it (taking the caller's reference);
- * pc->store must be filled. proto_process feeds it and calls the finisher once complete. */
+/* Reads the value of a storage command into it (taking the caller's reference); pc->store
+ * must be filled. When the buffer already holds it all, the command finishes at once
+ * (x->data_used set); otherwise proto_process feeds the rest as it arrives (pc->value) and
+ * calls the finisher once complete. */
 void proto_value_start(struct proto_ctx *x, struct item *it);
 
 /* ms's finisher (protocol/meta.c): it holds the value; trailer_ok: "\r\n" followed it. */

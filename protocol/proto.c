@@ -424,6 +424,8 @@ static enum cmd_result store_refused(struct proto_ctx *x, enum st_result res, en
     return CMD_DONE;
 }
 
+static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok);
+
 static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
 {
     struct request *q = x->q;
@@ -466,6 +468,23 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
     return CMD_DONE;
 }
 
+void proto_value_start(struct proto_ctx *x, struct item *it)
+{
+    size_t total = (size_t)it->nbytes + 2;
+    if (x->avail >= total) {
+        /* The common case, the whole value already read: no state to keep across reads. */
+        memcpy(item_value(it), x->data, it->nbytes);
+        bool trailer_ok = x->data[it->nbytes] == '\r' && x->data[it->nbytes + 1] == '\n';
+        x->data_used = total;
+        if (x->pc->store.kind == PROTO_STORE_META)
+            proto_meta_ms_finish(x, it, trailer_ok);
+        else
+            store_finish(x, it, trailer_ok);
+        return;
+    }
+    value_in_start(&x->pc->value, it, 2);
+}
+
 /* A classic storage command's value is in its item: store it and answer. */
 static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
 {
@@ -490,11 +509,6 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     case ST_NON_NUMERIC:
     case ST_REF_SATURATED: OUT(x, MSG_NOT_STORED); break; /* neither comes from a store */
     }
-}
-
-void proto_value_start(struct proto_ctx *x, struct item *it)
-{
-    value_in_start(&x->pc->value, it, 2);
 }
 
 /* The pending value is complete: hand it to its command's finisher. */

@@ -298,6 +298,8 @@ static int run(void)
         listen_teardown();
         return DAEMON_EXIT_OSERR;
     }
+    if (settings.slab_automove && settings.slab_automove_fast)
+        storage_set_automove(2);
     if (memory_file_set()) {
         bool restored = false;
         if (storage_persist_note(err, sizeof err, &restored) && restored)

@@ -2,6 +2,8 @@
  * clock: the cache's coarse notion of "now", in whole seconds since the process started
  * (rel_time_t), read lock-free by every thread. The server ticks it once a second from a
  * monotonic clock, so wall-clock jumps do not expire everything; tests set it directly.
+ * Shared by every layer (storage, protocol, server): it sits in storage/, the bottom layer any
+ * layer may include, and depends on nothing but libc.
  */
 #pragma once
 

@@ -2,6 +2,8 @@
  * mem: the one allocator boundary for everything outside the slab arena. A thin layer over
  * jemalloc that aborts on out-of-memory (a cache that cannot allocate its bookkeeping cannot
  * serve correctly) and can report what jemalloc holds, so `stats` can explain RSS.
+ * Shared by every layer (storage, protocol, server): it sits in storage/, the bottom layer any
+ * layer may include, and depends on nothing but jemalloc.
  */
 #pragma once
 

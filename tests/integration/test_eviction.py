@@ -130,6 +130,15 @@ def test_slabs_commands():
         ck.eq(c, m, "%s: same reply as memcached" % cmd.decode())
 
 
+def test_automove_flag():
+    """-o slab_automove=N is honoured: `stats settings` tells the level, as memcached's."""
+    for level in ("0", "1", "2"):
+        for binary, kind in ((MEMCACHED, "memcached"), (CACHED, "cached")):
+            with Server(binary, args=["-o", "slab_automove=" + level], kind=kind) as s:
+                ck.eq(s.stats("settings").get("slab_automove"), level,
+                      "%s -o slab_automove=%s" % (kind, level))
+
+
 def test_reassign_moves_a_page():
     with Server(args=["-m", "8", "-o", "slab_automove=0"]) as s, s.connect() as c:
         sets(c, [b"k:%d" % i for i in range(8000)], 1000)
@@ -190,6 +199,7 @@ test_scan()
 if not ASAN:
     test_size_shift()
 test_slabs_commands()
+test_automove_flag()
 test_reassign_moves_a_page()
 test_reclaimed()
 test_lru_knobs_refused()
