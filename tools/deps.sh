@@ -7,6 +7,8 @@ BUILD_PKGS="gcc make pkg-config libevent-dev libjemalloc-dev check libsystemd-de
 TEST_PKGS="python3 python3-pymemcache python3-django python3-pylibmc memcached libmemcached-tools
 nutcracker systemd valgrind cppcheck clang-tidy clang-14 libclang-rt-14-dev procps iproute2
 openssl sasl2-bin libsasl2-modules php-cli php-memcached libio-socket-ssl-perl
+php-memcache libcache-memcached-perl libcache-memcached-fast-perl
+libcache-memcached-libmemcached-perl libanyevent-memcached-perl python3-memcache
 debhelper lintian dpkg-dev fakeroot prometheus perl xz-utils"
 
 want="$BUILD_PKGS"
