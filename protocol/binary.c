@@ -145,23 +145,27 @@ static void bin_swallow(struct bin_ctx *x, uint64_t n)
     }
 }
 
+/* memcached's generic error text for a status. */
+static const char *bin_status_text(uint16_t status)
+{
+    switch (status) {
+    case BST_ENOMEM: return "Out of memory";
+    case BST_UNKNOWN: return "Unknown command";
+    case BST_ENOENT: return "Not found";
+    case BST_EINVAL: return "Invalid arguments";
+    case BST_EEXISTS: return "Data exists for key.";
+    case BST_E2BIG: return "Too large.";
+    case BST_DELTA_BADVAL: return "Non-numeric server-side value for incr or decr";
+    case BST_NOT_STORED: return "Not stored.";
+    default: return "Auth failure.";
+    }
+}
+
 /* memcached's write_bin_error: always sent, quiet or not; msg NULL picks the generic text. */
 static void bin_error(struct bin_ctx *x, uint16_t status, const char *msg, uint64_t swallow)
 {
-    if (msg == NULL) {
-        switch (status) {
-        case BST_ENOMEM: msg = "Out of memory"; break;
-        case BST_UNKNOWN: msg = "Unknown command"; break;
-        case BST_ENOENT: msg = "Not found"; break;
-        case BST_EINVAL: msg = "Invalid arguments"; break;
-        case BST_EEXISTS: msg = "Data exists for key."; break;
-        case BST_E2BIG: msg = "Too large."; break;
-        case BST_DELTA_BADVAL: msg = "Non-numeric server-side value for incr or decr"; break;
-        case BST_NOT_STORED: msg = "Not stored."; break;
-        default: msg = "Auth failure."; break;
-        }
-    }
-    bin_respond(x, status, msg, strlen(msg), 0);
+    const char *text = msg ? msg : bin_status_text(status);
+    bin_respond(x, status, text, strlen(text), 0);
     if (swallow > 0)
         bin_swallow(x, swallow);
 }

@@ -301,6 +301,7 @@ uint32_t obs_topk_order(const struct obs_topk *t, uint32_t *idx)
         idx[i] = i;
     pthread_mutex_lock(&lock);
     sort_topk = t;
+    // cppcheck-suppress uninitvar ; idx[0 .. t->used) is written by the loop above
     qsort(idx, t->used, sizeof(*idx), hot_cmp);
     pthread_mutex_unlock(&lock);
     return t->used;

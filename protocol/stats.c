@@ -624,23 +624,38 @@ void proto_cachedump(struct proto_ctx *x)
 
 /* ---- debugtime N|p|r (memcached-debug's test hook; --debug-hooks only) ---- */
 
+/* debugtime's argument: a count of seconds, unsigned or negative. */
+static bool debugtime_delta(const struct token *t, int64_t *delta)
+{
+    uint64_t n;
+    int32_t n32;
+    if (tok_strtoull(t, &n)) {
+        *delta = (int64_t)n;
+        return true;
+    }
+    if (tok_strtol(t, &n32)) {
+        *delta = n32;
+        return true;
+    }
+    return false;
+}
+
 enum cmd_result proto_cmd_debugtime(struct proto_ctx *x, int arg)
 {
     (void)arg;
     const struct token *t = &x->q->tok[1];
-    int32_t n32;
-    uint64_t n;
-    if (!proto_cfg.debug_hooks) {
-        reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
-    } else if (TOK_IS(t, "p") || TOK_IS(t, "r")) {
+    int64_t delta;
+    bool ok = proto_cfg.debug_hooks;
+    if (ok && (TOK_IS(t, "p") || TOK_IS(t, "r")))
         clock_debug_pause(TOK_IS(t, "p"));
+    else if (ok && debugtime_delta(t, &delta))
+        clock_debug_move(delta);
+    else
+        ok = false;
+    if (ok)
         reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
-    } else if (tok_strtoull(t, &n) || tok_strtol(t, &n32)) {
-        clock_debug_move(tok_strtoull(t, &n) ? (int64_t)n : (int64_t)n32);
-        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
-    } else {
+    else
         reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
-    }
     return CMD_DONE;
 }
 

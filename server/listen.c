@@ -362,7 +362,7 @@ static void write_ports_file(void)
         return;
     }
     for (size_t i = 0; i < nlisteners; i++) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t sl = sizeof ss;
         if (listeners[i].is_unix || getsockname(listeners[i].fd, (struct sockaddr *)&ss, &sl) < 0)
             continue;

@@ -47,7 +47,7 @@
 
 #include "storage/persist.h"
 
-#define PERSIST_FORMAT 1
+#define PERSIST_FORMAT 1u
 #define FILE_HEADER_BYTES 4096
 #define META_MAX_BYTES (64u << 20)
 
