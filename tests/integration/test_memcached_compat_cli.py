@@ -51,6 +51,8 @@ def alive(pid):
 
 def stop_pid(pid):
     """SIGTERM to a daemon we started (by its pidfile's pid); waits until it is gone."""
+    if pid <= 0:  # kill(0) or kill(-1) would signal our own process group or everything
+        return False
     if not alive(pid):
         return True
     os.kill(pid, signal.SIGTERM)
