@@ -32,6 +32,7 @@ void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks
 {
     obs_setup(); /* the latency clock: TSC or CLOCK_MONOTONIC */
     proto_cfg = cfg ? *cfg : proto_cfg_default;
+    proto_detail_enable(proto_cfg.detail_on);
     if (hooks) {
         hooks_copy = *hooks;
         proto_hooks_active = &hooks_copy;
