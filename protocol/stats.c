@@ -232,7 +232,7 @@ static void setting_line(void *arg, const char *name, const char *value)
     static const char *const said[] = {
         "idle_timeout", "slab_automove", "binding_protocol", "slab_chunk_max", "ssl_chain_cert", "ssl_key",
         "ssl_verify_mode", "ssl_keyformat", "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size",
-        "ssl_session_cache", "ssl_min_version", "memory_file"};
+        "ssl_session_cache", "ssl_min_version", "memory_file", "watcher_logbuf_size"};
     for (size_t i = 0; i < sizeof(said) / sizeof(*said); i++)
         if (strcmp(name, said[i]) == 0)
             return;
