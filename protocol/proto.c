@@ -823,6 +823,14 @@ static const struct proto_cmd proto_cmds[] = {
 
 static const struct proto_cmd *cmd_lookup(const struct token *t)
 {
+    /* get and set (the table's first two entries) without the scan and its memcmp calls:
+     * ~40 instructions of a depth-1 get (callgrind) */
+    if (t->len == 3 && t->p[1] == 'e' && t->p[2] == 't') {
+        if (t->p[0] == 'g')
+            return &proto_cmds[0];
+        if (t->p[0] == 's')
+            return &proto_cmds[1];
+    }
     for (size_t i = 0; i < sizeof(proto_cmds) / sizeof(proto_cmds[0]); i++) {
         const struct proto_cmd *c = &proto_cmds[i];
         if (c->len == t->len && c->name[0] == t->p[0] && memcmp(c->name, t->p, t->len) == 0)
