@@ -32,6 +32,7 @@ void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks
 {
     obs_setup(); /* the latency clock: TSC or CLOCK_MONOTONIC */
     proto_cfg = cfg ? *cfg : proto_cfg_default;
+    proto_detail_enable(proto_cfg.detail_on);
     if (hooks) {
         hooks_copy = *hooks;
         proto_hooks_active = &hooks_copy;
@@ -564,6 +565,7 @@ void proto_conn_release(struct proto_conn *pc)
     value_in_abort(&pc->value);
     pc->mget.active = false;
     pc->swallow = 0;
+    proto_dump_release(pc);
     psasl_conn_release(pc);
 }
 
@@ -1029,6 +1031,14 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
 #else
             value_finish(&x);
 #endif
+            continue;
+        }
+        if (pc->dump != NULL) { /* a metadump streams before the commands after it run */
+            if (!proto_dump_continue(&x, max_output)) {
+                action = PROTO_YIELD;
+                break;
+            }
+            nreq++;
             continue;
         }
         if (pos >= len)

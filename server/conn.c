@@ -465,7 +465,8 @@ static void conn_run(struct conn *c)
     for (;;) {
         enum proto_action act = PROTO_CONTINUE;
         size_t have = c->rend - c->rstart;
-        if (fresh && (have > 0 || proto_value_ready(&c->pc)) && have >= c->need &&
+        if (fresh && (have > 0 || proto_value_ready(&c->pc) || proto_dumping(&c->pc)) &&
+            have >= c->need &&
             !c->closing && c->reply.pending <= max_output)
             act = conn_parse(c, max_output);
         fresh = false;
@@ -496,9 +497,10 @@ static void conn_run(struct conn *c)
             conn_want(c, EV_WRITE); /* backpressure: read nothing until drained */
             return;
         }
-        if (act == PROTO_YIELD) {
-            /* Budget spent (or output bound hit and already drained): run again after every
-             * connection that is ready now. */
+        if (act == PROTO_YIELD || proto_dumping(&c->pc)) {
+            /* Budget spent (or output bound hit and already drained), or a metadump has
+             * room for its next batch: run again after every connection that is ready now.
+             * No input is read meanwhile. */
             conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);
             set_state(c, CONN_PARSE);
             event_active(c->ev, EV_READ, 0);
@@ -566,7 +568,7 @@ void conn_drain(struct conn *c)
 bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout)
 {
     rel_time_t last = atomic_load_explicit(&c->last_active, memory_order_relaxed);
-    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply))
+    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply) || proto_dumping(&c->pc))
         return false;
     if (now <= last || (uint64_t)(now - last) <= idle_timeout)
         return false;
