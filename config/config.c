@@ -76,7 +76,6 @@ enum { OPT_CONFIG = 1000, OPT_SETTING = 256 };
 static const char *const ignored_ext[] = {
     "modern",             /* memcached's default bundle: what cached always does */
     "maxconns_fast",      /* cached always answers an error over -c and closes */
-    "slab_reassign",      /* cached can always move pages */
     "lru_maintainer",     /* LRU tuning: cached evicts by CLOCK */
     "no_lru_maintainer",
     "hash_algorithm",     /* internal: cached hashes with xxh64 */
@@ -86,8 +85,6 @@ static const char *const ignored_ext[] = {
     "lru_crawler_tocrawl",
     "watcher_logbuf_size",
     "worker_logbuf_size",
-    "slab_automove_ratio", /* automove tuning: cached moves pages by eviction pressure */
-    "slab_automove_window",
     "slab_automove_freeratio",
     "no_chunked_items",   /* cached never chunks an item */
     "inline_ascii_resp",  /* dead in memcached 1.6 too */
@@ -197,6 +194,8 @@ void cfg_init(struct cfg *c)
 {
     memset(c, 0, sizeof *c);
     CFG_SETTINGS(CFG_DEFAULT)
+    c->slab_automove_window = 30; /* memcached's defaults */
+    c->slab_automove_ratio = 0.8;
     derive(c);
 }
 
@@ -829,6 +828,12 @@ static int cross_check(const struct cfg *c, const struct src *src, const char *p
                  "you cannot allow the ASCII protocol while using SASL (-S with -B %s)",
                  c->protocol);
         pair[0] = sasl, pair[1] = proto;
+    } else if (c->sasl && c->udp_port != 0) {
+        /* memcached: SASL is binary-protocol only, and UDP cannot carry its handshake */
+        snprintf(what, sizeof what,
+                 "cannot enable UDP while using binary SASL authentication (-S with -U %llu)",
+                 (unsigned long long)c->udp_port);
+        pair[0] = sasl, pair[1] = sasl;
     } else {
         return 0;
     }
@@ -1027,7 +1032,7 @@ static void report_getopt_error(int ch, char **argv, FILE *err)
 
 /* -U: memcached's UDP port. cached serves no UDP: any port is accepted with a warning (and
  * -U 0, UDP off, silently), so memcached's command lines work unchanged. */
-static int udp_port(const char *val, FILE *err)
+static int udp_port(struct cfg *c, const char *val, FILE *err)
 {
     uint64_t v;
     const char *p = val[0] == '-' && val[1] == '1' && val[2] == '\0' ? "1" : val;
@@ -1035,6 +1040,7 @@ static int udp_port(const char *val, FILE *err)
         err_line(err, "-U/--udp-port: '%s' is not a port", val);
         return CFG_EXIT_USAGE;
     }
+    c->udp_port = v;
     if (p == val && v == 0)
         return 0;
     fprintf(err, "cached: warning: -U %s: UDP is not served (TCP and unix sockets only)\n", val);
@@ -1048,6 +1054,46 @@ static bool in_list(const char *const *list, size_t n, const char *s)
         if (strcmp(list[i], s) == 0)
             return true;
     return false;
+}
+
+/* memcached's page-mover knobs: slab_reassign, slab_automove_window=N, slab_automove_ratio=R
+ * (its checks and messages). no_slab_reassign and no_modern also go on to mapped_ext. -1: not
+ * one of them. */
+static int slab_ext(struct cfg *c, const char *u, const char *val, FILE *err)
+{
+    if (strcmp(u, "slab_reassign") == 0 && val == NULL) {
+        c->no_slab_reassign = false;
+        return 0;
+    }
+    if ((strcmp(u, "no_slab_reassign") == 0 || strcmp(u, "no_modern") == 0) && val == NULL) {
+        c->no_slab_reassign = true;
+        return -1;
+    }
+    bool window = strcmp(u, "slab_automove_window") == 0;
+    if (!window && strcmp(u, "slab_automove_ratio") != 0)
+        return -1;
+    if (val == NULL || *val == '\0') {
+        err_line(err, "-o %s: missing %s argument", u, u);
+        return CFG_EXIT_USAGE;
+    }
+    char *end;
+    errno = 0;
+    if (window) {
+        unsigned long long w = strtoull(val, &end, 10);
+        if (*end != '\0' || errno != 0 || w < 3 || w > 3600) {
+            err_line(err, "-o slab_automove_window must be > 2 (and at most 3600): '%s'", val);
+            return CFG_EXIT_USAGE;
+        }
+        c->slab_automove_window = w;
+    } else {
+        double r = strtod(val, &end);
+        if (*end != '\0' || errno != 0 || !(r > 0 && r <= 1)) {
+            err_line(err, "-o slab_automove_ratio must be > 0 and <= 1: '%s'", val);
+            return CFG_EXIT_USAGE;
+        }
+        c->slab_automove_ratio = r;
+    }
+    return 0;
 }
 
 /* One -o element: "key=value", "key" (switch on) or "no_key" (switch off). */
@@ -1071,6 +1117,9 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
     underscored(kv, u);
     if (in_list(ignored_ext, sizeof ignored_ext / sizeof *ignored_ext, u))
         return 0; /* a memcached tuning knob without meaning here */
+    int rc = slab_ext(c, u, val, err);
+    if (rc >= 0)
+        return rc;
     for (size_t k = 0; k < sizeof refused_ext / sizeof *refused_ext; k++) {
         if (strcmp(u, refused_ext[k].key) == 0) {
             /* A value that asks for nothing (a limit of 0) is what cached does anyway. */
@@ -1235,7 +1284,7 @@ static int file_flags(struct cfg *c, struct src *src, char *s, const char *path,
         } else if (ch == 'o' && optarg != NULL) {
             rc = extended(c, src, optarg, m);
         } else if (ch == 'U' && optarg != NULL) {
-            rc = udp_port(optarg, m);
+            rc = udp_port(c, optarg, m);
         } else if (ch >= OPT_SETTING && ch < OPT_SETTING + (int)NDESC) {
             i = ch - OPT_SETTING;
         } else {
@@ -1316,7 +1365,7 @@ int cfg_parse(struct cfg *c, int argc, char **argv, FILE *out, FILE *err, bool *
         else if (ch == 'o' && optarg != NULL)
             rc = extended(c, &src, optarg, err);
         else if (ch == 'U' && optarg != NULL)
-            rc = udp_port(optarg, err);
+            rc = udp_port(c, optarg, err);
         else if (ch != OPT_CONFIG)
             i = short_index(ch);
         if (i >= 0)
