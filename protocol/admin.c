@@ -6,15 +6,16 @@
  * not switched by them (-o lru_crawler / no_lru_crawler / no_modern set both at start):
  *   lru_crawler crawl all|<ids>          frees the expired and flushed items of those classes,
  *                                      in steps from the maintenance tick (storage/crawl.c);
- *                                      stats lru_crawler_running is 1 until it is done, and
- *                                      another crawl meanwhile answers BUSY, as memcached's
+ *                                      stats lru_crawler_running is 1 until it is done
  *   lru_crawler metadump all|hash|<ids>  dumps every live item (a hash-table walk; "all" and a
- *                                      class list walk the same table, filtered by class);
- *                                      refused after pipelined commands, as memcached's
+ *                                      class list walk the same table, filtered by class),
+ *                                      streamed: see "metadump" below; refused after
+ *                                      pipelined commands, as memcached's
  *   lru_crawler tocrawl N               items a crawl checks per class at most (0: all)
  *   lru_crawler sleep N                 validated as memcached does and shown in stats
  *                                      settings; the pass paces itself by its per-tick budget
- * crawl and metadump refuse while the crawler is disabled, as memcached's do.
+ * memcached has one crawler: a crawl or a metadump while another runs answers BUSY; both
+ * refuse while the crawler is disabled.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,19 +23,21 @@
 
 #include "config/config.h"
 #include "protocol/internal.h"
+#include "storage/mem.h"
 
 #define MSG_CRAWLER_DISABLED "CLIENT_ERROR lru crawler disabled\r\n"
 #define MSG_BADCLASS "BADCLASS invalid class id\r\n"
 #define MSG_CRAWLER_START_FAIL "ERROR failed to start lru crawler thread\r\n"
 #define MSG_SLEEP_TOO_LONG "CLIENT_ERROR sleep must be one second or less\r\n"
-#define MSG_CRAWLER_ERROR "ERROR an unknown error happened\r\n"
 #define MSG_CRAWLER_BUSY "BUSY currently processing crawler request\r\n"
+#define MSG_CRAWLER_ERROR "ERROR an unknown error happened\r\n"
 #define MSG_METADUMP_PIPELINED "ERROR cannot pipeline other commands before metadump\r\n"
 /* memcached's valid class ids are 1..63 (MAX_NUMBER_OF_SLAB_CLASSES 64); cached may have more
  * classes (8-byte steps for small items), so its own ids are valid too. */
 #define MEMCACHED_MAX_CLASS_ID 63
 
-static _Atomic uint32_t crawler_sleep = 100, crawler_tocrawl = 0;
+static _Atomic uint32_t crawler_sleep = 100;
+static _Atomic int64_t crawler_tocrawl = -1; /* -1: -o lru_crawler_tocrawl's (settings) */
 
 uint32_t proto_crawler_sleep(void)
 {
@@ -43,14 +46,15 @@ uint32_t proto_crawler_sleep(void)
 
 uint32_t proto_crawler_tocrawl(void)
 {
-    return atomic_load(&crawler_tocrawl);
+    int64_t v = atomic_load(&crawler_tocrawl);
+    return v < 0 ? (uint32_t)settings.lru_crawler_tocrawl : (uint32_t)v;
 }
 
 /* The crawler (crawl and metadump served): on at start when the expiry sweeper is (-o
  * lru_crawler / no_lru_crawler / no_modern set both, as memcached's start its crawler thread
  * and LRU maintainer); `lru_crawler enable|disable` switch the crawler only, as memcached's
  * stop its crawler thread while its maintainer keeps reclaiming expired items. */
-static _Atomic int crawler_state = -1; /* -1: not yet set, follows settings */
+static _Atomic int crawler_state = -1; /* -1: not switched yet, follows settings */
 
 bool proto_crawler_enabled(void)
 {
@@ -58,13 +62,9 @@ bool proto_crawler_enabled(void)
     return v < 0 ? __atomic_load_n(&settings.sweeper, __ATOMIC_RELAXED) : v != 0;
 }
 
-static bool crawler_on(void)
-{
-    return proto_crawler_enabled();
-}
-
-/* "all", "hash" or a comma-separated list of class ids -> classes[] (NULL: all). */
-static bool parse_classes(const struct token *t, bool *classes, bool **out)
+/* "all", "hash" or a comma-separated list of class ids -> a bitmap of class ids (*out NULL:
+ * all). */
+static bool parse_classes(const struct token *t, uint64_t *classes, uint64_t **out)
 {
     *out = NULL;
     if (TOK_IS(t, "all") || TOK_IS(t, "hash"))
@@ -74,7 +74,7 @@ static bool parse_classes(const struct token *t, bool *classes, bool **out)
         max = MEMCACHED_MAX_CLASS_ID;
     if (max >= STORAGE_MAX_CLASS_ID)
         max = STORAGE_MAX_CLASS_ID - 1;
-    memset(classes, 0, STORAGE_MAX_CLASS_ID * sizeof(*classes));
+    memset(classes, 0, STORAGE_MAX_CLASS_ID / 64 * sizeof(*classes));
     const char *p = t->p, *end = t->p + t->len;
     while (p <= end) {
         const char *c = memchr(p, ',', (size_t)(end - p));
@@ -84,7 +84,7 @@ static bool parse_classes(const struct token *t, bool *classes, bool **out)
             uint32_t id;
             if (!tok_strtoul(&n, &id) || id < 1 || id > max)
                 return false;
-            classes[id] = true;
+            classes[id / 64] |= (uint64_t)1 << (id % 64);
         }
         p = e + 1;
     }
@@ -124,14 +124,71 @@ static void dump_one(void *arg, const struct storage_item_info *ii)
     reply_commit(r, (size_t)(p - s));
 }
 
+/*
+ * metadump: memcached's crawler writes the dump to the socket as it walks; a dump built whole
+ * in the reply would take ~100 bytes per item (100 MB for a million keys). So the dump is a
+ * cursor (struct storage_walk) on the connection: proto_process continues it before any
+ * further command, a shard lock at a time for DUMP_STEP_ITEMS items, and stops once the reply
+ * holds max_output bytes or DUMP_CALL_BYTES more than when it was called; the server writes
+ * the reply (no lock held) and calls again. A dump's memory is thus its reply, at most
+ * max_output plus one step, whatever the item count. memcached serves one dump at a time (its
+ * one crawler): a second one meanwhile, from any connection, answers BUSY.
+ */
+#define DUMP_STEP_ITEMS 256     /* items per shard-lock hold (whole buckets: a few more) */
+#define DUMP_CALL_BYTES 65536   /* dump text per proto_process call, for fairness */
+
+struct proto_dump {
+    struct storage_walk walk;
+};
+
+static _Atomic bool dump_running;
+
+static void dump_stop(struct proto_conn *pc)
+{
+    mem_free(pc->dump);
+    pc->dump = NULL;
+    atomic_store(&dump_running, false);
+}
+
+void proto_dump_release(struct proto_conn *pc)
+{
+    if (pc->dump != NULL)
+        dump_stop(pc);
+}
+
+bool proto_dump_continue(struct proto_ctx *x, size_t max_output)
+{
+    struct reply *r = x->r;
+    size_t start = r->pending;
+    while (r->pending <= max_output && r->pending - start < DUMP_CALL_BYTES) {
+        if (storage_walk_step(&x->pc->dump->walk, DUMP_STEP_ITEMS, dump_one, r)) {
+            reply_add(r, MSG_END, MSG_LEN(MSG_END));
+            dump_stop(x->pc);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void dump_start(struct proto_ctx *x, const uint64_t *classes)
+{
+    if (storage_crawl_running() || atomic_exchange(&dump_running, true)) {
+        reply_add(x->r, MSG_CRAWLER_BUSY, MSG_LEN(MSG_CRAWLER_BUSY));
+        return;
+    }
+    x->pc->dump = mem_alloc(sizeof *x->pc->dump);
+    storage_walk_begin(&x->pc->dump->walk, classes);
+    /* the first batch goes out with this call: proto_process continues the dump next */
+}
+
 enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
 {
     (void)arg;
     const struct request *q = x->q;
     const struct token *sub = &q->tok[1];
-    bool classes_buf[STORAGE_MAX_CLASS_ID], *classes;
+    uint64_t classes_buf[STORAGE_MAX_CLASS_ID / 64], *classes;
     if (q->ntok == 3 && (TOK_IS(sub, "crawl") || TOK_IS(sub, "metadump"))) {
-        if (!crawler_on()) {
+        if (!proto_crawler_enabled()) {
             reply_add(x->r, MSG_CRAWLER_DISABLED, MSG_LEN(MSG_CRAWLER_DISABLED));
             return CMD_DONE;
         }
@@ -143,7 +200,8 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
             /* memcached crawls only class lists, never the hash table */
             if (classes == NULL && TOK_IS(&q->tok[2], "hash"))
                 reply_add(x->r, MSG_CRAWLER_ERROR, MSG_LEN(MSG_CRAWLER_ERROR));
-            else if (storage_crawl_start(classes, atomic_load(&crawler_tocrawl)))
+            else if (!atomic_load(&dump_running) &&
+                     storage_crawl_start(classes, proto_crawler_tocrawl()))
                 reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
             else
                 reply_add(x->r, MSG_CRAWLER_BUSY, MSG_LEN(MSG_CRAWLER_BUSY));
@@ -159,8 +217,7 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
             reply_add(x->r, MSG_METADUMP_PIPELINED, MSG_LEN(MSG_METADUMP_PIPELINED));
             return CMD_DONE;
         }
-        storage_walk(classes, dump_one, x->r);
-        reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
+        dump_start(x, classes);
         return CMD_DONE;
     }
     if (q->ntok == 3 && (TOK_IS(sub, "sleep") || TOK_IS(sub, "tocrawl"))) {
@@ -183,7 +240,7 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
     }
     if (q->ntok == 2 && TOK_IS(sub, "enable")) {
         /* memcached: the thread is already running -> it cannot be started */
-        if (crawler_on()) {
+        if (proto_crawler_enabled()) {
             reply_add(x->r, MSG_CRAWLER_START_FAIL, MSG_LEN(MSG_CRAWLER_START_FAIL));
             return CMD_DONE;
         }

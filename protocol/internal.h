@@ -169,6 +169,11 @@ uint32_t proto_crawler_sleep(void);
 uint32_t proto_crawler_tocrawl(void);
 /* The LRU crawler is enabled (`lru_crawler enable|disable`, stats settings lru_crawler). */
 bool proto_crawler_enabled(void);
+/* A metadump in progress (x->pc->dump): adds its next lines; true once END is added and the
+ * dump released, false when the reply is full for now (protocol/admin.c). */
+bool proto_dump_continue(struct proto_ctx *x, size_t max_output);
+/* Drops a dump in progress (the connection closes). */
+void proto_dump_release(struct proto_conn *pc);
 
 /* `watch` (protocol/watch.c). The WATCH_* macros cost one relaxed load while nobody watches. */
 enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg);

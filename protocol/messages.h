@@ -40,6 +40,7 @@
 #define MSG_FLUSH_DISABLED "CLIENT_ERROR flush_all not allowed\r\n"
 #define MSG_SHUTDOWN_DISABLED "ERROR: shutdown not enabled\r\n"
 #define MSG_SHUTDOWN_MODE "CLIENT_ERROR invalid shutdown mode\r\n"
+#define MSG_WATCH_NOT_ALLOWED "CLIENT_ERROR watch commands not allowed\r\n"
 #define MSG_METADUMP_NOT_ALLOWED "ERROR metadump not allowed\r\n"
 #define MSG_CACHEDUMP_NOT_ALLOWED "CLIENT_ERROR stats cachedump not allowed\r\n"
 #define MSG_BAD_COMMAND_LINE "CLIENT_ERROR bad command line\r\n"

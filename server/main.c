@@ -291,6 +291,7 @@ static int run(void)
         .use_cas = !settings.disable_cas,
         .shards = shard_count(),
         .automove = settings.slab_automove && !settings.no_slab_reassign,
+        .hash_power_init = (unsigned)settings.hashpower,
         .memory_file = memory_file_set() ? settings.memory_file : NULL,
     };
     char err[256] = "";
@@ -325,6 +326,8 @@ static int run(void)
                                                  : PROTO_BIND_AUTO,
         .prefix_delimiter = settings.prefix_delimiter[0],
         .dump_disabled = settings.disable_dumping,
+        .watch_disabled = settings.disable_watch,
+        .detail_on = settings.detail_on,
         .debug_hooks = settings.debug_hooks,
     };
     proto_setup(&pcfg, &server_hooks);

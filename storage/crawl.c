@@ -22,7 +22,7 @@ static struct {
     _Atomic bool running;
 } cr;
 
-bool storage_crawl_start(const bool *classes, uint32_t tocrawl)
+bool storage_crawl_start(const uint64_t *class_mask, uint32_t tocrawl)
 {
     if (!stg.ready)
         return false;
@@ -30,7 +30,8 @@ bool storage_crawl_start(const bool *classes, uint32_t tocrawl)
     bool ok = !atomic_load(&cr.running);
     if (ok) {
         for (unsigned i = 0; i < stg.nclasses; i++)
-            cr.want[i] = classes == NULL || (i + 1 < STORAGE_MAX_CLASS_ID && classes[i + 1]);
+            cr.want[i] = class_mask == NULL || (i + 1 < STORAGE_MAX_CLASS_ID &&
+                                                ((class_mask[(i + 1) / 64] >> ((i + 1) % 64)) & 1));
         cr.cls = 0;
         cr.page = cr.chunk = 0;
         cr.checked = 0;

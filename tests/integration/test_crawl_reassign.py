@@ -141,10 +141,11 @@ def main():
     got, want = settings_run(CACHED), settings_run(MEMCACHED)
     for k in want:
         ck.eq(got[k], want[k], "settings: %s" % k)
+    # memcached refuses -S with a UDP port; cached refuses any UDP port (it serves none)
     rc, err = refused(CACHED, ["-S", "-U", "11399"])
     mrc, _ = refused(MEMCACHED, ["-S", "-U", "11399"])
     ck.eq(rc, mrc, "-S with -U: exit code as memcached's (64)")
-    ck.check("UDP" in err and "SASL" in err, "-S with -U: says why (%r)" % err)
+    ck.check("UDP" in err, "-S with -U: says why (%r)" % err)
     for bad in ("slab_automove_window=2", "slab_automove_ratio=0", "slab_automove_ratio=1.5"):
         rc, err = refused(CACHED, ["-o", bad])
         mrc, _ = refused(MEMCACHED, ["-o", bad])
