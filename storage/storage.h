@@ -51,6 +51,7 @@ struct storage_config {
     bool use_cas;          /* false: items carry no CAS (-C) */
     uint32_t shards;       /* power of two */
     bool automove;         /* move pages between classes */
+    unsigned hash_power_init; /* initial buckets over all shards, log2 (0: 16) */
     const char *memory_file; /* -e: the arena lives in this file (warm restart), or NULL */
 };
 
