@@ -195,6 +195,33 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     conn_want(c, EV_READ);
 }
 
+void conn_adopt(struct worker *w, struct conn *c)
+{
+    /* The event is disarmed (conn_handshake) and still names the handshaker's base: point it
+     * at ours without event_del, which would look into the other thread's base. */
+    event_assign(c->ev, w->base, -1, 0, conn_event, c);
+    c->ev_flags = 0;
+    c->w = w;
+    c->pc.stats = &w->stats;
+    worker_conn_add(w, c);
+    log_debug("worker %u: TLS connection fd %d from %s established", w->id, c->fd, c->addr);
+    if (w->stopping)
+        conn_drain(c);
+    else
+        conn_run(c); /* a request may already wait, decrypted, inside OpenSSL */
+}
+
+void conn_discard(struct conn *c)
+{
+    tls_conn_free(c->tls, false);
+    c->tls = NULL;
+    close(c->fd);
+    reply_deinit(&c->reply);
+    proto_conn_release(&c->pc);
+    server_counter_sub(&server_counters.curr_connections, 1);
+    conn_free(c);
+}
+
 void conn_free(struct conn *c)
 {
     event_free(c->ev);
@@ -474,6 +501,10 @@ static bool conn_handshake(struct conn *c)
     case TLS_DONE:
         c->handshaking = false;
         conn_want(c, 0); /* re-armed below at the established connections' priority */
+        if (c->w->handshaker) {
+            worker_handoff(c); /* c belongs to its worker from here on: never touch it */
+            return false;
+        }
         return true;
     case TLS_WANT_READ:
         conn_want(c, EV_READ);
