@@ -49,6 +49,7 @@ struct slab_class {
      * evicted unread, direct-mapped by hash, ghost_mask + 1 slots (0 when none). */
     uint64_t *win;
     uint32_t win_size, win_head, win_len, win_cap;
+    uint32_t win_evicts;          /* evictions through the window (the hand steps every 8th) */
     uint16_t *ghost;
     uint32_t ghost_mask;
 } __attribute__((aligned(64)));
