@@ -231,9 +231,9 @@ struct proto_config {
         PROTO_BIND_BINARY,     /* -B binary */
     } binding;
     char prefix_delimiter;     /* -D: ends a key's prefix for `stats detail` (0: ':') */
-    bool dump_disabled;        /* -X: stats cachedump (and lru_crawler metadump) refused */
-    bool watch_disabled;       /* -W: `watch` refused */
     bool detail_on;            /* -D given: `stats detail` collection starts on */
+    bool dump_disabled;        /* -X: stats cachedump (and lru_crawler metadump) refused */
+    bool watch_disabled;       /* -W: `watch` answers CLIENT_ERROR */
     bool debug_hooks;          /* --debug-hooks: memcached-debug's `debugtime` is served */
 };
 

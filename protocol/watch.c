@@ -41,7 +41,7 @@ enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg)
     (void)arg;
     struct request *q = x->q;
     if (proto_cfg.watch_disabled) { /* -W */
-        OUT(x, MSG_WATCH_NOT_ALLOWED);
+        OUT(x, MSG_WATCH_DISABLED);
         return CMD_DONE;
     }
     unsigned mask = 0;

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -45,6 +46,25 @@
 #define CONN_READ_ROUNDS 4     /* full-buffer reads per callback before re-queueing */
 
 static void conn_run(struct conn *c);
+
+/* read(2), send(2) and sendmsg(2) on a connection, as plain system calls: libc's wrappers are
+ * thread cancellation points (an enable/disable of asynchronous cancellation around the call,
+ * ~45 user-space instructions per call under callgrind, two calls per request at depth 1), and
+ * cached never cancels a thread. */
+static inline ssize_t sys_read(int fd, void *buf, size_t len)
+{
+    return syscall(SYS_read, fd, buf, len);
+}
+
+static inline ssize_t sys_send(int fd, const void *buf, size_t len, int flags)
+{
+    return syscall(SYS_sendto, fd, buf, len, flags, NULL, 0);
+}
+
+static inline ssize_t sys_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    return syscall(SYS_sendmsg, fd, msg, flags);
+}
 
 static void conn_event(evutil_socket_t fd, short what, void *arg)
 {
@@ -200,7 +220,7 @@ void conn_close(struct conn *c)
 /* The one place bytes come in from the socket. */
 static ssize_t conn_recv(struct conn *c, void *buf, size_t len)
 {
-    return c->tls ? tls_read(c->tls, buf, len, c->addr) : read(c->fd, buf, len);
+    return c->tls ? tls_read(c->tls, buf, len, c->addr) : sys_read(c->fd, buf, len);
 }
 
 /* Moves the unparsed bytes to the front of the buffer when the free space at its end is
@@ -374,10 +394,10 @@ static int conn_flush(struct conn *c)
         if (n == 1) {
             /* The usual reply (text and small values share a block): send() spares the
              * kernel copying a msghdr and importing an iovec array. */
-            w = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+            w = sys_send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
         } else {
             struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n};
-            w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+            w = sys_sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         }
         if (w < 0) {
             if (errno == EINTR)

@@ -321,9 +321,9 @@ static int run(void)
                    : settings.protocol[1] == 's' ? PROTO_BIND_ASCII
                                                  : PROTO_BIND_AUTO,
         .prefix_delimiter = settings.prefix_delimiter[0],
+        .detail_on = settings.detail_on,
         .dump_disabled = settings.disable_dumping,
         .watch_disabled = settings.disable_watch,
-        .detail_on = settings.detail_on,
         .debug_hooks = settings.debug_hooks,
     };
     proto_setup(&pcfg, &server_hooks);

@@ -805,19 +805,30 @@ int storage_save(char *errbuf, size_t errlen, uint64_t *items_out)
     }
     uint8_t *page_cls = buf + sizeof m;
     unsigned char *sums = buf + sizeof m + cls_bytes;
+    /* Each page read with pread (through the kernel's mapping), not through ours: pages no
+     * request used since a restore are not mapped into the process, and mapping them costs
+     * more than the copy (restore_pages). */
+    char *page = mem_alloc(stg.page_size);
+    int rc = -1;
+    int fd = -1;
     for (uint32_t pg = 0; pg < pa; pg++) {
         page_cls[pg] = stg.pmeta[pg].cls;
-        uint64_t s = storage_hash(stg.arena + (size_t)pg * stg.page_size, stg.page_size);
+        if (io_all(false, page, stg.page_size,
+                   (off_t)FILE_HEADER_BYTES + (off_t)pg * stg.page_size) < 0) {
+            snprintf(errbuf, errlen, "cannot read %s: %s", pst.path, strerror(errno));
+            mem_free(page);
+            goto out;
+        }
+        uint64_t s = storage_hash(page, stg.page_size);
         memcpy(sums + (size_t)pg * 8, &s, 8);
     }
+    mem_free(page);
     memcpy(buf, &m, sizeof m);
     uint64_t sum = storage_hash(buf, len - 8);
     memcpy(buf + len - 8, &sum, 8);
 
     /* The arena reaches the file before the description that vouches for it; the
      * description appears whole (rename) or not at all. */
-    int rc = -1;
-    int fd = -1;
     if (msync(pst.map, pst.map_bytes, MS_SYNC) < 0) {
         snprintf(errbuf, errlen, "msync %s: %s", pst.path, strerror(errno));
         goto out;
