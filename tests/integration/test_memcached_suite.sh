@@ -54,9 +54,7 @@ declare -A SKIP=(
 declare -A EXPECTED=(
   [lru.t]="#12 eviction (segmented LRU behaviour)"
   [lru-maintainer.t]="#12 eviction (HOT/WARM/COLD moves)"
-  [slabs-reassign2.t]="#12 slabs reassign"
   [slabs-reassign-chunked.t]="#12 slabs reassign"
-  [lru-crawler.t]="#17 lru_crawler"
   [watcher.t]="#17 watch"
   [watcher_connid.t]="#17 watch"
 )
