@@ -159,6 +159,8 @@ void slab_count_reclaim(const struct item *it, bool crawler);
 bool slab_crawl_reclaim(struct slab_class *c, struct item *it);
 /* crawl.c's passes started and whether one runs, for storage_stats. */
 void storage_crawl_counts(uint64_t *starts, uint64_t *running);
+/* memcached's total_malloced: bytes of pages handed out and not given back to the system. */
+uint64_t slab_malloced_bytes(void);
 /* The page mover's counters (slab_reassign_*), for storage_stats. */
 void slab_reassign_counts(struct storage_stats *out);
 

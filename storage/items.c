@@ -732,9 +732,9 @@ void storage_stats(struct storage_stats *out)
     out->item_header_bytes = stg.header_size;
     pthread_mutex_lock(&stg.arena_lock);
     out->global_page_pool = stg.npages - stg.pages_assigned + stg.npool;
-    /* memcached's mem_malloced: pages ever handed out, the pool's included */
-    out->total_malloced = (uint64_t)stg.pages_assigned * stg.page_size;
     pthread_mutex_unlock(&stg.arena_lock);
+    /* memcached's mem_malloced: pages handed out, the pool's included */
+    out->total_malloced = slab_malloced_bytes();
     out->oldest_live = atomic_load(&stg.oldest_live);
 }
 

@@ -104,13 +104,57 @@ static void page_give(struct slab_class *c, unsigned ci, uint32_t pg)
     }
 }
 
+/*
+ * Pages given back to the system (`cache_memlimit` shrank below what was handed out): a page
+ * drained to the pool while the arena holds more pages than the limit is madvise'd away and
+ * kept here instead, so total_malloced (pages handed out, less these) falls to the limit, as
+ * memcached frees pool pages past its limit. page_grab reuses them while under the limit.
+ * Arena lock.
+ */
+static uint32_t *freed_pages, nfreed, limit_pages;
+
+static uint32_t malloced_pages(void)
+{
+    return stg.pages_assigned - nfreed;
+}
+
+/* Arena lock held. */
+static void page_release(uint32_t pg)
+{
+    madvise(page_base(pg), stg.page_size, MADV_DONTNEED);
+    freed_pages = mem_realloc(freed_pages, (size_t)(nfreed + 1) * sizeof(*freed_pages));
+    freed_pages[nfreed++] = pg;
+}
+
+/* The limit in pages (cache_memlimit, -m). Arena lock held. */
+static void set_limit_pages(size_t bytes)
+{
+    size_t want = bytes / stg.page_size;
+    limit_pages = want ? (uint32_t)(want < UINT32_MAX ? want : UINT32_MAX) : 1;
+    /* memcached's memory_release: what the pool holds past the limit goes at once */
+    while (stg.npool && malloced_pages() > limit_pages)
+        page_release(stg.pool[--stg.npool]);
+}
+
+uint64_t slab_malloced_bytes(void)
+{
+    pthread_mutex_lock(&stg.arena_lock);
+    uint64_t n = malloced_pages();
+    pthread_mutex_unlock(&stg.arena_lock);
+    return n * stg.page_size;
+}
+
 static bool page_grab(struct slab_class *c, unsigned ci)
 {
     pthread_mutex_lock(&stg.arena_lock);
     uint32_t pg;
+    if (limit_pages == 0)
+        set_limit_pages(stg.cfg.mem_limit);
     if (stg.npool) {
         pg = stg.pool[--stg.npool];
-    } else if (stg.pages_assigned < stg.npages) {
+    } else if (nfreed && malloced_pages() < limit_pages) {
+        pg = freed_pages[--nfreed];
+    } else if (stg.pages_assigned < stg.npages && malloced_pages() < limit_pages) {
         pg = stg.pages_assigned++;
     } else {
         pthread_mutex_unlock(&stg.arena_lock);
@@ -244,6 +288,9 @@ void slab_teardown(void)
     mem_free(stg.pool);
     stg.pool = NULL;
     stg.npool = 0;
+    mem_free(freed_pages);
+    freed_pages = NULL;
+    nfreed = limit_pages = 0;
     if (stg.cfg.memory_file != NULL)
         persist_unmap();
     else if (stg.arena)
@@ -834,8 +881,14 @@ void slab_reassign_counts(struct storage_stats *out)
 static void pool_put(uint32_t pg)
 {
     pthread_mutex_lock(&stg.arena_lock);
-    stg.pool = mem_realloc(stg.pool, (size_t)(stg.npool + 1) * sizeof(*stg.pool));
-    stg.pool[stg.npool++] = pg;
+    if (limit_pages == 0)
+        set_limit_pages(stg.cfg.mem_limit);
+    if (malloced_pages() > limit_pages) {
+        page_release(pg); /* over a shrunk cache_memlimit: back to the system */
+    } else {
+        stg.pool = mem_realloc(stg.pool, (size_t)(stg.npool + 1) * sizeof(*stg.pool));
+        stg.pool[stg.npool++] = pg;
+    }
     pthread_mutex_unlock(&stg.arena_lock);
 }
 
@@ -1221,8 +1274,10 @@ bool storage_set_mem_limit(size_t bytes)
             stg.npages = keep;
         }
     }
-    if (ok)
+    if (ok) {
         stg.cfg.mem_limit = bytes;
+        set_limit_pages(bytes);
+    }
     pthread_mutex_unlock(&stg.arena_lock);
     return ok;
 }
@@ -1360,4 +1415,5 @@ void slab_forget_pages(void)
     memset(stg.pmeta, 0, (size_t)stg.npages * sizeof(*stg.pmeta));
     stg.pages_assigned = 0;
     stg.npool = 0; /* pool pages lie below pages_assigned: they are forgotten with it */
+    nfreed = 0;
 }

@@ -223,8 +223,9 @@ unsigned storage_last_class(void);
 /*
  * cache_memlimit: the item memory limit becomes bytes. Growing takes effect at once (new pages
  * become available). Shrinking is bounded by what is in use: pages already handed to slab
- * classes stay with them (their items stay; the cache just stops taking new pages), and the
- * unused pages above the new limit go back to the system. False if bytes is beyond the address
+ * classes stay with them (their items stay; the cache just stops taking new pages), the
+ * unused pages above the new limit go back to the system, and so do pages drained to the pool
+ * later while more than the limit is handed out. False if bytes is beyond the address
  * space reserved at setup (32 GB of refs).
  */
 bool storage_set_mem_limit(size_t bytes);
