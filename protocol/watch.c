@@ -98,7 +98,13 @@ static size_t watch_key(char *dst, const char *key, size_t nkey)
 
 #define WATCH_LINE_MAX (KEY_MAX_LENGTH * 3 + 200)
 
-void proto_watch_get(struct proto_ctx *x, const char *key, size_t nkey, const struct item *it)
+static void watch_emit_line(unsigned cls, const char *line, int n)
+{
+    if (n > 0 && (size_t)n < WATCH_LINE_MAX)
+        proto_hooks_active->watch_emit(cls, line, (size_t)n);
+}
+
+void proto_watch_get(int cfd, const char *key, size_t nkey, const struct item *it)
 {
     char k[KEY_MAX_LENGTH * 3 + 1], line[WATCH_LINE_MAX];
     if (nkey > KEY_MAX_LENGTH)
@@ -106,24 +112,36 @@ void proto_watch_get(struct proto_ctx *x, const char *key, size_t nkey, const st
     watch_key(k, key, nkey);
     int n = snprintf(line, sizeof line,
                      "type=item_get key=%s status=%s clsid=%u cfd=%d size=%u", k,
-                     it ? "found" : "not_found", it ? storage_item_class(it) : 0u,
-                     x->pc->trace_id, it ? (unsigned)it->nbytes : 0u);
-    if (n > 0 && (size_t)n < sizeof line)
-        proto_hooks_active->watch_emit(WATCH_FETCHERS, line, (size_t)n);
+                     it ? "found" : "not_found", it ? storage_item_class(it) : 0u, cfd,
+                     it ? (unsigned)it->nbytes : 0u);
+    watch_emit_line(WATCH_FETCHERS, line, n);
 }
 
-void proto_watch_store(struct proto_ctx *x, const struct item *it, int op, int res)
+void proto_watch_peek(int cfd, const char *key, size_t nkey)
 {
-    static const char *const cmds[] = {"set", "add", "replace", "append", "prepend", "cas"};
-    const char *status;
+    struct meta_peek pk;
+    struct item *it = nkey <= KEY_MAX_LENGTH ? storage_meta_peek(key, nkey, &pk) : NULL;
+    proto_watch_get(cfd, key, nkey, it);
+    if (it)
+        item_put(it);
+}
+
+static const char *const watch_cmds[] = {"set", "add", "replace", "append", "prepend", "cas"};
+
+static const char *watch_status(int res)
+{
     switch ((enum st_result)res) {
-    case ST_OK: status = "stored"; break;
-    case ST_EXISTS: status = "exists"; break;
-    case ST_NOT_FOUND: status = "not_found"; break;
-    case ST_TOO_LARGE: status = "too_large"; break;
-    case ST_NO_MEMORY: status = "no_memory"; break;
-    default: status = "not_stored"; break;
+    case ST_OK: return "stored";
+    case ST_EXISTS: return "exists";
+    case ST_NOT_FOUND: return "not_found";
+    case ST_TOO_LARGE: return "too_large";
+    case ST_NO_MEMORY: return "no_memory";
+    default: return "not_stored";
     }
+}
+
+void proto_watch_store(int cfd, const struct item *it, int op, int res)
+{
     char k[KEY_MAX_LENGTH * 3 + 1], line[WATCH_LINE_MAX];
     watch_key(k, item_key(it), it->nkey);
     unsigned size = (unsigned)it->nbytes;
@@ -140,8 +158,38 @@ void proto_watch_store(struct proto_ctx *x, const struct item *it, int op, int r
     unsigned ttl = it->exptime ? (unsigned)(it->exptime - clock_now()) : 0u;
     int n = snprintf(line, sizeof line,
                      "type=item_store key=%s status=%s cmd=%s ttl=%u clsid=%u cfd=%d size=%u", k,
-                     status, (unsigned)op < 6 ? cmds[op] : "na", ttl, storage_item_class(it),
-                     x->pc->trace_id, size);
-    if (n > 0 && (size_t)n < sizeof line)
-        proto_hooks_active->watch_emit(WATCH_MUTATIONS, line, (size_t)n);
+                     watch_status(res), (unsigned)op < 6 ? watch_cmds[op] : "na", ttl,
+                     storage_item_class(it), cfd, size);
+    watch_emit_line(WATCH_MUTATIONS, line, n);
+}
+
+void proto_watch_refused(int cfd, const char *key, size_t nkey, int op, int res)
+{
+    char k[KEY_MAX_LENGTH * 3 + 1], line[WATCH_LINE_MAX];
+    if (nkey > KEY_MAX_LENGTH)
+        return;
+    watch_key(k, key, nkey);
+    /* memcached 1.6.18 passes this entry one argument short (nbytes 0, ttl 0, then its fd
+     * where the class id goes): its line reads clsid=<fd>, and whatever cfd the missing
+     * argument yields (0 as observed). The same line is written here, so parsers built
+     * against memcached read the same thing. */
+    int n = snprintf(line, sizeof line,
+                     "type=item_store key=%s status=%s cmd=%s ttl=0 clsid=%d cfd=0 size=0", k,
+                     watch_status(res), (unsigned)op < 6 ? watch_cmds[op] : "na", cfd);
+    watch_emit_line(WATCH_MUTATIONS, line, n);
+}
+
+void proto_watch_vivified(int cfd, const char *key, size_t nkey)
+{
+    /* memcached stores the new item as an add: its own lookup (a miss), then the store */
+    if (WATCHING(WATCH_FETCHERS))
+        proto_watch_get(cfd, key, nkey, NULL);
+    if (!WATCHING(WATCH_MUTATIONS) || nkey > KEY_MAX_LENGTH)
+        return;
+    struct meta_peek pk;
+    struct item *it = storage_meta_peek(key, nkey, &pk);
+    if (it) {
+        proto_watch_store(cfd, it, OP_ADD, ST_OK);
+        item_put(it);
+    }
 }
