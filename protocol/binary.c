@@ -743,6 +743,7 @@ static enum cmd_result bin_dispatch(struct bin_ctx *x)
         if (ok) {
             bin_ok(x, NULL, 0, 0);
             x->close = true;
+            x->pc->close_reason = PROTO_CLOSE_NORMAL;
         }
         break;
     case BIN_SASL_LIST:

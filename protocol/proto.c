@@ -700,6 +700,7 @@ static enum cmd_result cmd_quit(struct proto_ctx *x, int arg)
 {
     (void)arg;
     x->pc->closing = true;
+    x->pc->close_reason = PROTO_CLOSE_NORMAL;
     return CMD_CLOSE;
 }
 
@@ -715,6 +716,7 @@ static enum cmd_result cmd_shutdown(struct proto_ctx *x, int arg)
         if (proto_hooks_active->shutdown)
             proto_hooks_active->shutdown();
         x->pc->closing = true;
+        x->pc->close_reason = PROTO_CLOSE_SHUTDOWN;
         return CMD_CLOSE;
     }
     reply_add(x->r, MSG_SHUTDOWN_MODE, MSG_LEN(MSG_SHUTDOWN_MODE));

@@ -19,27 +19,45 @@
 
 _Atomic unsigned proto_watch_mask;
 
+static void watch_evicted(const struct item *it, unsigned cls, bool fetched, rel_time_t now);
+static void watch_slab_moved(unsigned src, unsigned dst);
+
 void proto_watch_set_mask(unsigned mask)
 {
     atomic_store_explicit(&proto_watch_mask, mask, memory_order_relaxed);
+    /* storage calls these only while someone watches their class */
+    storage_observe((mask & WATCH_EVICTIONS) ? watch_evicted : NULL,
+                    (mask & WATCH_SYSEVENTS) ? watch_slab_moved : NULL);
 }
 
-/* memcached 1.6.18's class names (an abbreviation such as "fetch" is an ERROR there too). */
+/* memcached 1.6.18's class names (an abbreviation such as "fetch" is an ERROR there too).
+ * Classes with no bit here are refused with memcached's answer to an unknown class (ERROR):
+ * memcached 1.6.18 accepts them but, in Debian's build, never writes a line to them —
+ * rawcmds has no producer left in 1.6.18, the proxy* classes need its proxy, which is not
+ * built in (and cached has none) — so accepting them would promise lines that never come. */
 static const struct {
     const char *name;
     unsigned bit;
 } watch_names[] = {
-    {"rawcmds", WATCH_RAWCMDS},       {"evictions", WATCH_EVICTIONS},
-    {"fetchers", WATCH_FETCHERS},     {"mutations", WATCH_MUTATIONS},
-    {"sysevents", WATCH_SYSEVENTS},   {"connevents", WATCH_CONNEVENTS},
-    {"proxyreqs", WATCH_PROXYREQS},   {"proxyevents", WATCH_PROXYEVENTS},
-    {"proxyuser", WATCH_PROXYUSER},
+    {"evictions", WATCH_EVICTIONS}, {"fetchers", WATCH_FETCHERS},
+    {"mutations", WATCH_MUTATIONS}, {"sysevents", WATCH_SYSEVENTS},
+    {"connevents", WATCH_CONNEVENTS},
 };
 
 enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg)
 {
     (void)arg;
     struct request *q = x->q;
+    proto_noreply_maybe(q); /* as memcached: it silences the answers below, and is then
+                               read as a class name like any other token (so ERROR) */
+    if (proto_cfg.watch_disabled) { /* -W */
+        OUT(x, MSG_WATCH_DISABLED);
+        return CMD_DONE;
+    }
+    if (!reply_empty(x->r)) { /* answers of earlier commands of this batch still queued */
+        OUT(x, MSG_WATCH_PIPELINED);
+        return CMD_DONE;
+    }
     unsigned mask = 0;
     if (q->ntok == 1 && !q->rest)
         mask = WATCH_FETCHERS;
@@ -65,14 +83,19 @@ enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg)
         }
         mask |= bit;
     }
-    if (proto_hooks_active->watch_emit == NULL) {
+    if (proto_hooks_active->watch_attach == NULL) {
         OUT(x, MSG_ERROR); /* no server to stream to (unit tests) */
         return CMD_DONE;
     }
-    /* The server registers the connection once it sees pc->watch; input after this line is
-     * ignored from now on. */
-    reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
-    x->pc->watch = (uint16_t)mask;
+    switch (proto_hooks_active->watch_attach(x->pc, mask)) {
+    case 0:
+        /* Lines follow from the server; input after this line is ignored from now on. */
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+        x->pc->watch = (uint16_t)mask;
+        break;
+    case 1: OUT(x, MSG_WATCHER_TOO_MANY); break;
+    default: OUT(x, MSG_WATCHER_FAILED); break;
+    }
     return CMD_DONE;
 }
 
@@ -192,4 +215,27 @@ void proto_watch_vivified(int cfd, const char *key, size_t nkey)
         proto_watch_store(cfd, it, OP_ADD, ST_OK);
         item_put(it);
     }
+}
+
+/* Storage's eviction observer (under a shard and a class lock: format, hand over, return). */
+static void watch_evicted(const struct item *it, unsigned cls, bool fetched, rel_time_t now)
+{
+    char k[KEY_MAX_LENGTH * 3 + 1], line[WATCH_LINE_MAX];
+    watch_key(k, item_key(it), it->nkey);
+    /* memcached: ttl is exptime - now (%lld), -1 for no expiry; la the seconds since the
+     * last access (%d) */
+    long long ttl = it->exptime ? (long long)it->exptime - (long long)now : -1LL;
+    int la = now > it->atime ? (int)(now - it->atime) : 0;
+    int n = snprintf(line, sizeof line,
+                     "type=eviction key=%s fetch=%s ttl=%lld la=%d clsid=%u size=%u", k,
+                     fetched ? "yes" : "no", ttl, la, cls, (unsigned)it->nbytes);
+    watch_emit_line(WATCH_EVICTIONS, line, n);
+}
+
+/* Storage's automove observer: memcached's "type=slab_move src=%d dst=%d". */
+static void watch_slab_moved(unsigned src, unsigned dst)
+{
+    char line[64];
+    int n = snprintf(line, sizeof line, "type=slab_move src=%u dst=%u", src, dst);
+    watch_emit_line(WATCH_SYSEVENTS, line, n);
 }

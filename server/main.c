@@ -321,6 +321,7 @@ static int run(void)
                                                  : PROTO_BIND_AUTO,
         .prefix_delimiter = settings.prefix_delimiter[0],
         .dump_disabled = settings.disable_dumping,
+        .watch_disabled = settings.disable_watch,
         .debug_hooks = settings.debug_hooks,
     };
     proto_setup(&pcfg, &server_hooks);

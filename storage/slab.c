@@ -295,6 +295,11 @@ static struct item *clock_take(struct slab_class *c, struct item *it, bool allow
                     c->evicted_nonzero++;
                 rel_time_t now = clock_now();
                 c->evicted_time = now > it->atime ? now - it->atime : 0;
+                /* only from the CLOCK hand, as memcached logs only its LRU tail evictions */
+                storage_evicted_fn on = atomic_load_explicit(&stg_on_evicted,
+                                                             memory_order_relaxed);
+                if (on != NULL && count_pressure)
+                    on(it, (unsigned)(c - stg.classes) + 1, (fl & ITEM_FETCHED) != 0, now);
             }
             c->mem_requested -= item_total_size(it);
             got = it;
@@ -810,6 +815,15 @@ static bool drain_try(void)
     return true;
 }
 
+_Atomic(storage_evicted_fn) stg_on_evicted;
+_Atomic(storage_slab_moved_fn) stg_on_slab_moved;
+
+void storage_observe(storage_evicted_fn evicted, storage_slab_moved_fn slab_moved)
+{
+    atomic_store_explicit(&stg_on_evicted, evicted, memory_order_relaxed);
+    atomic_store_explicit(&stg_on_slab_moved, slab_moved, memory_order_relaxed);
+}
+
 bool storage_automove_step(void)
 {
     if (!stg.ready)
@@ -882,6 +896,10 @@ bool storage_automove_step(void)
             pthread_mutex_unlock(&stg.bg_lock);
             return false;
         }
+        /* memcached logs its level-1 automove decisions (level 2 moves silently) */
+        storage_slab_moved_fn on = atomic_load_explicit(&stg_on_slab_moved, memory_order_relaxed);
+        if (on != NULL && atomic_load(&stg.automove) == 1)
+            on(src + 1, dst + 1);
         stg.drain_page = (int)pick;
         stg.drain_dst = dst;
         stg.drain_tries = 0;
