@@ -551,7 +551,8 @@ void conn_drain(struct conn *c)
 bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout)
 {
     rel_time_t last = atomic_load_explicit(&c->last_active, memory_order_relaxed);
-    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply))
+    /* a watcher never sends: memcached's idle check skips it too (conn_watch state) */
+    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply) || c->watcher != NULL)
         return false;
     if (now <= last || (uint64_t)(now - last) <= idle_timeout)
         return false;

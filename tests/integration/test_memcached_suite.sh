@@ -57,8 +57,6 @@ declare -A EXPECTED=(
   [slabs-reassign2.t]="#12 slabs reassign"
   [slabs-reassign-chunked.t]="#12 slabs reassign"
   [lru-crawler.t]="#17 lru_crawler"
-  [watcher.t]="#17 watch"
-  [watcher_connid.t]="#17 watch"
 )
 
 # ---- fetch ----
