@@ -26,8 +26,9 @@
  *   Switches (BOOL) take an optional value as long options: --slab-automove=no.
  *   -U 0 (memcached's "no UDP") is accepted; cached has no UDP, so any other -U is an error.
  *   -o accepts every long name ('-' or '_'), "no_NAME" for switches, memcached's
- *     slab_automove=0|1|2, and ignores memcached tuning knobs that have no meaning here
- *     (modern, hashpower, lru_crawler ...). -o values cannot contain commas.
+ *     slab_automove=0|1|2, memcached's options that ask for what cached always does (modern,
+ *     maxconns_fast ...), and refuses the ones whose effect cached lacks, with the reason
+ *     (OPTIONS.md audits every option). -o values cannot contain commas.
  */
 #include "config/config.h"
 
@@ -71,29 +72,20 @@ _Static_assert(NDESC <= 64, "cfg.cmdline_set is a 64-bit mask");
 /* getopt_long values of the options that are not settings (settings use 256 + index). */
 enum { OPT_CONFIG = 1000, OPT_SETTING = 256 };
 
-/* memcached -o knobs that tune machinery cached does not have, accepted without effect because
- * no client can tell the difference (README, "Flags and -o options": each with its reason). */
+/* memcached -o options accepted without a setting of their own because what they ask for is
+ * what cached always does: no-ops in memcached 1.6.18 itself, or memcached's own defaults
+ * (OPTIONS.md has the audit of every option; anything else that cached cannot do is refused). */
 static const char *const ignored_ext[] = {
-    "modern",             /* memcached's default bundle: what cached always does */
-    "maxconns_fast",      /* cached always answers an error over -c and closes */
-    "slab_reassign",      /* cached can always move pages */
-    "lru_maintainer",     /* LRU tuning: cached evicts by CLOCK */
-    "no_lru_maintainer",
-    "hash_algorithm",     /* internal: cached hashes with xxh64 */
-    "hashpower",          /* initial table size: cached's table grows in steps anyway */
-    "tail_repair_time",   /* no tail repair: references are counted exactly */
-    "lru_crawler_sleep",  /* crawler pacing: cached's sweeper paces itself (2 ms a tick) */
-    "lru_crawler_tocrawl",
-    "watcher_logbuf_size",
-    "worker_logbuf_size",
-    "slab_automove_ratio", /* automove tuning: cached moves pages by eviction pressure */
-    "slab_automove_window",
-    "slab_automove_freeratio",
-    "no_chunked_items",   /* cached never chunks an item */
-    "inline_ascii_resp",  /* dead in memcached 1.6 too */
+    "modern",               /* memcached 1.6.18: "currently: nothing" */
+    "inline_ascii_resp",    /* no-ops in memcached 1.6.18 too */
     "no_inline_ascii_resp",
-    "relaxed_privileges", /* cached installs no seccomp filter to relax */
-    "no_drop_privileges",
+    "maxconns_fast",        /* memcached's default: over -c, an error and close (cached's way) */
+    "slab_reassign",        /* memcached's default: pages can move (cached's always can) */
+    "lru_maintainer",       /* memcached's default: background LRU upkeep (cached's tick) */
+    "no_drop_privileges",   /* memcached's default: no seccomp filter (cached installs none) */
+    "relaxed_privileges",   /* memcached-debug's: no seccomp filter to relax (the test harness
+                               adds it to every command line) */
+    "no_chunked_items",     /* cached never chunks an item: each takes one chunk */
 };
 
 /* memcached -o spellings that map onto a cached setting. */
@@ -113,10 +105,21 @@ static const struct {
 static const struct {
     const char *key, *why;
 } refused_ext[] = {
+    {"hash_algorithm", "cached hashes keys with xxh64 only (stats settings: hash_algorithm xxh64)"},
+    {"tail_repair_time", "cached counts item references exactly and never force-frees an item"},
+    {"lru_crawler_sleep", "the expiry sweeper paces itself (a time budget a tick), not by a sleep"},
+    {"lru_crawler_tocrawl", "the expiry sweeper visits every item of every class"},
+    {"no_lru_maintainer", "cached's LRU (CLOCK with a protected share) has no flat-LRU mode"},
+    {"worker_logbuf_size", "cached keeps no per-worker log buffer: `watch` lines go straight to "
+                           "each watcher's buffer (watcher_logbuf_size)"},
+    {"slab_automove_ratio", "cached's automove moves pages by eviction pressure, not by a free "
+                            "ratio"},
+    {"slab_automove_window", "cached's automove moves pages by eviction pressure, not over a "
+                             "window of samples"},
+    {"slab_automove_freeratio", "an extstore option: cached keeps items in RAM only"},
     {"slab_chunk_size_max", "cached stores every item in one chunk (no chunked items)"},
     {"slab_sizes", "cached's slab classes step by 8 bytes, then by -f"},
     {"read_buf_mem_limit", "cached keeps no pool of read buffers to limit"},
-    {"resp_obj_mem_limit", "cached keeps no pool of response objects to limit"},
     {"no_maxconns_fast", "cached always answers an error over -c and closes"},
     {"drop_privileges", "cached installs no seccomp filter"},
     {"track_sizes", "`stats sizes` is not kept"},
@@ -516,6 +519,10 @@ static int set_value(struct cfg *c, const struct cfg_desc *d, const char *val, b
             snprintf(msg, msgsz, "%s is out of range (%s to %s)", val, lo, hi);
             return -1;
         }
+        if (is(d, offsetof(struct cfg, hashpower)) && v != 0 && v < 12) {
+            snprintf(msg, msgsz, "%s is too low (12 to 32, or 0 for the default)", val);
+            return -1;
+        }
         if (is(d, offsetof(struct cfg, shards)) && (v & (v - 1)) != 0) {
             snprintf(msg, msgsz, "%s is not a power of two", val);
             return -1;
@@ -549,6 +556,8 @@ static int set_value(struct cfg *c, const struct cfg_desc *d, const char *val, b
             snprintf(msg, msgsz, "'%s' is not one character", val);
             return -1;
         }
+        if (is(d, offsetof(struct cfg, prefix_delimiter)))
+            c->detail_on = true; /* memcached: -D turns prefix stats on */
         if (is(d, offsetof(struct cfg, unix_socket)) &&
             strlen(val) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
             snprintf(msg, msgsz, "path is too long (at most %zu bytes)",
@@ -1025,21 +1034,20 @@ static void report_getopt_error(int ch, char **argv, FILE *err)
     err_line(err, "unknown option '--%s'%s", word, hint);
 }
 
-/* -U: memcached's UDP port. cached serves no UDP: any port is accepted with a warning (and
- * -U 0, UDP off, silently), so memcached's command lines work unchanged. */
+/* -U: memcached's UDP port. cached serves no UDP, so only -U 0 (memcached 1.6's default, UDP
+ * off) is accepted; a port is refused rather than taken and not served. */
 static int udp_port(const char *val, FILE *err)
 {
     uint64_t v;
-    const char *p = val[0] == '-' && val[1] == '1' && val[2] == '\0' ? "1" : val;
-    if (parse_u64(p, 10, false, &v) != 0 || v > 65535) {
+    if (parse_u64(val, 10, false, &v) != 0 || v > 65535) {
         err_line(err, "-U/--udp-port: '%s' is not a port", val);
         return CFG_EXIT_USAGE;
     }
-    if (p == val && v == 0)
+    if (v == 0)
         return 0;
-    fprintf(err, "cached: warning: -U %s: UDP is not served (TCP and unix sockets only)\n", val);
-    fflush(err);
-    return 0;
+    err_line(err, "-U %s: UDP is not served (TCP and unix sockets only); use -U 0 or leave it out",
+             val);
+    return CFG_EXIT_USAGE;
 }
 
 static bool in_list(const char *const *list, size_t n, const char *s)
@@ -1070,7 +1078,13 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
     }
     underscored(kv, u);
     if (in_list(ignored_ext, sizeof ignored_ext / sizeof *ignored_ext, u))
-        return 0; /* a memcached tuning knob without meaning here */
+        return 0; /* what cached always does (the list's comments say why) */
+    if (strcmp(u, "resp_obj_mem_limit") == 0) {
+        /* memcached 1.6.18 takes any value, says this and ignores it: so does cached */
+        fputs("DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,\n", err);
+        fflush(err);
+        return 0;
+    }
     for (size_t k = 0; k < sizeof refused_ext / sizeof *refused_ext; k++) {
         if (strcmp(u, refused_ext[k].key) == 0) {
             /* A value that asks for nothing (a limit of 0) is what cached does anyway. */

@@ -111,6 +111,10 @@
     X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                           \
       "refuse stats cachedump and lru_crawler metadump")                                           \
     X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command")  \
+    X(hashpower, UINT, 0, "hashpower", 0, 0, 32, false,                                            \
+      "initial hash table buckets as a power of two, 12 to 32 (0: 16; the table grows anyway)")    \
+    X(watcher_logbuf_size, UINT, 0, "watcher-logbuf-size", 64, 1, 1048576, false,                  \
+      "kilobytes of `watch` lines buffered per watcher; lines beyond are skipped")                \
     X(debug_hooks, BOOL, 0, "debug-hooks", false, 0, 1, false,                                     \
       "serve memcached-debug's test command debugtime (moves the clock): test suites only")
 
@@ -134,6 +138,7 @@ struct cfg {
     const char *config_file; /* --config FILE, or NULL */
     uint64_t cmdline_set;    /* bit i: table row i was given on the command line (a reload
                                 from the file leaves it alone: command line > file) */
+    bool detail_on;          /* -D given: `stats detail` collection starts on, as memcached's */
     bool slab_automove_fast; /* -o slab_automove=2: a page-move step every tick, not every
                                 second (storage_set_automove level 2) */
 };

@@ -4,7 +4,8 @@
  * cached has no LRU crawler thread: expired items are reclaimed by the background expiry
  * sweeper (and lazily on access). So:
  *   lru_crawler metadump all|hash|<ids>  dumps every live item (a hash-table walk; "all" and a
- *                                      class list walk the same table, filtered by class)
+ *                                      class list walk the same table, filtered by class),
+ *                                      streamed: see "metadump" below
  *   lru_crawler crawl all|<ids>          OK: the sweeper already reclaims expired items
  *                                      continuously; nothing extra is started
  *   lru_crawler enable|disable          turn the expiry sweeper on/off (and metadump/crawl
@@ -18,11 +19,13 @@
 
 #include "config/config.h"
 #include "protocol/internal.h"
+#include "storage/mem.h"
 
 #define MSG_CRAWLER_DISABLED "CLIENT_ERROR lru crawler disabled\r\n"
 #define MSG_BADCLASS "BADCLASS invalid class id\r\n"
 #define MSG_CRAWLER_START_FAIL "ERROR failed to start lru crawler thread\r\n"
 #define MSG_SLEEP_TOO_LONG "CLIENT_ERROR sleep must be one second or less\r\n"
+#define MSG_CRAWLER_BUSY "BUSY currently processing crawler request\r\n"
 /* memcached's valid class ids are 1..63 (MAX_NUMBER_OF_SLAB_CLASSES 64); cached may have more
  * classes (8-byte steps for small items), so its own ids are valid too. */
 #define MEMCACHED_MAX_CLASS_ID 63
@@ -30,8 +33,9 @@
 static _Atomic bool crawler_on = true;
 static _Atomic uint32_t crawler_sleep = 100, crawler_tocrawl = 0;
 
-/* "all", "hash" or a comma-separated list of class ids -> classes[] (NULL: all). */
-static bool parse_classes(const struct token *t, bool *classes, bool **out)
+/* "all", "hash" or a comma-separated list of class ids -> a bitmap of class ids (*out NULL:
+ * all). */
+static bool parse_classes(const struct token *t, uint64_t *classes, uint64_t **out)
 {
     *out = NULL;
     if (TOK_IS(t, "all") || TOK_IS(t, "hash"))
@@ -41,7 +45,7 @@ static bool parse_classes(const struct token *t, bool *classes, bool **out)
         max = MEMCACHED_MAX_CLASS_ID;
     if (max >= STORAGE_MAX_CLASS_ID)
         max = STORAGE_MAX_CLASS_ID - 1;
-    memset(classes, 0, STORAGE_MAX_CLASS_ID * sizeof(*classes));
+    memset(classes, 0, STORAGE_MAX_CLASS_ID / 64 * sizeof(*classes));
     const char *p = t->p, *end = t->p + t->len;
     while (p <= end) {
         const char *c = memchr(p, ',', (size_t)(end - p));
@@ -51,7 +55,7 @@ static bool parse_classes(const struct token *t, bool *classes, bool **out)
             uint32_t id;
             if (!tok_strtoul(&n, &id) || id < 1 || id > max)
                 return false;
-            classes[id] = true;
+            classes[id / 64] |= (uint64_t)1 << (id % 64);
         }
         p = e + 1;
     }
@@ -91,12 +95,69 @@ static void dump_one(void *arg, const struct storage_item_info *ii)
     reply_commit(r, (size_t)(p - s));
 }
 
+/*
+ * metadump: memcached's crawler writes the dump to the socket as it walks; a dump built whole
+ * in the reply would take ~100 bytes per item (100 MB for a million keys). So the dump is a
+ * cursor (struct storage_walk) on the connection: proto_process continues it before any
+ * further command, a shard lock at a time for DUMP_STEP_ITEMS items, and stops once the reply
+ * holds max_output bytes or DUMP_CALL_BYTES more than when it was called; the server writes
+ * the reply (no lock held) and calls again. A dump's memory is thus its reply, at most
+ * max_output plus one step, whatever the item count. memcached serves one dump at a time (its
+ * one crawler): a second one meanwhile, from any connection, answers BUSY.
+ */
+#define DUMP_STEP_ITEMS 256     /* items per shard-lock hold (whole buckets: a few more) */
+#define DUMP_CALL_BYTES 65536   /* dump text per proto_process call, for fairness */
+
+struct proto_dump {
+    struct storage_walk walk;
+};
+
+static _Atomic bool dump_running;
+
+static void dump_stop(struct proto_conn *pc)
+{
+    mem_free(pc->dump);
+    pc->dump = NULL;
+    atomic_store(&dump_running, false);
+}
+
+void proto_dump_release(struct proto_conn *pc)
+{
+    if (pc->dump != NULL)
+        dump_stop(pc);
+}
+
+bool proto_dump_continue(struct proto_ctx *x, size_t max_output)
+{
+    struct reply *r = x->r;
+    size_t start = r->pending;
+    while (r->pending <= max_output && r->pending - start < DUMP_CALL_BYTES) {
+        if (storage_walk_step(&x->pc->dump->walk, DUMP_STEP_ITEMS, dump_one, r)) {
+            reply_add(r, MSG_END, MSG_LEN(MSG_END));
+            dump_stop(x->pc);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void dump_start(struct proto_ctx *x, const uint64_t *classes)
+{
+    if (atomic_exchange(&dump_running, true)) {
+        reply_add(x->r, MSG_CRAWLER_BUSY, MSG_LEN(MSG_CRAWLER_BUSY));
+        return;
+    }
+    x->pc->dump = mem_alloc(sizeof *x->pc->dump);
+    storage_walk_begin(&x->pc->dump->walk, classes);
+    /* the first batch goes out with this call: proto_process continues the dump next */
+}
+
 enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
 {
     (void)arg;
     const struct request *q = x->q;
     const struct token *sub = &q->tok[1];
-    bool classes_buf[STORAGE_MAX_CLASS_ID], *classes;
+    uint64_t classes_buf[STORAGE_MAX_CLASS_ID / 64], *classes;
     if (q->ntok == 3 && (TOK_IS(sub, "crawl") || TOK_IS(sub, "metadump"))) {
         if (!atomic_load(&crawler_on)) {
             reply_add(x->r, MSG_CRAWLER_DISABLED, MSG_LEN(MSG_CRAWLER_DISABLED));
@@ -114,8 +175,7 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
             reply_add(x->r, MSG_METADUMP_NOT_ALLOWED, MSG_LEN(MSG_METADUMP_NOT_ALLOWED));
             return CMD_DONE;
         }
-        storage_walk(classes, dump_one, x->r);
-        reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
+        dump_start(x, classes);
         return CMD_DONE;
     }
     if (q->ntok == 3 && (TOK_IS(sub, "sleep") || TOK_IS(sub, "tocrawl"))) {

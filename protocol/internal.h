@@ -164,6 +164,11 @@ bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_s
 void proto_stats_reset(struct proto_ctx *x);
 /* `lru_crawler ...` (protocol/admin.c). */
 enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg);
+/* A metadump in progress (x->pc->dump): adds its next lines; true once END is added and the
+ * dump released, false when the reply is full for now (protocol/admin.c). */
+bool proto_dump_continue(struct proto_ctx *x, size_t max_output);
+/* Drops a dump in progress (the connection closes). */
+void proto_dump_release(struct proto_conn *pc);
 
 /* `watch` (protocol/watch.c). The WATCH_* macros cost one relaxed load while nobody watches. */
 enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg);

@@ -69,6 +69,8 @@ struct proto_conn {
                                   server registers it; further input is ignored) */
     void *sasl;                /* sasl_conn_t of this connection, made on its first SASL
                                   command; released by proto_conn_release() */
+    struct proto_dump *dump;   /* `lru_crawler metadump` in progress (protocol/admin.c), or
+                                  NULL; released by proto_conn_release() */
 };
 
 /* memcached's log classes for `watch` (its LOG_* bits). */
@@ -133,6 +135,14 @@ void proto_value_filled(struct proto_conn *pc, size_t n);
 static inline bool proto_value_ready(const struct proto_conn *pc)
 {
     return value_in_complete(&pc->value);
+}
+
+/* True while `lru_crawler metadump` streams: proto_process continues it (in batches, a
+ * bounded amount per call) before any further command, even with nothing buffered. The server
+ * calls it again whenever the reply has room, and reads no input meanwhile. */
+static inline bool proto_dumping(const struct proto_conn *pc)
+{
+    return pc->dump != NULL;
 }
 
 /* True while a long multi-get's reply is held back (do not write it yet, unless it is over
@@ -227,6 +237,7 @@ struct proto_config {
         PROTO_BIND_BINARY,     /* -B binary */
     } binding;
     char prefix_delimiter;     /* -D: ends a key's prefix for `stats detail` (0: ':') */
+    bool detail_on;            /* -D given: `stats detail` collection starts on */
     bool dump_disabled;        /* -X: stats cachedump (and lru_crawler metadump) refused */
     bool watch_disabled;       /* -W: `watch` answers CLIENT_ERROR */
     bool debug_hooks;          /* --debug-hooks: memcached-debug's `debugtime` is served */

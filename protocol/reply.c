@@ -93,7 +93,7 @@ static void push_iov(struct reply *r, const void *base, size_t len, bool text)
     r->niov++;
 }
 
-void reply_add(struct reply *r, const void *data, size_t len)
+void reply_add_slow(struct reply *r, const void *data, size_t len)
 {
     const char *p = data;
     r->pending += len;
@@ -111,7 +111,7 @@ void reply_add(struct reply *r, const void *data, size_t len)
     }
 }
 
-char *reply_reserve(struct reply *r, size_t len)
+char *reply_reserve_slow(struct reply *r, size_t len)
 {
     if (len > REPLY_BLOCK_SIZE)
         return NULL;
@@ -120,7 +120,7 @@ char *reply_reserve(struct reply *r, size_t len)
     return r->cur->data + r->cur->used;
 }
 
-void reply_commit(struct reply *r, size_t used)
+void reply_commit_slow(struct reply *r, size_t used)
 {
     if (used == 0)
         return;
@@ -231,6 +231,12 @@ static void iov_done(struct reply *r)
 
 void reply_consumed(struct reply *r, size_t n)
 {
+    if (n >= r->pending && r->ref_head == r->nrefs) {
+        /* All sent and no item to release (the usual depth-1 reply): no iovec walk. */
+        r->sent += r->pending;
+        reply_recycle(r);
+        return;
+    }
     if (n > r->pending)
         n = r->pending;
     r->pending -= n;
@@ -248,15 +254,6 @@ void reply_consumed(struct reply *r, size_t n)
     }
     if (r->pending == 0)
         reply_recycle(r);
-}
-
-void reply_mark(const struct reply *r, struct reply_mark *m)
-{
-    m->iov_end = r->iov_seq + r->niov;
-    m->last_len = r->niov > r->head ? r->iov[r->niov - 1].iov_len : 0;
-    m->cur = r->cur;
-    m->used = r->cur ? r->cur->used : 0;
-    m->pending = r->pending;
 }
 
 void reply_rollback(struct reply *r, const struct reply_mark *m)

@@ -232,7 +232,7 @@ static void setting_line(void *arg, const char *name, const char *value)
     static const char *const said[] = {
         "idle_timeout", "slab_automove", "binding_protocol", "slab_chunk_max", "ssl_chain_cert", "ssl_key",
         "ssl_verify_mode", "ssl_keyformat", "ssl_ciphers", "ssl_ca_cert", "ssl_wbuf_size",
-        "ssl_session_cache", "ssl_min_version", "memory_file"};
+        "ssl_session_cache", "ssl_min_version", "memory_file", "watcher_logbuf_size"};
     for (size_t i = 0; i < sizeof(said) / sizeof(*said); i++)
         if (strcmp(name, said[i]) == 0)
             return;
@@ -278,11 +278,11 @@ static void stats_settings(struct stat_out *o)
     put_str(o, "auth_enabled_ascii", s->auth_file[0] ? s->auth_file : "no");
     put_u64(o, "item_size_max", s->item_size_max);
     put_str(o, "maxconns_fast", "yes"); /* over -c, a client gets an error and is closed */
-    put_u64(o, "hashpower_init", 0); /* -o hashpower is accepted; the table grows in steps */
+    put_u64(o, "hashpower_init", s->hashpower);
     put_str(o, "slab_reassign", "yes");
     put_u64(o, "slab_automove", storage_automove_level()); /* `slabs automove` sets it */
     put_fmt(o, "slab_automove_ratio", "%.2f", 0.8);
-    put_u64(o, "slab_automove_window", 30); /* accepted, see config.c ignored_ext */
+    put_u64(o, "slab_automove_window", 30); /* memcached's default; the -o is refused */
     /* cached's largest graduated chunk (items above it take a page-sized one, unchunked) */
     uint64_t page = s->item_size_max > (1u << 20) ? s->item_size_max : (1u << 20);
     put_u64(o, "slab_chunk_max",
@@ -303,7 +303,7 @@ static void stats_settings(struct stat_out *o)
     put_str(o, "temp_lru", "no");
     put_u64(o, "temporary_ttl", 0);
     put_u64(o, "idle_timeout", s->idle_timeout);
-    put_u64(o, "watcher_logbuf_size", 0);
+    put_u64(o, "watcher_logbuf_size", s->watcher_logbuf_size * 1024);
     put_u64(o, "worker_logbuf_size", 0);
     put_u64(o, "read_buf_mem_limit", 0);
     put_str(o, "track_sizes", "no");

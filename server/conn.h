@@ -57,6 +57,11 @@ struct conn {
 /* Worker thread: takes over an accepted fd (counted in curr_connections already); peer is
  * the address accept returned (NULL: ask getpeername). */
 void conn_open(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer);
+/* Worker thread: takes over an established TLS connection from a handshaker (worker_handoff)
+ * and runs it (the handshake may have brought a request already decrypted). */
+void conn_adopt(struct worker *w, struct conn *c);
+/* A handed-over connection no worker adopted (shutdown): closes and frees it. */
+void conn_discard(struct conn *c);
 /* Closes at once: the fd, the reply (item references dropped), the counters. */
 void conn_close(struct conn *c);
 /* Graceful shutdown: read what the client already sent, answer it, then close. */

@@ -289,6 +289,7 @@ static int run(void)
         .use_cas = !settings.disable_cas,
         .shards = shard_count(),
         .automove = settings.slab_automove,
+        .hash_power_init = (unsigned)settings.hashpower,
         .memory_file = memory_file_set() ? settings.memory_file : NULL,
     };
     char err[256] = "";
@@ -320,6 +321,7 @@ static int run(void)
                    : settings.protocol[1] == 's' ? PROTO_BIND_ASCII
                                                  : PROTO_BIND_AUTO,
         .prefix_delimiter = settings.prefix_delimiter[0],
+        .detail_on = settings.detail_on,
         .dump_disabled = settings.disable_dumping,
         .watch_disabled = settings.disable_watch,
         .debug_hooks = settings.debug_hooks,

@@ -13,10 +13,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config/config.h"
 #include "protocol/proto.h"
 
 #define WATCH_MAX 20            /* memcached's WATCHER_LIMIT */
-#define WATCH_BUF_SIZE 65536    /* per watcher; lines beyond are skipped */
+/* per watcher; lines beyond are skipped (-o watcher_logbuf_size, kilobytes, as memcached's) */
+#define WATCH_BUF_SIZE ((size_t)settings.watcher_logbuf_size * 1024)
 
 struct conn;
 struct reply;

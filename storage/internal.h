@@ -141,10 +141,11 @@ struct item *slab_alloc(size_t ntotal, enum st_result *res);
 void slab_free(struct item *it);         /* refcount has reached 0 */
 void slab_stats_reset(void);
 /* Warm restart (persist.c): gives page pg (arena pages are handed out in order, so pg is the
- * next one) to class ci and rebuilds its chunks: keep(it, chunk size, arg) returns true for
- * an item it linked, the others go on the free list. */
-void slab_restore_page(unsigned ci, uint32_t pg,
-                       bool (*keep)(struct item *it, uint32_t chunk, void *arg), void *arg);
+ * next one) to class ci. Its chunks are already in place: used of them linked (linked[i]
+ * nonzero, requested bytes in all), the others marked free (refcount 0, ITEM_FREE), which go
+ * on the class's free list. */
+void slab_restore_page(unsigned ci, uint32_t pg, uint32_t used, uint64_t requested,
+                       const uint8_t *linked);
 /* Back to no page handed out (a refused restore). */
 void slab_forget_pages(void);
 /* Counts an expired or flushed item leaving the table (lazily, by the sweeper) in its class's

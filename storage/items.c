@@ -244,7 +244,8 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
     stg.nshards = nshards;
     unsigned bits = log2u(nshards);
     stg.shard_shift = 64 - bits;
-    unsigned power = TABLE_INITIAL_POWER > bits + 8 ? TABLE_INITIAL_POWER - bits : 8;
+    unsigned initial = cfg->hash_power_init ? cfg->hash_power_init : TABLE_INITIAL_POWER;
+    unsigned power = initial > bits + 8 ? initial - bits : 8;
     stg.shards = mem_calloc(nshards, sizeof(struct shard));
     for (uint32_t i = 0; i < nshards; i++) {
         struct shard *sh = &stg.shards[i];

@@ -1168,25 +1168,11 @@ void slab_stats_reset(void)
 
 /* ---- warm restart (persist.c) ---- */
 
-void slab_restore_page(unsigned ci, uint32_t pg,
-                       bool (*keep)(struct item *it, uint32_t chunk, void *arg), void *arg)
+void slab_restore_page(unsigned ci, uint32_t pg, uint32_t used, uint64_t requested,
+                       const uint8_t *linked)
 {
     struct slab_class *c = &stg.classes[ci];
     char *base = page_base(pg);
-    uint32_t used = 0;
-    uint64_t requested = 0;
-    /* The items first, without the class lock: two restore threads walk different pages,
-     * and most pages of a small-item cache belong to one class. */
-    for (uint32_t i = 0; i < c->perslab; i++) {
-        struct item *it = (struct item *)(base + (size_t)i * c->size);
-        if (keep(it, c->size, arg)) {
-            used++;
-            requested += item_total_size(it);
-            continue;
-        }
-        atomic_store_explicit(&it->refcount, 0, memory_order_relaxed);
-        atomic_store_explicit(&it->iflags, ITEM_FREE, memory_order_relaxed);
-    }
     class_lock(c);
     stg.pmeta[pg] = (struct page_meta){.used = used, .cls = (uint8_t)ci, .since = clock_now()};
     if (c->npages == c->pages_cap) {
@@ -1196,12 +1182,11 @@ void slab_restore_page(unsigned ci, uint32_t pg,
     c->pages[c->npages++] = pg;
     c->used_chunks += used;
     c->mem_requested += requested;
-    /* from the end, as page_give, so that allocation proceeds in address order */
-    for (uint32_t i = c->perslab; used < c->perslab && i-- > 0;) {
-        struct item *it = (struct item *)(base + (size_t)i * c->size);
-        if (item_flags_free(item_iflags(it)))
-            free_push(c, it);
-    }
+    /* from the end, as page_give, so that allocation proceeds in address order; only the
+     * free chunks are touched (the items of a full page are not read here at all) */
+    for (uint32_t i = c->perslab; used < c->perslab && i-- > 0;)
+        if (!linked[i])
+            free_push(c, (struct item *)(base + (size_t)i * c->size));
     pthread_mutex_unlock(&c->lock);
 }
 

@@ -51,6 +51,7 @@ struct storage_config {
     bool use_cas;          /* false: items carry no CAS (-C) */
     uint32_t shards;       /* power of two */
     bool automove;         /* move pages between classes */
+    unsigned hash_power_init; /* initial buckets over all shards, log2 (0: 16) */
     const char *memory_file; /* -e: the arena lives in this file (warm restart), or NULL */
 };
 
@@ -191,11 +192,23 @@ struct storage_item_info {
     unsigned cls;
     size_t size; /* header + key + value */
 };
-/* Calls fn for every live item whose class id c has classes[c] set (classes NULL: all), one
- * hash shard at a time with that shard's lock held: fn must not call into storage. Returns
- * the number of items visited. */
-size_t storage_walk(const bool *classes,
-                    void (*fn)(void *arg, const struct storage_item_info *ii), void *arg);
+typedef void (*storage_walk_fn)(void *arg, const struct storage_item_info *ii);
+
+/* A resumable walk over every live item (storage/walk.c explains the cursor). Plain data: it
+ * holds no lock and no reference between steps, so it may be dropped at any time. */
+struct storage_walk {
+    uint64_t class_mask[STORAGE_MAX_CLASS_ID / 64]; /* bit c: class id c is dumped */
+    bool all;                                       /* every class */
+    uint32_t shard;                                 /* shard being walked */
+    uint64_t pos;                                   /* position in it, 0 .. 2^32 */
+};
+/* class_mask NULL: every class. */
+void storage_walk_begin(struct storage_walk *w, const uint64_t *class_mask);
+/* Calls fn for the live items of the next buckets, about `budget` of them (whole buckets),
+ * under one shard's lock: fn must not call into storage. Items changed meanwhile may or may
+ * not be seen (no snapshot, as memcached); one present throughout is seen exactly once.
+ * Returns true when the walk is complete. */
+bool storage_walk_step(struct storage_walk *w, size_t budget, storage_walk_fn fn, void *arg);
 /* Number of slab classes (valid class ids are 1..this). */
 unsigned storage_class_count(void);
 

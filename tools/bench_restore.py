@@ -129,10 +129,10 @@ def restore(kind, binary, args, mem_file, loaded):
     p.wait(60)
     log.seek(0)
     text = log.read().decode(errors="replace")
-    m = re.search(r"restored \d+ items from \S+ in (\d+) ms \(checksums (\d+) ms; CPU (\d+) ms\)",
-                  text)
-    detail = (" (its log: restore %s ms, of which checksums %s ms; CPU %s ms)" % m.groups()
-              if m else "")
+    m = re.search(r"restored \d+ items from \S+ in (\d+) ms \(CPU (\d+) ms, of which read and "
+                  r"checksums (\d+) ms, items (\d+) ms\)", text)
+    detail = (" (its log: restore %s ms; CPU %s ms, of which read and checksums %s ms, items %s ms)"
+              % m.groups() if m else "")
     print("%-9s restart to serving %.3f s, CPU %.2f s%s, items back %d/%d"
           % (kind, serve_s, cpu_s, detail, back, loaded), flush=True)
     if back != loaded:

@@ -84,8 +84,11 @@ check "Description set" grep -q 'memcached-compatible' <<<"$(field Description)"
 mkdir -p "$T/ctrl" "$T/data"
 dpkg-deb -e "$deb" "$T/ctrl"
 dpkg-deb -x "$deb" "$T/data"
-check "conffiles is exactly /etc/cached/cached.conf" \
-  test "$(cat "$T/ctrl/conffiles")" = /etc/cached/cached.conf
+check "conffiles are exactly cached.conf and logrotate.d/cached" \
+  test "$(sort "$T/ctrl/conffiles" | tr '\n' ' ')" = "/etc/cached/cached.conf /etc/logrotate.d/cached "
+check "logrotate rotates /var/log/cached/*.log and sends SIGHUP" \
+  grep -q 'signal=HUP cached.service' "$T/data/etc/logrotate.d/cached"
+check "copyright is BSD-3-Clause" grep -qx 'License: BSD-3-Clause' "$T/data/usr/share/doc/cached/copyright"
 check "cached.conf is cached.conf.example" cmp -s cached.conf.example "$T/data/etc/cached/cached.conf"
 unit="$T/data/lib/systemd/system/cached.service"
 check "unit runs /usr/bin/cached with the conffile" \

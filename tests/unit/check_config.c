@@ -206,6 +206,8 @@ static const struct setting_case cases[] = {
     {"-X", "disable-dumping", "yes", "yes"},
     {"-W", "disable-watch", "yes", "yes"},
     {NULL, "slab-chunk-max", "16k", "16384"},
+    {NULL, "hashpower", "20", "20"},
+    {NULL, "watcher-logbuf-size", "8", "8"},
     {NULL, "debug-hooks", "yes", "yes"},
 };
 #define NCASES (sizeof cases / sizeof *cases)
@@ -518,12 +520,44 @@ START_TEST(test_extended)
     ck_assert_int_eq(PARSE("-o", "slab_automove=2"), 0);
     ck_assert(C.slab_automove);
     fresh();
-    /* memcached tuning knobs without meaning here are accepted and change nothing. */
-    ck_assert_int_eq(PARSE("-o", "modern,hashpower=20,maxconns_fast,slab_automove_window=5,"
-                                 "lru_maintainer,hash_algorithm=murmur3,relaxed_privileges"),
+    /* memcached's no-ops and its own defaults: what cached does anyway. */
+    ck_assert_int_eq(PARSE("-o", "modern,maxconns_fast,slab_reassign,lru_maintainer,"
+                                 "no_drop_privileges,relaxed_privileges,no_chunked_items"),
                      0);
     ck_assert_str_eq(err_txt, "");
     ck_assert_uint_eq(C.port, 11211);
+    fresh();
+    /* hashpower sizes the table (12 to 32, as memcached); watcher_logbuf_size is kilobytes. */
+    ck_assert_int_eq(PARSE("-o", "hashpower=20,watcher_logbuf_size=8"), 0);
+    ck_assert_uint_eq(C.hashpower, 20);
+    ck_assert_uint_eq(C.watcher_logbuf_size, 8);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "hashpower=11"), CFG_EXIT_USAGE);
+    ERR_HAS("-o hashpower: 11 is too low");
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "hashpower=33"), CFG_EXIT_USAGE);
+    fresh();
+    /* knobs whose effect cached lacks are refused with the reason, never accepted */
+    static const char *const refused[] = {
+        "hash_algorithm=murmur3", "tail_repair_time=10", "lru_crawler_sleep=100",
+        "lru_crawler_tocrawl=5", "no_lru_maintainer", "worker_logbuf_size=64",
+        "slab_automove_ratio=0.5", "slab_automove_window=5", "slab_automove_freeratio=0.1"};
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
+        ck_assert_int_eq(PARSE("-o", refused[k]), CFG_EXIT_USAGE);
+        ERR_HAS("is not supported: ");
+        ONE_LINE();
+        fresh();
+    }
+    /* memcached takes any resp_obj_mem_limit, says it is deprecated and ignores it */
+    ck_assert_int_eq(PARSE("-o", "resp_obj_mem_limit=5"), 0);
+    ERR_HAS("DEPRECATED: resp_obj_mem_limit no longer used");
+    fresh();
+    /* -D turns stats detail on, as memcached's */
+    ck_assert_int_eq(PARSE("-D", "#"), 0);
+    ck_assert(C.detail_on);
+    fresh();
+    ck_assert_int_eq(PARSE("-p", "1"), 0);
+    ck_assert(!C.detail_on);
     fresh();
     /* memcached's LRU crawler is cached's expiry sweeper. */
     ck_assert_int_eq(PARSE("-o", "no_lru_crawler"), 0);
@@ -569,10 +603,12 @@ START_TEST(test_udp_compat)
     fresh();
     ck_assert_str_eq(err_txt, "");
     fresh();
-    ck_assert_int_eq(PARSE("-U", "11211"), 0);
-    ERR_HAS("warning: -U 11211: UDP is not served");
+    /* no UDP is served: a UDP port is refused, not accepted and ignored */
+    ck_assert_int_eq(PARSE("-U", "11211"), CFG_EXIT_USAGE);
+    ERR_HAS("-U 11211: UDP is not served");
+    ONE_LINE();
     fresh();
-    ck_assert_int_eq(PARSE("-U", "-1"), 0);
+    ck_assert_int_eq(PARSE("-U", "-1"), CFG_EXIT_USAGE);
     fresh();
     ck_assert_int_eq(PARSE("-U", "x"), CFG_EXIT_USAGE);
 }

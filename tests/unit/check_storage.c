@@ -875,6 +875,72 @@ START_TEST(test_class_stats)
 }
 END_TEST
 
+/* storage_walk_step: a walk in small steps sees every item present throughout exactly once,
+ * while the table doubles (and migrates) between its steps; the class filter holds. */
+struct walk_seen {
+    uint8_t *count; /* by key number */
+    int n;
+    unsigned classes_seen;
+};
+
+static void walk_count_cb(void *arg, const struct storage_item_info *ii)
+{
+    struct walk_seen *w = arg;
+    char buf[32];
+    if (ii->nkey < 5 || ii->nkey >= sizeof(buf) || memcmp(ii->key, "walk:", 5) != 0)
+        return;
+    memcpy(buf, ii->key + 5, ii->nkey - 5);
+    buf[ii->nkey - 5] = 0;
+    int i = atoi(buf);
+    if (i >= 0 && i < w->n && w->count[i] < 255)
+        w->count[i]++;
+    w->classes_seen |= 1u << (ii->cls & 31);
+}
+
+START_TEST(test_walk_steps_growth)
+{
+    storage_teardown();
+    struct storage_config c = cfg_default();
+    c.shards = 2;
+    start(c);
+    char key[32];
+    const int n = 20000, more = 150000;
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "walk:%d", i);
+        ck_assert_int_eq(set(key, "v"), ST_OK);
+    }
+    struct walk_seen w = {.count = calloc((size_t)n, 1), .n = n};
+    struct storage_walk cur;
+    storage_walk_begin(&cur, NULL);
+    int added = 0, steps = 0;
+    bool saw_expanding = false;
+    while (!storage_walk_step(&cur, 50, walk_count_cb, &w)) {
+        steps++;
+        for (int j = 0; j < 100 && added < more; j++, added++) { /* grow between steps */
+            snprintf(key, sizeof(key), "grow:%d", added);
+            ck_assert_int_eq(set(key, "v"), ST_OK);
+        }
+        saw_expanding |= stats().hash_is_expanding != 0;
+        ck_assert_int_lt(steps, 1000000);
+    }
+    ck_assert(saw_expanding);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(w.count[i] == 1, "walk:%d seen %u times", i, w.count[i]);
+    ck_assert_uint_eq(w.classes_seen, 1u << 1);
+
+    /* a class filter that matches nothing sees nothing */
+    memset(w.count, 0, (size_t)n);
+    uint64_t mask[STORAGE_MAX_CLASS_ID / 64] = {0};
+    mask[0] = 1u << 2;
+    storage_walk_begin(&cur, mask);
+    while (!storage_walk_step(&cur, 1000, walk_count_cb, &w))
+        ;
+    for (int i = 0; i < n; i++)
+        ck_assert_uint_eq(w.count[i], 0);
+    free(w.count);
+}
+END_TEST
+
 static Suite *storage_suite(void)
 {
     Suite *s = suite_create("storage");
@@ -886,7 +952,7 @@ static Suite *storage_suite(void)
         {"slab",
          {test_class_selection, test_hard_cap, test_eviction_order, test_no_evictions,
           test_automove, test_class_stats}},
-        {"table", {test_table_growth, test_hammer, test_hammer_growth}},
+        {"table", {test_table_growth, test_hammer, test_hammer_growth, test_walk_steps_growth}},
         {"refs", {test_ref_survives_delete, test_ref_concurrent_delete}},
         {"expiry", {test_expiry_rules, test_sweeper}},
         {"flush", {test_flush_now, test_flush_delayed, test_flush_no_cas}},
