@@ -46,6 +46,9 @@ struct conn {
     bool draining;            /* no more reads: run what is buffered, then closing */
     bool drained;             /* this callback's last read found the socket empty */
     bool in_value;            /* waiting for the rest of a value (stats conns: conn_nread) */
+    bool big_values;          /* the last value was read straight into its item: the next
+                                 read takes only a command's head (conn.c, CONN_HEAD_READ) */
+    bool head_capped;         /* the last buffered read was so capped */
     bool fresh;               /* nothing read yet (a TLS hello on a plaintext port) */
     struct tls_conn *tls;     /* NULL: plaintext (server/tls.h) */
     bool handshaking;         /* TLS handshake not done yet */
