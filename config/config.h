@@ -141,6 +141,15 @@ struct cfg {
     bool detail_on;          /* -D given: `stats detail` collection starts on, as memcached's */
     bool slab_automove_fast; /* -o slab_automove=2: a page-move step every tick, not every
                                 second (storage_set_automove level 2) */
+    bool no_slab_reassign;   /* -o no_slab_reassign / no_modern: `slabs reassign` refused and
+                                automove off, as memcached without its rebalancer thread */
+    uint64_t slab_automove_window; /* -o slab_automove_window=N (memcached's, >= 3): seconds a
+                                class must go without evictions or new pages before automove
+                                hands its spare free pages back to the global pool */
+    double slab_automove_ratio; /* -o slab_automove_ratio=R (0 < R <= 1), `slabs automove
+                                ratio R`: a page moves between classes only when the needy
+                                class's age is below R times the source's */
+    uint64_t lru_crawler_tocrawl; /* -o lru_crawler_tocrawl=N: `lru_crawler tocrawl`'s start */
 };
 
 /* Exit codes of a failed parse (sysexits.h). */

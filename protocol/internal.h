@@ -164,6 +164,11 @@ bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_s
 void proto_stats_reset(struct proto_ctx *x);
 /* `lru_crawler ...` (protocol/admin.c). */
 enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg);
+/* `lru_crawler sleep` / `tocrawl` as last set (memcached's defaults 100 and 0). */
+uint32_t proto_crawler_sleep(void);
+uint32_t proto_crawler_tocrawl(void);
+/* The LRU crawler is enabled (`lru_crawler enable|disable`, stats settings lru_crawler). */
+bool proto_crawler_enabled(void);
 /* A metadump in progress (x->pc->dump): adds its next lines; true once END is added and the
  * dump released, false when the reply is full for now (protocol/admin.c). */
 bool proto_dump_continue(struct proto_ctx *x, size_t max_output);

@@ -21,6 +21,7 @@
 #include "storage/persist.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define CLOCK_BUDGET 1024
@@ -103,13 +104,57 @@ static void page_give(struct slab_class *c, unsigned ci, uint32_t pg)
     }
 }
 
+/*
+ * Pages given back to the system (`cache_memlimit` shrank below what was handed out): a page
+ * drained to the pool while the arena holds more pages than the limit is madvise'd away and
+ * kept here instead, so total_malloced (pages handed out, less these) falls to the limit, as
+ * memcached frees pool pages past its limit. page_grab reuses them while under the limit.
+ * Arena lock.
+ */
+static uint32_t *freed_pages, nfreed, limit_pages;
+
+static uint32_t malloced_pages(void)
+{
+    return stg.pages_assigned - nfreed;
+}
+
+/* Arena lock held. */
+static void page_release(uint32_t pg)
+{
+    madvise(page_base(pg), stg.page_size, MADV_DONTNEED);
+    freed_pages = mem_realloc(freed_pages, (size_t)(nfreed + 1) * sizeof(*freed_pages));
+    freed_pages[nfreed++] = pg;
+}
+
+/* The limit in pages (cache_memlimit, -m). Arena lock held. */
+static void set_limit_pages(size_t bytes)
+{
+    size_t want = bytes / stg.page_size;
+    limit_pages = want ? (uint32_t)(want < UINT32_MAX ? want : UINT32_MAX) : 1;
+    /* memcached's memory_release: what the pool holds past the limit goes at once */
+    while (stg.npool && malloced_pages() > limit_pages)
+        page_release(stg.pool[--stg.npool]);
+}
+
+uint64_t slab_malloced_bytes(void)
+{
+    pthread_mutex_lock(&stg.arena_lock);
+    uint64_t n = malloced_pages();
+    pthread_mutex_unlock(&stg.arena_lock);
+    return n * stg.page_size;
+}
+
 static bool page_grab(struct slab_class *c, unsigned ci)
 {
     pthread_mutex_lock(&stg.arena_lock);
     uint32_t pg;
+    if (limit_pages == 0)
+        set_limit_pages(stg.cfg.mem_limit);
     if (stg.npool) {
         pg = stg.pool[--stg.npool];
-    } else if (stg.pages_assigned < stg.npages) {
+    } else if (nfreed && malloced_pages() < limit_pages) {
+        pg = freed_pages[--nfreed];
+    } else if (stg.pages_assigned < stg.npages && malloced_pages() < limit_pages) {
         pg = stg.pages_assigned++;
     } else {
         pthread_mutex_unlock(&stg.arena_lock);
@@ -243,6 +288,9 @@ void slab_teardown(void)
     mem_free(stg.pool);
     stg.pool = NULL;
     stg.npool = 0;
+    mem_free(freed_pages);
+    freed_pages = NULL;
+    nfreed = limit_pages = 0;
     if (stg.cfg.memory_file != NULL)
         persist_unmap();
     else if (stg.arena)
@@ -474,7 +522,7 @@ static struct item *clock_evict(struct slab_class *c)
 
 static void drain_start(struct slab_class *c, uint32_t pg);
 static void drain_cancel(struct slab_class *c, uint32_t pg);
-static bool drain_page_now(struct slab_class *src, uint32_t pg);
+static bool drain_page_now(struct slab_class *src, uint32_t pg, bool rescue);
 
 /* A page stays with its class at least this long (seconds) before page_steal may take it,
  * unless it is empty or the store would fail otherwise (force). Without it, a tiny -m with
@@ -517,7 +565,7 @@ static bool page_steal_from(struct slab_class *c, unsigned ci, unsigned src, boo
     bool ok = false;
     if (pick != UINT32_MAX) {
         drain_start(s, pick);
-        ok = drain_page_now(s, pick);
+        ok = drain_page_now(s, pick, false);
         if (ok)
             page_remove(s, pick);
         else
@@ -750,29 +798,102 @@ static void drain_cancel(struct slab_class *c, uint32_t pg)
     }
 }
 
-/* Evicts what it can from a draining page; true when the page is empty. Class lock held. */
-static bool drain_page_now(struct slab_class *src, uint32_t pg)
+/* memcached's slab_reassign_* counters: what page moves did with the items on their pages. */
+static _Atomic uint64_t reassign_rescues, reassign_evictions_nomem, reassign_busy_items;
+
+/*
+ * A page move's rescue (memcached's slab_rebalance_move): the live item it, referenced by the
+ * table only, is copied into a free chunk of its class on another page and takes its old
+ * place in the hash chain, so moving a page loses nothing while the class has room. Its old
+ * chunk is then released. 1 rescued, 0 no free chunk, -1 busy (shard lock taken or it is
+ * referenced: try again later). Class lock held; the shard's only tried.
+ */
+static int drain_rescue(struct slab_class *c, uint32_t pg, struct item *it)
+{
+    if (c->free_head == 0)
+        return 0;
+    uint64_t hv = storage_hash(item_key(it), it->nkey);
+    struct shard *sh = shard_of(hv);
+    bool held = sh == tl_held_shard;
+    if (!held && pthread_mutex_trylock(&sh->lock) != 0)
+        return -1;
+    if (!held)
+        shard_owner_set(sh);
+    int rc = -1;
+    if ((item_iflags(it) & ITEM_LINKED) && atomic_load(&it->refcount) == 1 &&
+        item_state_at(it, clock_now()) == ITEM_LIVE) {
+        struct item *nw = free_pop(c);
+        memcpy(nw, it, item_total_size(it));
+        atomic_store_explicit(&nw->refcount, 1, memory_order_relaxed);
+        atomic_store_explicit(&nw->iflags, item_iflags(it), memory_order_relaxed);
+        c->used_chunks++;
+        stg.pmeta[item_page(nw)].used++;
+        do_item_move(sh, it, nw, hv);
+        atomic_store(&it->refcount, 0);
+        atomic_store(&it->iflags, 0);
+        do_slab_release(c, pg, it);
+        rc = 1;
+    }
+    if (!held) {
+        shard_owner_clear(sh);
+        pthread_mutex_unlock(&sh->lock);
+    }
+    return rc;
+}
+
+/* Evicts what it can from a draining page (rescue: moves live items to free chunks of the
+ * class first, as memcached's page mover does); true when the page is empty. Class lock
+ * held. */
+static bool drain_page_now(struct slab_class *src, uint32_t pg, bool rescue)
 {
     char *base = page_base(pg);
+    rel_time_t now = clock_now();
     for (uint32_t i = 0; i < src->perslab && stg.pmeta[pg].used; i++) {
         struct item *it = (struct item *)(base + (size_t)i * src->size);
         if (item_flags_free(item_iflags(it)))
             continue;
+        bool live = (item_iflags(it) & ITEM_LINKED) && item_state_at(it, now) == ITEM_LIVE;
+        if (rescue && live && atomic_load(&it->refcount) == 1) {
+            int rc = drain_rescue(src, pg, it);
+            if (rc != 0) {
+                atomic_fetch_add(rc > 0 ? &reassign_rescues : &reassign_busy_items, 1);
+                continue;
+            }
+        }
         struct item *got = clock_take(src, it, stg.cfg.evictions, false);
-        if (got)
+        if (got) {
+            if (rescue && live)
+                atomic_fetch_add(&reassign_evictions_nomem, 1);
             do_slab_release(src, pg, got);
+        } else if (rescue) {
+            atomic_fetch_add(&reassign_busy_items, 1);
+        }
     }
     if (stg.pmeta[pg].used == 0)
         return true;
     return false;
 }
 
+void slab_reassign_counts(struct storage_stats *out)
+{
+    out->reassign_rescues = atomic_load(&reassign_rescues);
+    out->reassign_evictions_nomem = atomic_load(&reassign_evictions_nomem);
+    out->reassign_busy_items = atomic_load(&reassign_busy_items);
+    out->reassign_running = *(volatile int *)&stg.drain_page >= 0;
+}
+
 /* A drained page goes back to the pool (`slabs reassign N 0`); page_grab reuses it first. */
 static void pool_put(uint32_t pg)
 {
     pthread_mutex_lock(&stg.arena_lock);
-    stg.pool = mem_realloc(stg.pool, (size_t)(stg.npool + 1) * sizeof(*stg.pool));
-    stg.pool[stg.npool++] = pg;
+    if (limit_pages == 0)
+        set_limit_pages(stg.cfg.mem_limit);
+    if (malloced_pages() > limit_pages) {
+        page_release(pg); /* over a shrunk cache_memlimit: back to the system */
+    } else {
+        stg.pool = mem_realloc(stg.pool, (size_t)(stg.npool + 1) * sizeof(*stg.pool));
+        stg.pool[stg.npool++] = pg;
+    }
     pthread_mutex_unlock(&stg.arena_lock);
 }
 
@@ -793,7 +914,7 @@ static bool drain_try(void)
     unsigned si = stg.pmeta[pg].cls;
     struct slab_class *c = &stg.classes[si];
     class_lock(c);
-    if (!drain_page_now(c, pg)) {
+    if (!drain_page_now(c, pg, true)) {
         pthread_mutex_unlock(&c->lock);
         if (++stg.drain_tries >= DRAIN_MAX_TRIES)
             drain_abort();
@@ -824,6 +945,82 @@ void storage_observe(storage_evicted_fn evicted, storage_slab_moved_fn slab_move
     atomic_store_explicit(&stg_on_slab_moved, slab_moved, memory_order_relaxed);
 }
 
+/* memcached's slab_automove_window / _ratio (settings; `slabs automove ratio` changes it). */
+static _Atomic uint32_t am_window = 30;
+static _Atomic double am_ratio = 0.8;
+/* The last automove decision gave a page back to the pool: memcached then decides again at
+ * once rather than a second later ("be more aggressive"), so the tick keeps stepping. */
+static bool stg_pool_streak;
+
+/* memcached's MIN_PAGES_FOR_RECLAIM: a class holding more than 2.5 pages' worth of free chunks
+ * that saw no eviction and got no page for a whole window gives one page back to the global
+ * pool (its live items are rescued into the free chunks of its other pages). Class lock held. */
+static bool class_has_spare(const struct slab_class *c, rel_time_t now)
+{
+    return c->npages >= 2 && c->free_count * 2 > (uint64_t)c->perslab * 5 &&
+           now - c->am_dirty >= atomic_load(&am_window);
+}
+
+/* Starts moving the emptiest page of class si to the pool. bg_lock held. */
+static bool pool_reclaim_start(unsigned si)
+{
+    struct slab_class *c = &stg.classes[si];
+    class_lock(c);
+    uint32_t pick = UINT32_MAX, least = UINT32_MAX;
+    for (uint32_t i = 0; i < c->npages; i++) {
+        uint32_t pg = c->pages[i];
+        if (!stg.pmeta[pg].draining && stg.pmeta[pg].used < least) {
+            least = stg.pmeta[pg].used;
+            pick = pg;
+        }
+    }
+    if (pick != UINT32_MAX)
+        drain_start(c, pick);
+    pthread_mutex_unlock(&c->lock);
+    if (pick == UINT32_MAX)
+        return false;
+    /* memcached logs this decision too, with dst 0 (the pool) */
+    storage_slab_moved_fn on = atomic_load_explicit(&stg_on_slab_moved, memory_order_relaxed);
+    if (on != NULL && atomic_load(&stg.automove) == 1)
+        on(si + 1, 0);
+    stg.drain_page = (int)pick;
+    stg.drain_dst = stg.nclasses;
+    stg.drain_tries = 0;
+    stg_pool_streak = true;
+    return true;
+}
+
+/* memcached's age ratio: a page is taken from a class to give it to one that must evict only
+ * when the needy class's items are evicted younger than ratio x the source's (the items
+ * the source would lose are older than the ones the needy class loses now). */
+static bool ages_allow_move(unsigned src, unsigned dst, rel_time_t now)
+{
+    uint64_t age[2];
+    unsigned ids[2] = {src, dst};
+    for (int k = 0; k < 2; k++) {
+        struct slab_class *c = &stg.classes[ids[k]];
+        class_lock(c);
+        age[k] = c->npages ? class_age(c, now, AGE_PEEK, NULL) : 0;
+        pthread_mutex_unlock(&c->lock);
+    }
+    /* ages are whole seconds: a source whose next victims were all used this second tells
+     * nothing, and the move goes by pressure alone */
+    return age[0] == 0 || (double)age[1] < (double)age[0] * atomic_load(&am_ratio);
+}
+
+void storage_set_automove_tuning(uint32_t window, double ratio)
+{
+    if (window)
+        atomic_store(&am_window, window);
+    if (ratio > 0)
+        atomic_store(&am_ratio, ratio);
+}
+
+double storage_automove_ratio(void)
+{
+    return atomic_load(&am_ratio);
+}
+
 bool storage_automove_step(void)
 {
     if (!stg.ready)
@@ -837,17 +1034,30 @@ bool storage_automove_step(void)
         uint64_t press[SLAB_MAX_CLASSES];
         unsigned dst = stg.nclasses;
         uint64_t best = 0;
+        rel_time_t now = clock_now();
+        unsigned spare = stg.nclasses;
         for (unsigned i = 0; i < stg.nclasses; i++) {
             struct slab_class *c = &stg.classes[i];
             class_lock(c);
             press[i] = c->pressure;
             c->pressure = 0;
+            if (press[i] > 0 || c->npages > c->am_pages)
+                c->am_dirty = now;
+            c->am_pages = c->npages;
+            if (spare == stg.nclasses && class_has_spare(c, now))
+                spare = i;
             pthread_mutex_unlock(&c->lock);
             if (press[i] > best) {
                 best = press[i];
                 dst = i;
             }
         }
+        if (spare < stg.nclasses && pool_reclaim_start(spare)) {
+            bool moved = drain_try();
+            pthread_mutex_unlock(&stg.bg_lock);
+            return moved;
+        }
+        stg_pool_streak = false;
         pthread_mutex_lock(&stg.arena_lock);
         bool arena_full = stg.pages_assigned >= stg.npages;
         pthread_mutex_unlock(&stg.arena_lock);
@@ -875,7 +1085,7 @@ bool storage_automove_step(void)
                 src = i, src_pages = np;
             }
         }
-        if (src == stg.nclasses) {
+        if (src == stg.nclasses || (!src_has_free && !ages_allow_move(src, dst, now))) {
             pthread_mutex_unlock(&stg.bg_lock);
             return false;
         }
@@ -915,8 +1125,13 @@ void storage_slab_tick(void)
         return;
     unsigned level = atomic_load(&stg.automove);
     bool moving = *(volatile int *)&stg.drain_page >= 0; /* racy hint; the step rechecks */
-    if (moving || level == 2 || (level == 1 && ++stg.automove_ticks % 10 == 0))
-        storage_automove_step();
+    bool streak = *(volatile bool *)&stg_pool_streak;
+    if (moving || level == 2 || (level == 1 && (++stg.automove_ticks % 10 == 0 || streak))) {
+        /* giving free pages back to the pool: a few per tick, as memcached's 1 ms re-runs */
+        for (int n = 0; storage_automove_step() && n < 8 && *(volatile bool *)&stg_pool_streak;
+             n++) {
+        }
+    }
 }
 
 void storage_set_automove(unsigned level)
@@ -1081,8 +1296,10 @@ bool storage_set_mem_limit(size_t bytes)
             stg.npages = keep;
         }
     }
-    if (ok)
+    if (ok) {
         stg.cfg.mem_limit = bytes;
+        set_limit_pages(bytes);
+    }
     pthread_mutex_unlock(&stg.arena_lock);
     return ok;
 }
@@ -1132,6 +1349,8 @@ unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats 
         s.evicted_nonzero = c->evicted_nonzero;
         s.evicted_time = c->evicted_time;
         s.evicted_active = c->evicted_active;
+        s.crawler_reclaimed = c->crawler_reclaimed;
+        s.crawler_items_checked = c->crawler_checked;
         if (c->npages)
             s.age = class_age(c, clock_now(), AGE_SCAN_MAX, NULL);
         pthread_mutex_unlock(&c->lock);
@@ -1143,14 +1362,28 @@ unsigned storage_slab_stats(void (*fn)(void *arg, const struct slab_class_stats 
     return n;
 }
 
-void slab_count_reclaim(const struct item *it)
+void slab_count_reclaim(const struct item *it, bool crawler)
 {
     struct slab_class *c = &stg.classes[stg.pmeta[item_page(it)].cls];
     class_lock(c);
-    c->reclaimed++;
+    if (crawler)
+        c->crawler_reclaimed++;
+    else
+        c->reclaimed++;
     if (!(item_iflags(it) & ITEM_FETCHED))
         c->expired_unfetched++;
     pthread_mutex_unlock(&c->lock);
+}
+
+bool slab_crawl_reclaim(struct slab_class *c, struct item *it)
+{
+    struct item *got = clock_take(c, it, false, false);
+    if (!got)
+        return false;
+    c->reclaimed--; /* clock_take counts a reclaim; this one is the crawler's */
+    c->crawler_reclaimed++;
+    do_slab_release(c, item_page(got), got);
+    return true;
 }
 
 void slab_stats_reset(void)
@@ -1161,6 +1394,7 @@ void slab_stats_reset(void)
         c->evicted = c->evicted_unfetched = c->evicted_active = 0;
         c->expired_unfetched = c->reclaimed = c->outofmemory = 0;
         c->evicted_nonzero = c->lock_waits = 0;
+        c->crawler_reclaimed = c->crawler_checked = 0;
         c->evicted_time = 0;
         pthread_mutex_unlock(&c->lock);
     }
@@ -1203,4 +1437,5 @@ void slab_forget_pages(void)
     memset(stg.pmeta, 0, (size_t)stg.npages * sizeof(*stg.pmeta));
     stg.pages_assigned = 0;
     stg.npool = 0; /* pool pages lie below pages_assigned: they are forgotten with it */
+    nfreed = 0;
 }
