@@ -317,7 +317,8 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t
         *res = ST_TOO_LARGE;
         return NULL;
     }
-    struct item *it = slab_alloc(ntotal, res);
+    /* the hash decides the item's place in the eviction window (slab.c) */
+    struct item *it = slab_alloc(ntotal, storage_hash(key, nkey), res);
     if (!it)
         return NULL;
     it->hnext = 0;
