@@ -186,6 +186,8 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
         log_error("out of memory for a TLS connection from %s", c->addr); /* closed below */
 
     worker_conn_add(w, c);
+    if (watch_wants(WATCH_CONNEVENTS))
+        watch_conn_event(c, false);
 
     log_debug("worker %u: new connection fd %d from %s", w->id, fd, c->addr);
     if (listeners[listener].tls && c->tls == NULL) {
@@ -240,7 +242,10 @@ void conn_close(struct conn *c)
     if (c->watcher != NULL) {
         watch_remove(c->watcher);
         c->watcher = NULL;
+        c->pc.close_reason = PROTO_CLOSE_ERROR; /* memcached's watchers close with no reason */
     }
+    if (watch_wants(WATCH_CONNEVENTS))
+        watch_conn_event(c, true);
     if (c->tls != NULL) {
         tls_conn_free(c->tls, !c->handshaking);
         c->tls = NULL;
@@ -328,6 +333,8 @@ static ssize_t conn_read_value(struct conn *c, size_t *total)
             c->drained = true;
             break;
         }
+        if (n == 0)
+            c->pc.close_reason = PROTO_CLOSE_NORMAL; /* the client closed mid-value */
         if (got > 0) {
             c->draining = true; /* EOF or an error after some bytes: run what came */
             break;
@@ -385,6 +392,7 @@ static ssize_t conn_read(struct conn *c)
             continue;
         }
         if (n == 0) {
+            c->pc.close_reason = PROTO_CLOSE_NORMAL; /* the client closed: memcached's "normal" */
             if (total == 0)
                 return -1;
             c->draining = true;
@@ -440,9 +448,6 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
     c->in_value = c->pc.value.it != NULL || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
-    if (c->pc.watch && c->watcher == NULL && !c->closing &&
-        (c->watcher = watch_add(c, c->pc.watch)) == NULL)
-        c->closing = true; /* WATCH_MAX watchers already (memcached: WATCHER_TOO_MANY) */
     if (have == 0)
         c->rstart = c->rend = 0;
     return act;
@@ -643,13 +648,16 @@ void conn_drain(struct conn *c)
 bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout)
 {
     rel_time_t last = atomic_load_explicit(&c->last_active, memory_order_relaxed);
-    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply) || proto_dumping(&c->pc))
+    /* a watcher never sends: memcached's idle check skips it too (conn_watch state) */
+    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply) || proto_dumping(&c->pc) ||
+        c->watcher != NULL)
         return false;
     if (now <= last || (uint64_t)(now - last) <= idle_timeout)
         return false;
     struct worker *w = c->w;
     worker_count_idle_kick(w);
     log_info("closing idle connection %s (fd %d)", c->addr, c->fd);
+    c->pc.close_reason = PROTO_CLOSE_IDLE;
     conn_close(c);
     return true;
 }

@@ -112,6 +112,9 @@ struct storage_globals {
 };
 
 extern struct storage_globals stg;
+/* storage_observe's callbacks (storage/slab.c). */
+extern _Atomic(storage_evicted_fn) stg_on_evicted;
+extern _Atomic(storage_slab_moved_fn) stg_on_slab_moved;
 
 /* Takes a class lock; a trylock first, so a wait is counted (stats class_lock_waits). The
  * count is written under the lock itself: no shared counter, no atomic. */

@@ -349,6 +349,11 @@ static struct item *clock_take(struct slab_class *c, struct item *it, bool allow
                     c->evicted_nonzero++;
                 rel_time_t now = clock_now();
                 c->evicted_time = now > it->atime ? now - it->atime : 0;
+                /* only from the CLOCK hand, as memcached logs only its LRU tail evictions */
+                storage_evicted_fn on = atomic_load_explicit(&stg_on_evicted,
+                                                             memory_order_relaxed);
+                if (on != NULL && count_pressure)
+                    on(it, (unsigned)(c - stg.classes) + 1, (fl & ITEM_FETCHED) != 0, now);
             }
             c->mem_requested -= item_total_size(it);
             got = it;
@@ -1116,6 +1121,15 @@ static bool drain_try(void)
     return true;
 }
 
+_Atomic(storage_evicted_fn) stg_on_evicted;
+_Atomic(storage_slab_moved_fn) stg_on_slab_moved;
+
+void storage_observe(storage_evicted_fn evicted, storage_slab_moved_fn slab_moved)
+{
+    atomic_store_explicit(&stg_on_evicted, evicted, memory_order_relaxed);
+    atomic_store_explicit(&stg_on_slab_moved, slab_moved, memory_order_relaxed);
+}
+
 /* memcached's slab_automove_window / _ratio (settings; `slabs automove ratio` changes it). */
 static _Atomic uint32_t am_window = 30;
 static _Atomic double am_ratio = 0.8;
@@ -1150,6 +1164,10 @@ static bool pool_reclaim_start(unsigned si)
     pthread_mutex_unlock(&c->lock);
     if (pick == UINT32_MAX)
         return false;
+    /* memcached logs this decision too, with dst 0 (the pool) */
+    storage_slab_moved_fn on = atomic_load_explicit(&stg_on_slab_moved, memory_order_relaxed);
+    if (on != NULL && atomic_load(&stg.automove) == 1)
+        on(si + 1, 0);
     stg.drain_page = (int)pick;
     stg.drain_dst = stg.nclasses;
     stg.drain_tries = 0;
@@ -1273,6 +1291,10 @@ bool storage_automove_step(void)
             pthread_mutex_unlock(&stg.bg_lock);
             return false;
         }
+        /* memcached logs its level-1 automove decisions (level 2 moves silently) */
+        storage_slab_moved_fn on = atomic_load_explicit(&stg_on_slab_moved, memory_order_relaxed);
+        if (on != NULL && atomic_load(&stg.automove) == 1)
+            on(src + 1, dst + 1);
         stg.drain_page = (int)pick;
         stg.drain_dst = dst;
         stg.drain_tries = 0;
