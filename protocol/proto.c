@@ -354,6 +354,10 @@ static void get_key(struct proto_ctx *x, const struct token *t, bool touch, rel_
     }
     DETAIL(t->p, t->len, DETAIL_GET, it != NULL);
     WATCH_GET(x, t->p, t->len, it);
+#if !defined(CACHED_NO_OBSERVE) && !defined(CACHED_NO_HOTKEYS)
+    /* hot keys: sampled here rather than by obs_command_keys walking the line again */
+    obs_key(&x->st->obs, OBS_READ, t->p, t->len);
+#endif
     if (it)
         proto_add_value(x->r, it, with_cas);
 }
