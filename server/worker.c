@@ -246,6 +246,7 @@ void worker_teardown(void)
 /* ---- the connection list (owner thread) ---- */
 
 #define WORKER_FREE_MAX 64 /* closed connection structs a worker keeps for reuse */
+#define WORKER_FREE_BUFS 16 /* of which keep their buffers (~33 KB each) */
 
 void worker_conn_add(struct worker *w, struct conn *c)
 {
@@ -271,6 +272,15 @@ void worker_conn_remove(struct worker *w, struct conn *c)
     w->nconns--;
     pthread_mutex_unlock(&w->conns_lock);
     if (w->nfree < WORKER_FREE_MAX) {
+        /* The first WORKER_FREE_BUFS kept structs keep their read buffer and reply block:
+         * a client that reconnects per request (Django's) costs no buffer allocation then,
+         * and what a worker holds when its clients are gone stays bounded. */
+        if (c->rbuf != NULL) {
+            if (w->nfree_bufs < WORKER_FREE_BUFS)
+                w->nfree_bufs++;
+            else
+                conn_drop_buffers(c);
+        }
         c->next = w->free_conns;
         w->free_conns = c;
         w->nfree++;
@@ -287,6 +297,8 @@ struct conn *worker_conn_reuse(struct worker *w)
     if (c != NULL) {
         w->free_conns = c->next;
         w->nfree--;
+        if (c->rbuf != NULL)
+            w->nfree_bufs--;
     }
     return c;
 }
