@@ -80,7 +80,6 @@ static const char *const ignored_ext[] = {
     "inline_ascii_resp",    /* no-ops in memcached 1.6.18 too */
     "no_inline_ascii_resp",
     "maxconns_fast",        /* memcached's default: over -c, an error and close (cached's way) */
-    "slab_reassign",        /* memcached's default: pages can move (cached's always can) */
     "lru_maintainer",       /* memcached's default: background LRU upkeep (cached's tick) */
     "no_drop_privileges",   /* memcached's default: no seccomp filter (cached installs none) */
     "relaxed_privileges",   /* memcached-debug's: no seccomp filter to relax (the test harness
@@ -107,15 +106,11 @@ static const struct {
 } refused_ext[] = {
     {"hash_algorithm", "cached hashes keys with xxh64 only (stats settings: hash_algorithm xxh64)"},
     {"tail_repair_time", "cached counts item references exactly and never force-frees an item"},
-    {"lru_crawler_sleep", "the expiry sweeper paces itself (a time budget a tick), not by a sleep"},
-    {"lru_crawler_tocrawl", "the expiry sweeper visits every item of every class"},
+    {"lru_crawler_sleep", "the expiry sweeper and crawl passes pace themselves (a budget a "
+                          "tick), not by a sleep"},
     {"no_lru_maintainer", "cached's LRU (CLOCK with a protected share) has no flat-LRU mode"},
     {"worker_logbuf_size", "cached keeps no per-worker log buffer: `watch` lines go straight to "
                            "each watcher's buffer (watcher_logbuf_size)"},
-    {"slab_automove_ratio", "cached's automove moves pages by eviction pressure, not by a free "
-                            "ratio"},
-    {"slab_automove_window", "cached's automove moves pages by eviction pressure, not over a "
-                             "window of samples"},
     {"slab_automove_freeratio", "an extstore option: cached keeps items in RAM only"},
     {"slab_chunk_size_max", "cached stores every item in one chunk (no chunked items)"},
     {"slab_sizes", "cached's slab classes step by 8 bytes, then by -f"},
@@ -200,6 +195,8 @@ void cfg_init(struct cfg *c)
 {
     memset(c, 0, sizeof *c);
     CFG_SETTINGS(CFG_DEFAULT)
+    c->slab_automove_window = 30; /* memcached's defaults */
+    c->slab_automove_ratio = 0.8;
     derive(c);
 }
 
@@ -1058,6 +1055,55 @@ static bool in_list(const char *const *list, size_t n, const char *s)
     return false;
 }
 
+/* memcached's page-mover and crawler knobs: slab_reassign, slab_automove_window=N,
+ * slab_automove_ratio=R, lru_crawler_tocrawl=N (its checks and messages). no_slab_reassign and no_modern also go on to mapped_ext. -1: not
+ * one of them. */
+static int slab_ext(struct cfg *c, const char *u, const char *val, FILE *err)
+{
+    if (strcmp(u, "slab_reassign") == 0 && val == NULL) {
+        c->no_slab_reassign = false;
+        return 0;
+    }
+    if ((strcmp(u, "no_slab_reassign") == 0 || strcmp(u, "no_modern") == 0) && val == NULL) {
+        c->no_slab_reassign = true;
+        return -1;
+    }
+    if (strcmp(u, "lru_crawler_tocrawl") == 0) { /* items a crawl pass checks per class */
+        uint64_t v;
+        if (val == NULL || parse_u64(val, 10, false, &v) != 0 || v > UINT32_MAX) {
+            err_line(err, "-o lru_crawler_tocrawl takes a numeric 32bit value");
+            return CFG_EXIT_USAGE;
+        }
+        c->lru_crawler_tocrawl = v;
+        return 0;
+    }
+    bool window = strcmp(u, "slab_automove_window") == 0;
+    if (!window && strcmp(u, "slab_automove_ratio") != 0)
+        return -1;
+    if (val == NULL || *val == '\0') {
+        err_line(err, "-o %s: missing %s argument", u, u);
+        return CFG_EXIT_USAGE;
+    }
+    char *end;
+    errno = 0;
+    if (window) {
+        unsigned long long w = strtoull(val, &end, 10);
+        if (*end != '\0' || errno != 0 || w < 3 || w > 3600) {
+            err_line(err, "-o slab_automove_window must be > 2 (and at most 3600): '%s'", val);
+            return CFG_EXIT_USAGE;
+        }
+        c->slab_automove_window = w;
+    } else {
+        double r = strtod(val, &end);
+        if (*end != '\0' || errno != 0 || !(r > 0 && r <= 1)) {
+            err_line(err, "-o slab_automove_ratio must be > 0 and <= 1: '%s'", val);
+            return CFG_EXIT_USAGE;
+        }
+        c->slab_automove_ratio = r;
+    }
+    return 0;
+}
+
 /* One -o element: "key=value", "key" (switch on) or "no_key" (switch off). */
 static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
 {
@@ -1079,6 +1125,9 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
     underscored(kv, u);
     if (in_list(ignored_ext, sizeof ignored_ext / sizeof *ignored_ext, u))
         return 0; /* what cached always does (the list's comments say why) */
+    int rc = slab_ext(c, u, val, err);
+    if (rc >= 0)
+        return rc;
     if (strcmp(u, "resp_obj_mem_limit") == 0) {
         /* memcached 1.6.18 takes any value, says this and ignores it: so does cached */
         fputs("DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,\n", err);

@@ -107,7 +107,7 @@
     X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                                 \
       "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")           \
     X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                      \
-      "character that ends a key's prefix for `stats detail`")                                     \
+      "character that ends a key's prefix for `stats detail`; giving it turns detail on")                                     \
     X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                           \
       "refuse stats cachedump and lru_crawler metadump")                                           \
     X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command")  \
@@ -141,6 +141,15 @@ struct cfg {
     bool detail_on;          /* -D given: `stats detail` collection starts on, as memcached's */
     bool slab_automove_fast; /* -o slab_automove=2: a page-move step every tick, not every
                                 second (storage_set_automove level 2) */
+    bool no_slab_reassign;   /* -o no_slab_reassign / no_modern: `slabs reassign` refused and
+                                automove off, as memcached without its rebalancer thread */
+    uint64_t slab_automove_window; /* -o slab_automove_window=N (memcached's, >= 3): seconds a
+                                class must go without evictions or new pages before automove
+                                hands its spare free pages back to the global pool */
+    double slab_automove_ratio; /* -o slab_automove_ratio=R (0 < R <= 1), `slabs automove
+                                ratio R`: a page moves between classes only when the needy
+                                class's age is below R times the source's */
+    uint64_t lru_crawler_tocrawl; /* -o lru_crawler_tocrawl=N: `lru_crawler tocrawl`'s start */
 };
 
 /* Exit codes of a failed parse (sysexits.h). */

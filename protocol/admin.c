@@ -1,17 +1,21 @@
 /*
  * admin: memcached's `lru_crawler` command family, answered as memcached 1.6.18 answers it.
  *
- * cached has no LRU crawler thread: expired items are reclaimed by the background expiry
- * sweeper (and lazily on access). So:
+ * The crawler serves the passes a client asks for; `lru_crawler enable|disable` switch it
+ * (stats settings `lru_crawler`). The background expiry sweeper, cached's LRU maintainer, is
+ * not switched by them (-o lru_crawler / no_lru_crawler / no_modern set both at start):
+ *   lru_crawler crawl all|<ids>          frees the expired and flushed items of those classes,
+ *                                      in steps from the maintenance tick (storage/crawl.c);
+ *                                      stats lru_crawler_running is 1 until it is done
  *   lru_crawler metadump all|hash|<ids>  dumps every live item (a hash-table walk; "all" and a
  *                                      class list walk the same table, filtered by class),
- *                                      streamed: see "metadump" below
- *   lru_crawler crawl all|<ids>          OK: the sweeper already reclaims expired items
- *                                      continuously; nothing extra is started
- *   lru_crawler enable|disable          turn the expiry sweeper on/off (and metadump/crawl
- *                                      refuse while it is off, as memcached's do)
- *   lru_crawler sleep N / tocrawl N     validated as memcached does and remembered; they tune
- *                                      memcached's crawler and have no effect on the sweeper
+ *                                      streamed: see "metadump" below; refused after
+ *                                      pipelined commands, as memcached's
+ *   lru_crawler tocrawl N               items a crawl checks per class at most (0: all)
+ *   lru_crawler sleep N                 validated as memcached does and shown in stats
+ *                                      settings; the pass paces itself by its per-tick budget
+ * memcached has one crawler: a crawl or a metadump while another runs answers BUSY; both
+ * refuse while the crawler is disabled.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,12 +30,37 @@
 #define MSG_CRAWLER_START_FAIL "ERROR failed to start lru crawler thread\r\n"
 #define MSG_SLEEP_TOO_LONG "CLIENT_ERROR sleep must be one second or less\r\n"
 #define MSG_CRAWLER_BUSY "BUSY currently processing crawler request\r\n"
+#define MSG_CRAWLER_ERROR "ERROR an unknown error happened\r\n"
+#define MSG_METADUMP_PIPELINED "ERROR cannot pipeline other commands before metadump\r\n"
 /* memcached's valid class ids are 1..63 (MAX_NUMBER_OF_SLAB_CLASSES 64); cached may have more
  * classes (8-byte steps for small items), so its own ids are valid too. */
 #define MEMCACHED_MAX_CLASS_ID 63
 
-static _Atomic bool crawler_on = true;
-static _Atomic uint32_t crawler_sleep = 100, crawler_tocrawl = 0;
+static _Atomic uint32_t crawler_sleep = 100;
+static _Atomic int64_t crawler_tocrawl = -1; /* -1: -o lru_crawler_tocrawl's (settings) */
+
+uint32_t proto_crawler_sleep(void)
+{
+    return atomic_load(&crawler_sleep);
+}
+
+uint32_t proto_crawler_tocrawl(void)
+{
+    int64_t v = atomic_load(&crawler_tocrawl);
+    return v < 0 ? (uint32_t)settings.lru_crawler_tocrawl : (uint32_t)v;
+}
+
+/* The crawler (crawl and metadump served): on at start when the expiry sweeper is (-o
+ * lru_crawler / no_lru_crawler / no_modern set both, as memcached's start its crawler thread
+ * and LRU maintainer); `lru_crawler enable|disable` switch the crawler only, as memcached's
+ * stop its crawler thread while its maintainer keeps reclaiming expired items. */
+static _Atomic int crawler_state = -1; /* -1: not switched yet, follows settings */
+
+bool proto_crawler_enabled(void)
+{
+    int v = atomic_load(&crawler_state);
+    return v < 0 ? __atomic_load_n(&settings.sweeper, __ATOMIC_RELAXED) : v != 0;
+}
 
 /* "all", "hash" or a comma-separated list of class ids -> a bitmap of class ids (*out NULL:
  * all). */
@@ -143,7 +172,7 @@ bool proto_dump_continue(struct proto_ctx *x, size_t max_output)
 
 static void dump_start(struct proto_ctx *x, const uint64_t *classes)
 {
-    if (atomic_exchange(&dump_running, true)) {
+    if (storage_crawl_running() || atomic_exchange(&dump_running, true)) {
         reply_add(x->r, MSG_CRAWLER_BUSY, MSG_LEN(MSG_CRAWLER_BUSY));
         return;
     }
@@ -159,7 +188,7 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
     const struct token *sub = &q->tok[1];
     uint64_t classes_buf[STORAGE_MAX_CLASS_ID / 64], *classes;
     if (q->ntok == 3 && (TOK_IS(sub, "crawl") || TOK_IS(sub, "metadump"))) {
-        if (!atomic_load(&crawler_on)) {
+        if (!proto_crawler_enabled()) {
             reply_add(x->r, MSG_CRAWLER_DISABLED, MSG_LEN(MSG_CRAWLER_DISABLED));
             return CMD_DONE;
         }
@@ -168,11 +197,24 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
             return CMD_DONE;
         }
         if (TOK_IS(sub, "crawl")) {
-            reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+            /* memcached crawls only class lists, never the hash table */
+            if (classes == NULL && TOK_IS(&q->tok[2], "hash"))
+                reply_add(x->r, MSG_CRAWLER_ERROR, MSG_LEN(MSG_CRAWLER_ERROR));
+            else if (!atomic_load(&dump_running) &&
+                     storage_crawl_start(classes, proto_crawler_tocrawl()))
+                reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+            else
+                reply_add(x->r, MSG_CRAWLER_BUSY, MSG_LEN(MSG_CRAWLER_BUSY));
             return CMD_DONE;
         }
         if (proto_cfg.dump_disabled) { /* -X */
             reply_add(x->r, MSG_METADUMP_NOT_ALLOWED, MSG_LEN(MSG_METADUMP_NOT_ALLOWED));
+            return CMD_DONE;
+        }
+        /* memcached hands the connection to its crawler thread, which cannot follow replies
+         * still queued: a metadump after other pipelined commands is refused */
+        if (x->r->pending > 0) {
+            reply_add(x->r, MSG_METADUMP_PIPELINED, MSG_LEN(MSG_METADUMP_PIPELINED));
             return CMD_DONE;
         }
         dump_start(x, classes);
@@ -198,17 +240,17 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
     }
     if (q->ntok == 2 && TOK_IS(sub, "enable")) {
         /* memcached: the thread is already running -> it cannot be started */
-        if (atomic_exchange(&crawler_on, true)) {
+        if (proto_crawler_enabled()) {
             reply_add(x->r, MSG_CRAWLER_START_FAIL, MSG_LEN(MSG_CRAWLER_START_FAIL));
             return CMD_DONE;
         }
-        __atomic_store_n(&settings.sweeper, true, __ATOMIC_RELAXED);
+        atomic_store(&crawler_state, 1);
         reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
         return CMD_DONE;
     }
     if (q->ntok == 2 && TOK_IS(sub, "disable")) {
-        atomic_store(&crawler_on, false);
-        __atomic_store_n(&settings.sweeper, false, __ATOMIC_RELAXED);
+        storage_crawl_stop();
+        atomic_store(&crawler_state, 0);
         reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
         return CMD_DONE;
     }

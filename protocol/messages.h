@@ -25,6 +25,11 @@
 #define MSG_VERSION "VERSION " PROTO_VERSION "\r\n"
 
 #define MSG_ERROR "ERROR\r\n"
+/* `watch` (memcached's process_watch_command) */
+#define MSG_WATCH_DISABLED "CLIENT_ERROR watch commands not allowed\r\n"
+#define MSG_WATCH_PIPELINED "ERROR cannot pipeline other commands before watch\r\n"
+#define MSG_WATCHER_TOO_MANY "WATCHER_TOO_MANY log watcher limit reached\r\n"
+#define MSG_WATCHER_FAILED "WATCHER_FAILED failed to add log watcher\r\n"
 #define MSG_BAD_FORMAT "CLIENT_ERROR bad command line format\r\n"
 #define MSG_BAD_DATA_CHUNK "CLIENT_ERROR bad data chunk\r\n"
 #define MSG_UNAUTHENTICATED "CLIENT_ERROR unauthenticated\r\n"
@@ -40,7 +45,6 @@
 #define MSG_FLUSH_DISABLED "CLIENT_ERROR flush_all not allowed\r\n"
 #define MSG_SHUTDOWN_DISABLED "ERROR: shutdown not enabled\r\n"
 #define MSG_SHUTDOWN_MODE "CLIENT_ERROR invalid shutdown mode\r\n"
-#define MSG_WATCH_NOT_ALLOWED "CLIENT_ERROR watch commands not allowed\r\n"
 #define MSG_METADUMP_NOT_ALLOWED "ERROR metadump not allowed\r\n"
 #define MSG_CACHEDUMP_NOT_ALLOWED "CLIENT_ERROR stats cachedump not allowed\r\n"
 #define MSG_BAD_COMMAND_LINE "CLIENT_ERROR bad command line\r\n"

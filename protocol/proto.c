@@ -458,9 +458,12 @@ static enum cmd_result store_refused(struct proto_ctx *x, enum st_result res, en
         STAT_INC(x->st->store_no_memory);
         OUT(x, MSG_NO_MEMORY_STORE);
     }
+    WATCH_REFUSED(x, key->p, key->len, op, res);
     /* memcached unlinks the old item so a failed set never leaves stale data behind. */
-    if (op == OP_SET)
+    if (op == OP_SET) {
+        WATCH_PEEK(x, key->p, key->len);
         storage_delete(key->p, key->len, 0);
+    }
     proto_skip_value(x, total);
     return CMD_DONE;
 }
@@ -537,6 +540,7 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
         OUT(x, MSG_BAD_DATA_CHUNK);
         return;
     }
+    WATCH_PEEK(x, item_key(it), it->nkey);
     enum st_result res = storage_store(it, op, x->pc->store.cas, NULL);
     WATCH_STORE(x, it, op, res);
     proto_count_cas(x, op, res, it);
@@ -607,6 +611,7 @@ static enum cmd_result cmd_delete(struct proto_ctx *x, int arg)
     if (!key)
         return CMD_DONE;
     DETAIL(key->p, key->len, DETAIL_DEL, false);
+    WATCH_PEEK(x, key->p, key->len);
     if (storage_delete(key->p, key->len, 0) == ST_OK) {
         STAT_INC(x->st->delete_hits), STAT_INC(CLS_LAST(x)->delete_hits);
         OUT(x, MSG_DELETED);
@@ -629,6 +634,7 @@ static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
         OUT(x, MSG_INVALID_DELTA);
         return CMD_DONE;
     }
+    WATCH_PEEK(x, key->p, key->len);
     switch (storage_arith(key->p, key->len, incr, delta, &value, NULL)) {
     case ST_OK: {
         if (incr)
@@ -735,6 +741,7 @@ static enum cmd_result cmd_quit(struct proto_ctx *x, int arg)
 {
     (void)arg;
     x->pc->closing = true;
+    x->pc->close_reason = PROTO_CLOSE_NORMAL;
     return CMD_CLOSE;
 }
 
@@ -750,6 +757,7 @@ static enum cmd_result cmd_shutdown(struct proto_ctx *x, int arg)
         if (proto_hooks_active->shutdown)
             proto_hooks_active->shutdown();
         x->pc->closing = true;
+        x->pc->close_reason = PROTO_CLOSE_SHUTDOWN;
         return CMD_CLOSE;
     }
     reply_add(x->r, MSG_SHUTDOWN_MODE, MSG_LEN(MSG_SHUTDOWN_MODE));

@@ -7,12 +7,20 @@
  */
 #include <stdlib.h>
 
+#include "config/config.h"
 #include "protocol/internal.h"
+
+#define MSG_REASSIGN_DISABLED "CLIENT_ERROR slab reassignment disabled\r\n"
 
 static enum cmd_result slabs_reassign(struct proto_ctx *x)
 {
     struct request *q = x->q;
     int32_t src, dst;
+    const struct cfg *cf = proto_cfg.settings;
+    if (cf != NULL && cf->no_slab_reassign) { /* memcached without its rebalancer thread */
+        OUT(x, MSG_REASSIGN_DISABLED);
+        return CMD_DONE;
+    }
     if (!tok_strtol(&q->tok[2], &src) || !tok_strtol(&q->tok[3], &dst)) {
         OUT(x, MSG_BAD_FORMAT);
         return CMD_DONE;
@@ -38,7 +46,7 @@ static enum cmd_result slabs_reassign(struct proto_ctx *x)
 }
 
 /* memcached's safe_strtod: a number that takes the whole token. */
-static bool tok_is_double(const struct token *t)
+static bool tok_to_double(const struct token *t, double *out)
 {
     char buf[64];
     if (t->len == 0 || t->len >= sizeof buf)
@@ -46,7 +54,7 @@ static bool tok_is_double(const struct token *t)
     memcpy(buf, t->p, t->len);
     buf[t->len] = '\0';
     char *end;
-    (void)strtod(buf, &end);
+    *out = strtod(buf, &end);
     return end != buf && *end == '\0';
 }
 
@@ -55,12 +63,14 @@ static enum cmd_result slabs_automove(struct proto_ctx *x)
     struct request *q = x->q;
     proto_noreply_maybe(q);
     if (TOK_IS(&q->tok[2], "ratio")) {
-        /* memcached's knob for its age-ratio algorithm, which cached does not have; the
-         * reply is memcached's, the value is not used. */
-        if (q->ntok < 4 || !tok_is_double(&q->tok[3]))
+        /* the age ratio a page move between two classes needs (storage) */
+        double r;
+        if (q->ntok < 4 || !tok_to_double(&q->tok[3], &r)) {
             OUT(x, MSG_ERROR);
-        else
+        } else {
+            storage_set_automove_tuning(0, r);
             OUT(x, MSG_OK);
+        }
         return CMD_DONE;
     }
     uint32_t level;

@@ -157,19 +157,21 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "hash_power_level", ss.hash_power_level);
     put_u64(o, "hash_bytes", ss.hash_bytes);
     put_u64(o, "hash_is_expanding", ss.hash_is_expanding);
-    /* Page moves: cached moves a page only once it is empty of live items (no rescues). */
-    put_u64(o, "slab_reassign_rescues", 0);
+    /* Page moves (storage/slab.c): live items are rescued into free chunks of their class,
+     * else evicted; cached never chunks an item, so chunk rescues are 0, and a referenced
+     * item is waited for, never deleted (busy_deletes 0). */
+    put_u64(o, "slab_reassign_rescues", ss.reassign_rescues);
     put_u64(o, "slab_reassign_chunk_rescues", 0);
-    put_u64(o, "slab_reassign_evictions_nomem", 0);
+    put_u64(o, "slab_reassign_evictions_nomem", ss.reassign_evictions_nomem);
     put_u64(o, "slab_reassign_inline_reclaim", 0);
-    put_u64(o, "slab_reassign_busy_items", 0);
+    put_u64(o, "slab_reassign_busy_items", ss.reassign_busy_items);
     put_u64(o, "slab_reassign_busy_deletes", 0);
-    put_u64(o, "slab_reassign_running", 0);
+    put_u64(o, "slab_reassign_running", ss.reassign_running);
     put_u64(o, "slabs_moved", ss.slabs_moved);
     const struct cfg *cf = proto_cfg.settings;
-    if (cf == NULL || cf->sweeper) {
-        put_u64(o, "lru_crawler_running", 0);
-        put_u64(o, "lru_crawler_starts", ss.sweeper_runs);
+    if (cf == NULL || proto_crawler_enabled()) {
+        put_u64(o, "lru_crawler_running", ss.crawl_running);
+        put_u64(o, "lru_crawler_starts", ss.sweeper_runs + ss.crawl_starts);
     }
     put_u64(o, "lru_maintainer_juggles", sv.lru_maintainer_juggles);
     put_u64(o, "malloc_fails", 0);
@@ -195,8 +197,8 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "evicted_active", ss.evicted_active);
     put_u64(o, "evictions", ss.evictions);
     put_u64(o, "reclaimed", ss.reclaimed);
-    put_u64(o, "crawler_reclaimed", ss.sweeper_reclaimed);
-    put_u64(o, "crawler_items_checked", 0);
+    put_u64(o, "crawler_reclaimed", ss.crawler_reclaimed); /* sweeper + crawl passes */
+    put_u64(o, "crawler_items_checked", ss.crawler_items_checked);
     put_u64(o, "lrutail_reflocked", 0);
     put_u64(o, "moves_to_cold", 0);
     put_u64(o, "moves_to_warm", 0);
@@ -279,17 +281,17 @@ static void stats_settings(struct stat_out *o)
     put_u64(o, "item_size_max", s->item_size_max);
     put_str(o, "maxconns_fast", "yes"); /* over -c, a client gets an error and is closed */
     put_u64(o, "hashpower_init", s->hashpower);
-    put_str(o, "slab_reassign", "yes");
+    put_str(o, "slab_reassign", s->no_slab_reassign ? "no" : "yes");
     put_u64(o, "slab_automove", storage_automove_level()); /* `slabs automove` sets it */
-    put_fmt(o, "slab_automove_ratio", "%.2f", 0.8);
-    put_u64(o, "slab_automove_window", 30); /* memcached's default; the -o is refused */
+    put_fmt(o, "slab_automove_ratio", "%.2f", storage_automove_ratio());
+    put_u64(o, "slab_automove_window", s->slab_automove_window);
     /* cached's largest graduated chunk (items above it take a page-sized one, unchunked) */
     uint64_t page = s->item_size_max > (1u << 20) ? s->item_size_max : (1u << 20);
     put_u64(o, "slab_chunk_max",
             s->slab_chunk_max && s->slab_chunk_max < page / 2 ? s->slab_chunk_max : page / 2);
-    put_str(o, "lru_crawler", s->sweeper ? "yes" : "no");
-    put_u64(o, "lru_crawler_sleep", 0);
-    put_u64(o, "lru_crawler_tocrawl", 0);
+    put_str(o, "lru_crawler", proto_crawler_enabled() ? "yes" : "no");
+    put_u64(o, "lru_crawler_sleep", proto_crawler_sleep());
+    put_u64(o, "lru_crawler_tocrawl", proto_crawler_tocrawl());
     put_u64(o, "tail_repair_time", 0);
     put_str(o, "flush_enabled", s->disable_flush_all ? "no" : "yes");
     put_str(o, "dump_enabled", s->disable_dumping ? "no" : "yes");
@@ -372,8 +374,8 @@ static void item_class(void *arg, const struct slab_class_stats *s)
     I("expired_unfetched", s->expired_unfetched);
     I("evicted_unfetched", s->evicted_unfetched);
     I("evicted_active", s->evicted_active);
-    I("crawler_reclaimed", 0);
-    I("crawler_items_checked", 0);
+    I("crawler_reclaimed", s->crawler_reclaimed);
+    I("crawler_items_checked", s->crawler_items_checked);
     I("lrutail_reflocked", 0);
     I("moves_to_cold", 0);
     I("moves_to_warm", 0);

@@ -46,6 +46,9 @@ struct conn {
     bool draining;            /* no more reads: run what is buffered, then closing */
     bool drained;             /* this callback's last read found the socket empty */
     bool in_value;            /* waiting for the rest of a value (stats conns: conn_nread) */
+    bool big_values;          /* the last value was read straight into its item: the next
+                                 read takes only a command's head (conn.c, CONN_HEAD_READ) */
+    bool head_capped;         /* the last buffered read was so capped */
     bool fresh;               /* nothing read yet (a TLS hello on a plaintext port) */
     struct tls_conn *tls;     /* NULL: plaintext (server/tls.h) */
     bool handshaking;         /* TLS handshake not done yet */
@@ -57,6 +60,11 @@ struct conn {
 /* Worker thread: takes over an accepted fd (counted in curr_connections already); peer is
  * the address accept returned (NULL: ask getpeername). */
 void conn_open(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer);
+/* Worker thread: takes over an established TLS connection from a handshaker (worker_handoff)
+ * and runs it (the handshake may have brought a request already decrypted). */
+void conn_adopt(struct worker *w, struct conn *c);
+/* A handed-over connection no worker adopted (shutdown): closes and frees it. */
+void conn_discard(struct conn *c);
 /* Closes at once: the fd, the reply (item references dropped), the counters. */
 void conn_close(struct conn *c);
 /* Graceful shutdown: read what the client already sent, answer it, then close. */

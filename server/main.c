@@ -41,6 +41,7 @@
 #define MAINT_INTERVAL_MS 100  /* maintenance timer period */
 #define SWEEP_BUDGET 500       /* items the expiry sweeper examines per step */
 #define SWEEP_MAX_US 2000      /* steps continue while they reclaim, this long per tick at most */
+#define CRAWL_BUDGET 20000     /* chunks an `lru_crawler crawl` pass checks per tick */
 #define FD_HEADROOM 64         /* fds beyond -c: listeners, eventfds, epoll, logs */
 
 static struct event_base *main_base;
@@ -205,6 +206,7 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
                 break;
         }
     }
+    storage_crawl_step(CRAWL_BUDGET); /* `lru_crawler crawl`, when one was asked for */
     storage_slab_tick(); /* automove (level 1: every 10th tick) and `slabs reassign` moves */
     static unsigned decay_ticks;
     if (++decay_ticks % (1000 / MAINT_INTERVAL_MS) == 0)
@@ -288,7 +290,7 @@ static int run(void)
         .evictions = !settings.disable_evictions,
         .use_cas = !settings.disable_cas,
         .shards = shard_count(),
-        .automove = settings.slab_automove,
+        .automove = settings.slab_automove && !settings.no_slab_reassign,
         .hash_power_init = (unsigned)settings.hashpower,
         .memory_file = memory_file_set() ? settings.memory_file : NULL,
     };
@@ -299,8 +301,10 @@ static int run(void)
         listen_teardown();
         return DAEMON_EXIT_OSERR;
     }
-    if (settings.slab_automove && settings.slab_automove_fast)
+    if (settings.slab_automove && settings.slab_automove_fast && !settings.no_slab_reassign)
         storage_set_automove(2);
+    storage_set_automove_tuning((uint32_t)settings.slab_automove_window,
+                                settings.slab_automove_ratio);
     if (memory_file_set()) {
         bool restored = false;
         if (storage_persist_note(err, sizeof err, &restored) && restored)
@@ -321,9 +325,9 @@ static int run(void)
                    : settings.protocol[1] == 's' ? PROTO_BIND_ASCII
                                                  : PROTO_BIND_AUTO,
         .prefix_delimiter = settings.prefix_delimiter[0],
+        .detail_on = settings.detail_on,
         .dump_disabled = settings.disable_dumping,
         .watch_disabled = settings.disable_watch,
-        .detail_on = settings.detail_on,
         .debug_hooks = settings.debug_hooks,
     };
     proto_setup(&pcfg, &server_hooks);

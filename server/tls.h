@@ -6,11 +6,13 @@
  * One SSL_CTX serves every connection. refresh_certs and SIGHUP build a new one from the same
  * files and swap it in only if it loads, so a bad refresh keeps serving the old pair (memcached
  * instead fails every later handshake). Established connections keep the context they started
- * with (OpenSSL counts references); workers pick up a new one at their next accept through a
+ * with (OpenSSL counts references); threads pick up a new one at their next accept through a
  * generation number, so the hot path takes no lock.
  *
- * Handshakes run non-blocking in the worker that owns the connection, driven by its event
- * loop; the listener thread only accepts. Resumption is on by default: session tickets
+ * Handshakes run non-blocking on the handshake threads (one per worker, server/worker.h),
+ * driven by their event loops; the listener thread only accepts, and the worker that then
+ * owns the established connection only reads and writes records. An SSL object is used by
+ * one thread at a time; the hand-over queue's mutex orders the two. Resumption is on by default: session tickets
  * encrypted with keys shared by all workers and rotated every TLS_TICKET_ROTATE_S (a ticket
  * stays valid for two periods and survives a certificate refresh), plus a server-side session
  * cache (ssl_session_cache, on by default here, off in memcached) for TLS 1.2 clients that

@@ -1,7 +1,9 @@
 /*
  * worker: thread bodies, the hand-over queue, the idle-timeout tick and the per-worker
- * counters behind `stats`.
+ * counters behind `stats`; with -Z also the TLS handshake threads (one per worker, see
+ * worker.h), which run the same loop and hand each established connection to their worker.
  */
+#define _GNU_SOURCE /* gettid */
 #include "server/worker.h"
 
 #include <errno.h>
@@ -10,11 +12,13 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "config/config.h"
 #include "server/conn.h"
+#include "server/listen.h"
 #include "server/log.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -22,6 +26,7 @@
 
 struct handoff {
     struct handoff *next;
+    struct conn *conn; /* an established TLS connection from a handshaker, or NULL: fd */
     int fd;
     unsigned listener;
     struct sockaddr_storage peer;
@@ -29,8 +34,10 @@ struct handoff {
 
 struct worker *workers;
 unsigned nworkers;
+struct worker *handshakers;
+unsigned nhandshakers;
 _Thread_local struct worker *worker_self;
-static unsigned next_worker; /* listener thread only */
+static unsigned next_worker, next_handshaker; /* listener thread only */
 static unsigned grace_ms_setting;
 
 static void wake(struct worker *w)
@@ -85,7 +92,10 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         struct handoff *next = h->next;
         /* Accepted just before shutdown: served like the others (its first request within
          * the grace period), not closed unread, which a client would see as a failure. */
-        conn_open(w, h->fd, h->listener, &h->peer);
+        if (h->conn != NULL)
+            conn_adopt(w, h->conn);
+        else
+            conn_open(w, h->fd, h->listener, &h->peer);
         mem_free(h);
         h = next;
     }
@@ -113,34 +123,47 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static int setup_one(struct worker *w, unsigned id, bool handshaker)
+{
+    w->id = id;
+    w->handshaker = handshaker;
+    w->efd = -1;
+    pthread_mutex_init(&w->qlock, NULL);
+    pthread_mutex_init(&w->conns_lock, NULL);
+    w->base = event_base_new();
+    /* Two priorities: established connections (0) run before TLS handshakes (1, also the
+     * default of the worker's own events). Handshakes normally run in the handshakers; this
+     * keeps a worker fair should one ever handshake itself. */
+    if (w->base == NULL || event_base_priority_init(w->base, 2) < 0)
+        return -1;
+    w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->efd < 0)
+        return -1;
+    w->notify_ev = event_new(w->base, w->efd, EV_READ | EV_PERSIST, on_notify, w);
+    w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    w->grace_ev = evtimer_new(w->base, on_grace, w);
+    if (w->notify_ev == NULL || w->tick_ev == NULL || w->grace_ev == NULL)
+        return -1;
+    struct timeval sec = {1, 0};
+    if (event_add(w->notify_ev, NULL) < 0 || event_add(w->tick_ev, &sec) < 0)
+        return -1;
+    return 0;
+}
+
 int worker_setup(unsigned n)
 {
     workers = mem_calloc(n, sizeof *workers);
     nworkers = n;
-    for (unsigned i = 0; i < n; i++) {
-        struct worker *w = &workers[i];
-        w->id = i;
-        w->efd = -1;
-        pthread_mutex_init(&w->qlock, NULL);
-        pthread_mutex_init(&w->conns_lock, NULL);
-        w->base = event_base_new();
-        /* Two priorities: established connections (0) run before TLS handshakes (1, also the
-         * default of the worker's own events), so a storm of handshakes delays the gets of
-         * established clients by at most the handshake step in progress. */
-        if (w->base == NULL || event_base_priority_init(w->base, 2) < 0)
+    for (unsigned i = 0; i < n; i++)
+        if (setup_one(&workers[i], i, false) < 0)
             return -1;
-        w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (w->efd < 0)
+    if (!tls_enabled())
+        return 0;
+    handshakers = mem_calloc(n, sizeof *handshakers);
+    nhandshakers = n;
+    for (unsigned i = 0; i < n; i++)
+        if (setup_one(&handshakers[i], i, true) < 0)
             return -1;
-        w->notify_ev = event_new(w->base, w->efd, EV_READ | EV_PERSIST, on_notify, w);
-        w->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, w);
-        w->grace_ev = evtimer_new(w->base, on_grace, w);
-        if (w->notify_ev == NULL || w->tick_ev == NULL || w->grace_ev == NULL)
-            return -1;
-        struct timeval sec = {1, 0};
-        if (event_add(w->notify_ev, NULL) < 0 || event_add(w->tick_ev, &sec) < 0)
-            return -1;
-    }
     return 0;
 }
 
@@ -148,6 +171,18 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     worker_self = w;
+    /* Handshake CPU yields to established traffic when cores are short (the kernel weighs
+     * this thread lower); the thread is otherwise the same loop. Best effort. */
+    if (w->handshaker) {
+        id_t tid = (id_t)gettid();
+        errno = 0;
+        int nice = getpriority(PRIO_PROCESS, tid); /* -1 is a valid answer: errno tells */
+        if (errno == 0 && nice < 19) {
+            nice = nice + WORKER_HANDSHAKE_NICE > 19 ? 19 : nice + WORKER_HANDSHAKE_NICE;
+            if (setpriority(PRIO_PROCESS, tid, nice) < 0)
+                log_debug("handshake thread %u: setpriority: %s", w->id, strerror(errno));
+        }
+    }
     event_base_dispatch(w->base);
     /* Past the grace period (or all closed): close whatever is left. */
     while (w->conns != NULL)
@@ -162,33 +197,38 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static int start_all(struct worker *ws, unsigned *n)
+{
+    for (unsigned i = 0; i < *n; i++) {
+        int rc = pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]);
+        if (rc != 0) {
+            log_error("cannot start %s thread %u: %s", ws[i].handshaker ? "handshake" : "worker",
+                      i, strerror(rc));
+            *n = i; /* only join the ones that run */
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int worker_start(void)
 {
     /* Signals are the listener thread's business (libevent signal events there). */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = 0;
-    for (unsigned i = 0; i < nworkers && rc == 0; i++) {
-        rc = pthread_create(&workers[i].tid, NULL, worker_main, &workers[i]);
-        if (rc != 0) {
-            log_error("cannot start worker thread %u: %s", i, strerror(rc));
-            nworkers = i; /* only join the ones that run */
-        }
-    }
+    int rc = start_all(workers, &nworkers);
+    if (rc == 0)
+        rc = start_all(handshakers, &nhandshakers);
+    else
+        nhandshakers = 0;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
-void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer)
+static void enqueue(struct worker *w, struct handoff *h)
 {
-    struct worker *w = &workers[next_worker];
-    next_worker = (next_worker + 1) % nworkers;
-    struct handoff *h = mem_alloc(sizeof *h);
     h->next = NULL;
-    h->fd = fd;
-    h->listener = listener;
-    h->peer = *peer;
     pthread_mutex_lock(&w->qlock);
     if (w->qtail != NULL)
         w->qtail->next = h;
@@ -199,9 +239,42 @@ void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *p
     wake(w);
 }
 
+void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer)
+{
+    struct worker *w;
+    if (listeners[listener].tls && nhandshakers > 0) {
+        w = &handshakers[next_handshaker];
+        next_handshaker = (next_handshaker + 1) % nhandshakers;
+    } else {
+        w = &workers[next_worker];
+        next_worker = (next_worker + 1) % nworkers;
+    }
+    struct handoff *h = mem_alloc(sizeof *h);
+    h->conn = NULL;
+    h->fd = fd;
+    h->listener = listener;
+    h->peer = *peer;
+    enqueue(w, h);
+}
+
+void worker_handoff(struct conn *c)
+{
+    struct worker *hs = c->w;
+    worker_conn_detach(hs, c);
+    struct handoff *h = mem_alloc(sizeof *h);
+    h->conn = c;
+    h->fd = c->fd;
+    h->listener = c->listener;
+    enqueue(&workers[hs->id % nworkers], h);
+}
+
 void worker_stop(unsigned grace_ms)
 {
     grace_ms_setting = grace_ms;
+    for (unsigned i = 0; i < nhandshakers; i++) {
+        atomic_store(&handshakers[i].stop, true);
+        wake(&handshakers[i]);
+    }
     for (unsigned i = 0; i < nworkers; i++) {
         atomic_store(&workers[i].stop, true);
         wake(&workers[i]);
@@ -210,37 +283,54 @@ void worker_stop(unsigned grace_ms)
 
 void worker_join(void)
 {
+    /* Handshakers first: they close what is still handshaking at once. */
+    for (unsigned i = 0; i < nhandshakers; i++)
+        pthread_join(handshakers[i].tid, NULL);
     for (unsigned i = 0; i < nworkers; i++)
         pthread_join(workers[i].tid, NULL);
 }
 
-void worker_teardown(void)
+static void teardown_one(struct worker *w)
 {
-    for (unsigned i = 0; i < nworkers; i++) {
-        struct worker *w = &workers[i];
-        while (w->qhead != NULL) { /* queued after the worker stopped */
-            struct handoff *h = w->qhead;
-            w->qhead = h->next;
+    while (w->qhead != NULL) { /* queued after the worker stopped */
+        struct handoff *h = w->qhead;
+        w->qhead = h->next;
+        if (h->conn != NULL) {
+            conn_discard(h->conn);
+        } else {
             close(h->fd);
             server_counter_sub(&server_counters.curr_connections, 1);
-            mem_free(h);
         }
-        if (w->notify_ev != NULL)
-            event_free(w->notify_ev);
-        if (w->tick_ev != NULL)
-            event_free(w->tick_ev);
-        if (w->grace_ev != NULL)
-            event_free(w->grace_ev);
-        if (w->base != NULL)
-            event_base_free(w->base);
-        if (w->efd >= 0)
-            close(w->efd);
-        pthread_mutex_destroy(&w->qlock);
-        pthread_mutex_destroy(&w->conns_lock);
+        mem_free(h);
     }
+    if (w->notify_ev != NULL)
+        event_free(w->notify_ev);
+    if (w->tick_ev != NULL)
+        event_free(w->tick_ev);
+    if (w->grace_ev != NULL)
+        event_free(w->grace_ev);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    if (w->efd >= 0)
+        close(w->efd);
+    pthread_mutex_destroy(&w->qlock);
+    pthread_mutex_destroy(&w->conns_lock);
+}
+
+void worker_teardown(void)
+{
+    /* Workers first: a connection a handshaker handed over may still wait in a worker's
+     * queue, and its event belongs to the handshaker's base until adopted. */
+    for (unsigned i = 0; i < nworkers; i++)
+        teardown_one(&workers[i]);
+    for (unsigned i = 0; i < nhandshakers; i++)
+        teardown_one(&handshakers[i]);
     mem_free(workers);
     workers = NULL;
     nworkers = 0;
+    mem_free(handshakers);
+    handshakers = NULL;
+    nhandshakers = 0;
 }
 
 /* ---- the connection list (owner thread) ---- */
@@ -260,7 +350,7 @@ void worker_conn_add(struct worker *w, struct conn *c)
     pthread_mutex_unlock(&w->conns_lock);
 }
 
-void worker_conn_remove(struct worker *w, struct conn *c)
+void worker_conn_detach(struct worker *w, struct conn *c)
 {
     pthread_mutex_lock(&w->conns_lock);
     if (c->prev != NULL)
@@ -271,6 +361,14 @@ void worker_conn_remove(struct worker *w, struct conn *c)
         c->next->prev = c->prev;
     w->nconns--;
     pthread_mutex_unlock(&w->conns_lock);
+    c->next = c->prev = NULL;
+    if (w->stopping && w->conns == NULL)
+        event_base_loopexit(w->base, NULL);
+}
+
+void worker_conn_remove(struct worker *w, struct conn *c)
+{
+    worker_conn_detach(w, c);
     if (w->nfree < WORKER_FREE_MAX) {
         /* The first WORKER_FREE_BUFS kept structs keep their read buffer and reply block:
          * a client that reconnects per request (Django's) costs no buffer allocation then,
@@ -287,8 +385,6 @@ void worker_conn_remove(struct worker *w, struct conn *c)
     } else {
         conn_free(c);
     }
-    if (w->stopping && w->conns == NULL)
-        event_base_loopexit(w->base, NULL);
 }
 
 struct conn *worker_conn_reuse(struct worker *w)

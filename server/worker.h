@@ -4,7 +4,15 @@
  * for that connection's whole life, so the request path takes no global lock.
  *
  * The listener thread hands over an accepted fd through the worker's queue (a mutex-guarded
- * list) and wakes it with an eventfd. Each worker has its own struct proto_stats; `stats`
+ * list) and wakes it with an eventfd.
+ *
+ * With -Z each worker has a companion handshake thread (handshakers[i], same struct and
+ * loop, its own event base). The listener gives it the connections of TLS listeners; it
+ * runs their non-blocking handshakes and hands each established connection (struct conn, SSL
+ * and all) to workers[i] through the same queue. A handshake storm thus never delays a
+ * request of an established connection behind a handshake step in the same thread, and the
+ * handshake threads run at nice WORKER_HANDSHAKE_NICE so that, when cores are short, the
+ * kernel runs request work first. Handshake capacity still grows with -t. Each worker has its own struct proto_stats; `stats`
  * sums them through proto_hooks.sum_stats.
  *
  * Counters (struct proto_stats, idle_kicks, conn_yields, bytes_*) are written by the owner
@@ -34,8 +42,12 @@ struct proto_stats;
 struct handoff;
 struct sockaddr_storage;
 
+/* Niceness of the handshake threads (relative to the process; workers stay at 0). */
+#define WORKER_HANDSHAKE_NICE 5
+
 struct worker {
     unsigned id;
+    bool handshaker;          /* a TLS handshake thread (handshakers[id]), not a worker */
     pthread_t tid;
     struct event_base *base;
     int efd;                  /* eventfd: new connections queued, or stop */
@@ -67,14 +79,20 @@ struct worker {
 
 extern struct worker *workers;
 extern unsigned nworkers;
+extern struct worker *handshakers; /* -Z only; nhandshakers == nworkers, else 0 */
+extern unsigned nhandshakers;
 
 /* Creates n workers' bases and events (threads not started). Returns 0 or -1. */
 int worker_setup(unsigned n);
 /* Starts the threads (with every signal blocked in them). */
 int worker_start(void);
 /* Listener thread: hands an accepted, non-blocking fd and its peer's address (as accept
- * returned it) to the next worker (round-robin). */
+ * returned it) to the next worker, or for a TLS listener to the next handshaker
+ * (round-robin). */
 void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer);
+/* Handshaker thread: c's handshake is done; moves c (event disarmed) to its worker, which
+ * adopts it (conn_adopt). */
+void worker_handoff(struct conn *c);
 /* Asks every worker to finish its connections' in-flight replies and exit its loop within
  * grace_ms; worker_join waits for them. */
 void worker_stop(unsigned grace_ms);
@@ -87,8 +105,10 @@ extern _Thread_local struct worker *worker_self;
 /* The worker's connection list and its pool of closed structs: only worker.c edits them
  * (owner thread; the list under conns_lock for `stats conns`). */
 void worker_conn_add(struct worker *w, struct conn *c);
-/* Unlinks a closed connection; keeps the struct for reuse or frees it; ends the loop of a
- * stopping worker whose last connection this was. */
+/* Unlinks a connection that leaves this thread (worker_handoff) or closes; ends the loop of
+ * a stopping worker whose last connection this was. */
+void worker_conn_detach(struct worker *w, struct conn *c);
+/* Detaches a closed connection and keeps the struct for reuse or frees it. */
 void worker_conn_remove(struct worker *w, struct conn *c);
 /* A closed struct to reuse, or NULL. */
 struct conn *worker_conn_reuse(struct worker *w);

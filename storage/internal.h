@@ -44,6 +44,18 @@ struct slab_class {
     rel_time_t evicted_time;      /* idle seconds of the last item evicted */
     uint64_t pressure;            /* evictions + out-of-memory since automove last looked */
     uint64_t lock_waits;          /* class_lock found the lock taken (counted under it) */
+    /* probation window and ghost (slab.c, "The policy"): new items in store order, each entry
+     * ref | (hash >> 32) << 32; a ring of win_size, win_len entries from win_head, at most
+     * win_cap (0: no window, a class of few chunks). ghost: 16-bit tags of keys the window
+     * evicted unread, direct-mapped by hash, ghost_mask + 1 slots (0 when none). */
+    uint64_t *win;
+    uint32_t win_size, win_head, win_len, win_cap;
+    uint32_t win_evicts;          /* evictions through the window (the hand steps every 8th) */
+    uint16_t *ghost;
+    uint32_t ghost_mask;
+    uint64_t crawler_reclaimed, crawler_checked; /* `lru_crawler crawl` (crawl.c) */
+    uint32_t am_pages;            /* automove: npages at its last look */
+    rel_time_t am_dirty;          /* automove: last look that saw pressure or a new page */
 } __attribute__((aligned(64)));
 
 /* ---- hash shards (items.c) ---- */
@@ -101,6 +113,9 @@ struct storage_globals {
 };
 
 extern struct storage_globals stg;
+/* storage_observe's callbacks (storage/slab.c). */
+extern _Atomic(storage_evicted_fn) stg_on_evicted;
+extern _Atomic(storage_slab_moved_fn) stg_on_slab_moved;
 
 /* Takes a class lock; a trylock first, so a wait is counted (stats class_lock_waits). The
  * count is written under the lock itself: no shared counter, no atomic. */
@@ -134,8 +149,9 @@ uint64_t storage_hash(const void *key, size_t len);
 int slab_setup(char *errbuf, size_t errlen);
 void slab_teardown(void);
 unsigned slab_class_for(size_t ntotal);  /* nclasses when too large */
-/* A chunk for an item of ntotal bytes, header uninitialised; NULL with *res set. */
-struct item *slab_alloc(size_t ntotal, enum st_result *res);
+/* A chunk for an item of ntotal bytes whose key hashes to hv, header uninitialised; NULL
+ * with *res set. */
+struct item *slab_alloc(size_t ntotal, uint64_t hv, enum st_result *res);
 void slab_free(struct item *it);         /* refcount has reached 0 */
 void slab_stats_reset(void);
 /* Warm restart (persist.c): gives page pg (arena pages are handed out in order, so pg is the
@@ -146,10 +162,21 @@ void slab_restore_page(unsigned ci, uint32_t pg, uint32_t used, uint64_t request
                        const uint8_t *linked);
 /* Back to no page handed out (a refused restore). */
 void slab_forget_pages(void);
-/* Counts an expired or flushed item leaving the table (lazily, by the sweeper) in its class's
- * reclaimed and expired_unfetched, as memcached counts what its LRU tails and crawler reclaim.
+/* Counts an expired or flushed item leaving the table in its class's expired_unfetched and
+ * reclaimed (lazily, by the sweeper: memcached's LRU maintainer counts there) or
+ * crawler_reclaimed (crawler: a crawl pass).
  * Shard lock held (the class lock is taken after it: lock order). */
-void slab_count_reclaim(const struct item *it);
+void slab_count_reclaim(const struct item *it, bool crawler);
+/* `lru_crawler crawl` (crawl.c): frees it if it is expired or flushed and only the table holds
+ * it; counted in the class's crawler_reclaimed (not reclaimed: memcached counts a crawl apart).
+ * Class lock of c held. */
+bool slab_crawl_reclaim(struct slab_class *c, struct item *it);
+/* crawl.c's passes started and whether one runs, for storage_stats. */
+void storage_crawl_counts(uint64_t *starts, uint64_t *running);
+/* memcached's total_malloced: bytes of pages handed out and not given back to the system. */
+uint64_t slab_malloced_bytes(void);
+/* The page mover's counters (slab_reassign_*), for storage_stats. */
+void slab_reassign_counts(struct storage_stats *out);
 
 /* ---- items and the table (items.c) ---- */
 
@@ -224,6 +251,9 @@ enum st_result do_item_store(struct shard *sh, struct item *it, uint64_t hv, enu
  */
 struct item *do_item_arith(struct shard *sh, struct item *it, bool incr, uint64_t delta,
                            uint64_t hv, uint64_t *value, enum st_result *res);
+/* A page move's rescue: it, a byte copy of the linked old (same hnext, CAS, atime), takes
+ * old's place in its chain; counts and references are unchanged (old keeps none). */
+void do_item_move(struct shard *sh, struct item *old, struct item *it, uint64_t hv);
 /* Unlinks without dropping the table's reference: for eviction under a class lock. */
 void do_item_unlink_keepref(struct shard *sh, struct item *it, uint64_t hv);
 uint64_t storage_next_cas(void);

@@ -180,6 +180,17 @@ void do_item_link(struct shard *sh, struct item *it, uint64_t hv)
     migrate_some(sh, MIGRATE_PER_OP);
 }
 
+void do_item_move(struct shard *sh, struct item *old, struct item *it, uint64_t hv)
+{
+    ST_ASSERT(shard_held(sh));
+    uint32_t ref = item_ref_of(old);
+    uint32_t *p = bucket_of(sh, hv);
+    while (*p && *p != ref)
+        p = &ref_item(*p)->hnext;
+    if (*p)
+        *p = item_ref_of(it);
+}
+
 void do_item_replace(struct shard *sh, struct item *old, struct item *it, uint64_t hv)
 {
     ST_ASSERT(shard_held(sh));
@@ -205,7 +216,7 @@ found:;
         sh->st.get_expired++;
     else
         sh->st.get_flushed++;
-    slab_count_reclaim(it);
+    slab_count_reclaim(it, false);
     do_item_unlink(sh, it, hv);
     return NULL;
 }
@@ -305,7 +316,8 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t
         *res = ST_TOO_LARGE;
         return NULL;
     }
-    struct item *it = slab_alloc(ntotal, res);
+    /* the hash decides the item's place in the eviction window (slab.c) */
+    struct item *it = slab_alloc(ntotal, storage_hash(key, nkey), res);
     if (!it)
         return NULL;
     it->hnext = 0;
@@ -633,7 +645,7 @@ size_t storage_sweep_step(size_t max_items)
                     p = &it->hnext;
                     continue;
                 }
-                slab_count_reclaim(it);
+                slab_count_reclaim(it, false); /* as memcached's LRU maintainer counts */
                 sh->st.sweeper_reclaimed++;
                 reclaimed++;
                 *p = it->hnext;
@@ -707,17 +719,22 @@ void storage_stats(struct storage_stats *out)
         out->evicted_active += c->evicted_active;
         out->expired_unfetched += c->expired_unfetched;
         out->reclaimed += c->reclaimed;
-        out->total_malloced += (uint64_t)c->npages * stg.page_size;
+        out->crawler_reclaimed += c->crawler_reclaimed;
+        out->crawler_items_checked += c->crawler_checked;
         slock_unlock(&c->lock);
     }
     pthread_mutex_lock(&stg.bg_lock);
     out->slabs_moved = stg.slabs_moved;
     out->sweeper_runs = stg.sweeper_runs;
     pthread_mutex_unlock(&stg.bg_lock);
+    storage_crawl_counts(&out->crawl_starts, &out->crawl_running);
+    slab_reassign_counts(out);
     out->item_header_bytes = stg.header_size;
     pthread_mutex_lock(&stg.arena_lock);
     out->global_page_pool = stg.npages - stg.pages_assigned + stg.npool;
     pthread_mutex_unlock(&stg.arena_lock);
+    /* memcached's mem_malloced: pages handed out, the pool's included */
+    out->total_malloced = slab_malloced_bytes();
     out->oldest_live = atomic_load(&stg.oldest_live);
 }
 

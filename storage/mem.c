@@ -7,9 +7,12 @@
 #include "storage/mem.h"
 
 #include <jemalloc/jemalloc.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void mem_oom(size_t size)
 {
@@ -41,9 +44,45 @@ void *mem_realloc(void *p, size_t size)
     return q;
 }
 
+/* The adopted mapping (mem_adopt). lo/hi are read by every mem_free, on any thread: atomics,
+ * cleared before the unmap so that no later allocation placed there is taken for a piece. */
+static struct {
+    char *map;
+    size_t map_bytes, piece;
+    _Atomic uintptr_t lo, hi;
+    _Atomic uint32_t live;
+} adopted;
+
+void mem_adopt(void *map, size_t map_bytes, void *pieces, size_t piece, uint32_t n)
+{
+    adopted.map = map;
+    adopted.map_bytes = map_bytes;
+    adopted.piece = piece;
+    atomic_store(&adopted.live, n);
+    atomic_store(&adopted.hi, (uintptr_t)pieces + piece * n);
+    atomic_store(&adopted.lo, (uintptr_t)pieces);
+}
+
+static bool adopted_free(void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (a < atomic_load_explicit(&adopted.lo, memory_order_acquire) ||
+        a >= atomic_load_explicit(&adopted.hi, memory_order_acquire))
+        return false;
+    if (adopted.piece % 4096 == 0)
+        madvise(p, adopted.piece, MADV_DONTNEED);
+    if (atomic_fetch_sub(&adopted.live, 1) == 1) {
+        atomic_store(&adopted.lo, 0);
+        atomic_store(&adopted.hi, 0);
+        munmap(adopted.map, adopted.map_bytes);
+    }
+    return true;
+}
+
 void mem_free(void *p)
 {
-    free(p);
+    if (!adopted_free(p))
+        free(p);
 }
 
 char *mem_strdup(const char *s)

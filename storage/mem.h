@@ -14,6 +14,10 @@ void *mem_alloc(size_t size);
 void *mem_calloc(size_t n, size_t size);
 void *mem_realloc(void *p, size_t size);
 void mem_free(void *p);
+/* Hands mem_free a mapping made elsewhere (mmap) holding n pieces of piece bytes each, from
+ * pieces on: mem_free of a piece returns its pages, of the last one unmaps map. One such
+ * mapping at a time (the hash tables a warm restart builds on huge pages, storage/persist.c). */
+void mem_adopt(void *map, size_t map_bytes, void *pieces, size_t piece, uint32_t n);
 char *mem_strdup(const char *s);
 /* Returns memory freed a while ago to the system (call about once a second). */
 void mem_decay(void);

@@ -131,9 +131,30 @@ bool storage_automove_step(void);
 /* Called every maintenance tick (100 ms): continues a page move in progress, and runs
  * storage_automove_step every tick at automove level 2, every 10th at level 1. */
 void storage_slab_tick(void);
+/*
+ * Event observers, for memcached's `watch evictions` / `watch sysevents` (the protocol layer
+ * registers them while someone watches; storage knows nothing of the lines). NULL: none, and
+ * then the only cost is one relaxed load where the event happens (never on a get or a set
+ * that does not evict). They run under storage's locks (a shard and a class lock for
+ * evictions): they must not call into storage, and may take only leaf locks.
+ *   evicted:    a live item is being evicted to make room (not expired/flushed reclaims, nor
+ *               a page move's victims: memcached logs only its LRU tail evictions). cls is
+ *               the item's class id (from 1); fetched whether it was ever read.
+ *   slab_moved: automove (level 1) chose to move a page from class src to class dst.
+ */
+typedef void (*storage_evicted_fn)(const struct item *it, unsigned cls, bool fetched,
+                                   rel_time_t now);
+typedef void (*storage_slab_moved_fn)(unsigned src, unsigned dst);
+void storage_observe(storage_evicted_fn evicted, storage_slab_moved_fn slab_moved);
+
 /* memcached's `slabs automove 0|1|2` (0 off, 1 a step per second, 2 ten per second). */
 void storage_set_automove(unsigned level);
 unsigned storage_automove_level(void);
+/* memcached's slab_automove_window (seconds; 0 keeps it) and slab_automove_ratio (0 keeps it):
+ * the quiet time before a class's spare free pages go back to the pool, and the age ratio a
+ * move between classes needs. */
+void storage_set_automove_tuning(uint32_t window, double ratio);
+double storage_automove_ratio(void);
 
 /* memcached's `slabs reassign <src> <dst>`: ids are 1-based classes, 0 the pool of free
  * pages, src -1 any class with a page to spare. The move itself runs in the background
@@ -193,6 +214,17 @@ void storage_walk_begin(struct storage_walk *w, const uint64_t *class_mask);
  * not be seen (no snapshot, as memcached); one present throughout is seen exactly once.
  * Returns true when the walk is complete. */
 bool storage_walk_step(struct storage_walk *w, size_t budget, storage_walk_fn fn, void *arg);
+/*
+ * memcached's `lru_crawler crawl <classes>`: a pass over the chunks of the classes whose bit
+ * is set in class_mask (bit c: class id c; NULL: all) that frees expired and flushed items, at most tocrawl items
+ * checked per class (0: all). It runs in steps from the maintenance tick (storage_crawl_step);
+ * false if a pass is still running (memcached's BUSY).
+ */
+bool storage_crawl_start(const uint64_t *class_mask, uint32_t tocrawl);
+/* One bounded step (about max_chunks chunks) of the pass; false once none is running. */
+bool storage_crawl_step(size_t max_chunks);
+void storage_crawl_stop(void);
+bool storage_crawl_running(void);
 /* Number of slab classes (valid class ids are 1..this). */
 unsigned storage_class_count(void);
 
@@ -207,8 +239,9 @@ unsigned storage_last_class(void);
 /*
  * cache_memlimit: the item memory limit becomes bytes. Growing takes effect at once (new pages
  * become available). Shrinking is bounded by what is in use: pages already handed to slab
- * classes stay with them (their items stay; the cache just stops taking new pages), and the
- * unused pages above the new limit go back to the system. False if bytes is beyond the address
+ * classes stay with them (their items stay; the cache just stops taking new pages), the
+ * unused pages above the new limit go back to the system, and so do pages drained to the pool
+ * later while more than the limit is handed out. False if bytes is beyond the address
  * space reserved at setup (32 GB of refs).
  */
 bool storage_set_mem_limit(size_t bytes);
@@ -230,6 +263,9 @@ struct storage_stats {
     uint64_t global_page_pool;               /* pages not yet given to any class */
     uint64_t oldest_live;                    /* flush_all's rel_time mark (0: none) */
     uint64_t shard_lock_waits, class_lock_waits; /* lock taken when asked for: contention */
+    uint64_t crawler_reclaimed, crawler_items_checked; /* storage_crawl_start's passes */
+    uint64_t crawl_starts, crawl_running;
+    uint64_t reassign_rescues, reassign_evictions_nomem, reassign_busy_items, reassign_running;
 };
 void storage_stats(struct storage_stats *out);
 void storage_stats_reset(void);
@@ -243,6 +279,7 @@ struct slab_class_stats {
     uint64_t number, evicted, evicted_unfetched, expired_unfetched, reclaimed, outofmemory;
     uint64_t age;           /* idle seconds of the items next in line for eviction (below) */
     uint64_t evicted_nonzero, evicted_time, evicted_active;
+    uint64_t crawler_reclaimed, crawler_items_checked; /* storage_crawl_start's passes */
 };
 /* Calls fn for every class that has at least one page; returns the number of classes.
  * age is memcached's "age of the LRU tail": the longest idle time (now - last access) among

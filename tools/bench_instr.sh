@@ -19,7 +19,12 @@
 # Environment: INSTR_REQUESTS [100000]  INSTR_IDLE [5]  INSTR_PHASES ["get set"]
 # INSTR_TOP [0]: print the top N
 # functions (self cost) of each server's get and set windows; CACHED, MEMCACHED, BENCH;
-# INSTR_SERVERS ["cached memcached"]; INSTR_DIR [build/bench/callgrind].
+# INSTR_SERVERS ["cached memcached"]; INSTR_DIR [build/bench/callgrind]; INSTR_VALUE [100]:
+# the set phase's value size (e.g. 102400 for the large-value path, issue 13);
+# INSTR_CONNS [50]: connections of the get and set phases; INSTR_SET_KEYS: the set phase
+# writes only keys 0..N-1, after a warm-up of 4N sets, so slab memory is reused as in a
+# steady state (memcached zeroes every fresh slab page: without it a large-value set counts
+# that memset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +38,9 @@ SERVERS=${INSTR_SERVERS:-"cached memcached"}
 PHASES=${INSTR_PHASES:-"get set"}
 DIR=${INSTR_DIR:-build/bench/callgrind}
 KEYS=10000
+VALUE=${INSTR_VALUE:-100}
+CONNS=${INSTR_CONNS:-50}
+SET_KEYS=${INSTR_SET_KEYS:-$KEYS}
 
 command -v valgrind >/dev/null || { echo "bench_instr: valgrind missing (make deps)" >&2; exit 2; }
 mkdir -p "$DIR"
@@ -75,6 +83,10 @@ for name in $SERVERS; do
     sleep 0.1
   done
   "$BENCH" -q -p "$port" -k "$KEYS" --preload -c 4 -d 64 -v 100 > /dev/null
+  if [ -n "${INSTR_SET_KEYS:-}" ]; then
+    "$BENCH" -q -p "$port" -k "$SET_KEYS" -c "$CONNS" -d 1 -v "$VALUE" -r 0:1 -w 0 \
+      -n $((SET_KEYS * 4)) > /dev/null
+  fi
   # the server's real pid is valgrind's (exec), which callgrind_control addresses
   declare -A secs=()
   dump=0
@@ -83,12 +95,12 @@ for name in $SERVERS; do
     t0=$(now)
     case $phase in
       idle) sleep "$IDLE" ;;
-      get) "$BENCH" -q -p "$port" -k "$KEYS" -c 50 -d 1 -v 100 -w 0 -n "$N" > "$DIR/$name.get.txt" ;;
-      set) "$BENCH" -q -p "$port" -k "$KEYS" -c 50 -d 1 -v 100 -r 0:1 -w 0 -n "$N" > "$DIR/$name.set.txt" ;;
-      mget10) "$BENCH" -q -p "$port" -k "$KEYS" -c 50 -d 1 -m 10 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
-      mget100) "$BENCH" -q -p "$port" -k "$KEYS" -c 50 -d 1 -m 100 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
-      pipe16) "$BENCH" -q -p "$port" -k "$KEYS" -c 50 -d 16 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
-      cpr) "$BENCH" -q -p "$port" -k "$KEYS" -c 50 --connect-per-request -m 10 -v 100 -w 0 \
+      get) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -v 100 -w 0 -n "$N" > "$DIR/$name.get.txt" ;;
+      set) "$BENCH" -q -p "$port" -k "$SET_KEYS" -c "$CONNS" -d 1 -v "$VALUE" -r 0:1 -w 0 -n "$N" > "$DIR/$name.set.txt" ;;
+      mget10) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -m 10 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
+      mget100) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -m 100 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
+      pipe16) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 16 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
+      cpr) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" --connect-per-request -m 10 -v 100 -w 0 \
              -n "$((N / 10))" > "$DIR/$name.$phase.txt" ;;
     esac
     t1=$(now)

@@ -53,12 +53,12 @@ refused(["--udp-port=4000"], "UDP is not served")
 for knob, why in [
         ("hash_algorithm=murmur3", "xxh64"),
         ("tail_repair_time=10", "never force-frees"),
-        ("lru_crawler_sleep=100", "paces itself"),
-        ("lru_crawler_tocrawl=10", "every item"),
+        ("lru_crawler_sleep=100", "pace themselves"),
+        ("lru_crawler_tocrawl=x", "numeric 32bit"),
         ("no_lru_maintainer", "no flat-LRU"),
         ("worker_logbuf_size=64", "per-worker"),
-        ("slab_automove_ratio=0.5", "eviction pressure"),
-        ("slab_automove_window=3", "eviction pressure"),
+        ("slab_automove_ratio=0", "must be > 0"),
+        ("slab_automove_window=2", "must be > 2"),
         ("slab_automove_freeratio=0.1", "extstore"),
         ("hashpower=11", "too low"),
 ]:

@@ -2,7 +2,7 @@
 nothing, 100 send half a ClientHello) must not slow anyone else, cost only their own memory,
 and be closed by the server after TLS_HANDSHAKE_TIMEOUT_S (5 s).
 
-Handshakes run non-blocking on the worker threads, so while the 200 hang: gets on an
+Handshakes run non-blocking on the handshake threads, so while the 200 hang: gets on an
 established TLS connection keep their latency, and new clients complete full handshakes.
 """
 import os

@@ -540,14 +540,36 @@ START_TEST(test_extended)
     /* knobs whose effect cached lacks are refused with the reason, never accepted */
     static const char *const refused[] = {
         "hash_algorithm=murmur3", "tail_repair_time=10", "lru_crawler_sleep=100",
-        "lru_crawler_tocrawl=5", "no_lru_maintainer", "worker_logbuf_size=64",
-        "slab_automove_ratio=0.5", "slab_automove_window=5", "slab_automove_freeratio=0.1"};
+        "no_lru_maintainer", "worker_logbuf_size=64", "slab_automove_freeratio=0.1"};
     for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
         ck_assert_int_eq(PARSE("-o", refused[k]), CFG_EXIT_USAGE);
         ERR_HAS("is not supported: ");
         ONE_LINE();
         fresh();
     }
+    /* the automover's window and age ratio, and a crawl's items per class, as memcached's */
+    ck_assert_int_eq(PARSE("-o", "slab_automove_window=5,slab_automove_ratio=0.5"), 0);
+    ck_assert_uint_eq(C.slab_automove_window, 5);
+    ck_assert(C.slab_automove_ratio == 0.5);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "lru_crawler_tocrawl=7"), 0);
+    ck_assert_uint_eq(C.lru_crawler_tocrawl, 7);
+    fresh();
+    static const char *const bad[] = {"slab_automove_window=2", "slab_automove_ratio=0",
+                                      "slab_automove_ratio=1.5", "slab_automove_window",
+                                      "lru_crawler_tocrawl=x"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        ck_assert_int_eq(PARSE("-o", bad[k]), CFG_EXIT_USAGE);
+        ONE_LINE();
+        fresh();
+    }
+    /* no_slab_reassign (and no_modern) refuse `slabs reassign`; slab_reassign undoes it */
+    ck_assert_int_eq(PARSE("-o", "no_slab_reassign"), 0);
+    ck_assert(C.no_slab_reassign && !C.slab_automove);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "no_modern,slab_reassign"), 0);
+    ck_assert(!C.no_slab_reassign);
+    fresh();
     /* memcached takes any resp_obj_mem_limit, says it is deprecated and ignores it */
     ck_assert_int_eq(PARSE("-o", "resp_obj_mem_limit=5"), 0);
     ERR_HAS("DEPRECATED: resp_obj_mem_limit no longer used");
