@@ -230,13 +230,18 @@ static void enqueue(struct worker *w, struct handoff *h)
 {
     h->next = NULL;
     pthread_mutex_lock(&w->qlock);
+    bool was_empty = w->qtail == NULL;
     if (w->qtail != NULL)
         w->qtail->next = h;
     else
         w->qhead = h;
     w->qtail = h;
     pthread_mutex_unlock(&w->qlock);
-    wake(w);
+    /* One eventfd write per batch: a non-empty queue has a wake-up on its way (on_notify
+     * reads the eventfd before it takes the whole queue), so accepts that pile up while the
+     * worker is busy cost no write each. */
+    if (was_empty)
+        wake(w);
 }
 
 void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer)
