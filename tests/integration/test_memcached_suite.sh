@@ -54,8 +54,6 @@ declare -A SKIP=(
 declare -A EXPECTED=(
   [lru.t]="#12 eviction (segmented LRU behaviour)"
   [lru-maintainer.t]="#12 eviction (HOT/WARM/COLD moves)"
-  [watcher.t]="#17 watch"
-  [watcher_connid.t]="#17 watch"
 )
 
 # ---- fetch ----
