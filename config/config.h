@@ -107,7 +107,7 @@
     X(protocol, STR, 'B', "binding-protocol", "auto", 0, 0, false,                                 \
       "auto (text, and binary when a connection's first byte is 0x80), ascii or binary")           \
     X(prefix_delimiter, STR, 'D', "stats-prefix-delimiter", ":", 0, 0, false,                      \
-      "character that ends a key's prefix for `stats detail`")                                     \
+      "character that ends a key's prefix for `stats detail`; giving it turns detail on")                                     \
     X(disable_dumping, BOOL, 'X', "disable-dumping", false, 0, 1, false,                           \
       "refuse stats cachedump and lru_crawler metadump")                                           \
     X(disable_watch, BOOL, 'W', "disable-watch", false, 0, 1, false, "refuse the watch command")  \

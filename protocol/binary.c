@@ -231,8 +231,11 @@ static enum cmd_result bin_store(struct bin_ctx *x)
     if (!item_fits(x->h.keylen, flags, vlen)) {
         STAT_INC(x->st->store_too_large);
         bin_error(x, BST_E2BIG, NULL, vlen);
-        if (op == OP_SET) /* memcached drops the old value of a failed set */
+        WATCH_REFUSED(x, x->key, x->h.keylen, op, ST_TOO_LARGE);
+        if (op == OP_SET) { /* memcached drops the old value of a failed set */
+            WATCH_PEEK(x, x->key, x->h.keylen);
             storage_delete(x->key, x->h.keylen, 0);
+        }
         return CMD_DONE;
     }
     DETAIL(x->key, x->h.keylen, DETAIL_SET, false);
@@ -248,8 +251,11 @@ static enum cmd_result bin_store(struct bin_ctx *x)
             STAT_INC(x->st->store_no_memory);
             bin_error(x, BST_ENOMEM, "Out of memory allocating item", vlen);
         }
-        if (op == OP_SET)
+        WATCH_REFUSED(x, x->key, x->h.keylen, op, res);
+        if (op == OP_SET) {
+            WATCH_PEEK(x, x->key, x->h.keylen);
             storage_delete(x->key, x->h.keylen, 0);
+        }
         return CMD_DONE;
     }
     STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
@@ -266,6 +272,7 @@ static void bin_store_finish(struct bin_ctx *x, struct item *it)
     bool concat = op == OP_APPEND || op == OP_PREPEND;
     enum st_result res;
     uint64_t cas = 0;
+    WATCH_PEEK(x, item_key(it), it->nkey);
     if (concat) {
         /* A CAS given to append/prepend must match; a missing key is NOT_STORED. */
         res = storage_meta_store(it, op, x->h.cas != 0, x->h.cas, false, false, &cas);
@@ -283,6 +290,7 @@ static void bin_store_finish(struct bin_ctx *x, struct item *it)
                 STAT_INC(x->st->cas_misses);
         }
     }
+    WATCH_STORE(x, it, op, res);
     item_put(it);
     if (res == ST_TOO_LARGE || res == ST_NO_MEMORY)
         res = ST_NOT_STORED;
@@ -313,6 +321,7 @@ static enum cmd_result bin_get(struct bin_ctx *x)
             STAT_INC(x->st->get_misses);
     }
     DETAIL(x->key, x->h.keylen, DETAIL_GET, it != NULL);
+    WATCH_GET(x, x->key, x->h.keylen, it);
     if (!it) {
         if (x->noreply)
             return CMD_DONE;
@@ -351,6 +360,7 @@ static enum cmd_result bin_get(struct bin_ctx *x)
 static enum cmd_result bin_delete(struct bin_ctx *x)
 {
     DETAIL(x->key, x->h.keylen, DETAIL_DEL, false);
+    WATCH_PEEK(x, x->key, x->h.keylen);
     switch (storage_delete(x->key, x->h.keylen, x->h.cas)) {
     case ST_OK:
         STAT_INC(x->st->delete_hits), STAT_INC(CLS_LAST(x)->delete_hits);
@@ -381,7 +391,11 @@ static enum cmd_result bin_arith(struct bin_ctx *x)
     };
     struct meta_arith_result res;
     unsigned char body[8];
-    switch (storage_meta_arith(x->key, x->h.keylen, &a, &res)) {
+    WATCH_PEEK(x, x->key, x->h.keylen);
+    enum st_result r = storage_meta_arith(x->key, x->h.keylen, &a, &res);
+    if (r == ST_OK && res.created && WATCHING(WATCH_FETCHERS | WATCH_MUTATIONS))
+        proto_watch_vivified(x->pc->trace_id, x->key, x->h.keylen);
+    switch (r) {
     case ST_OK:
         if (!res.created) {
             if (incr)
@@ -729,6 +743,7 @@ static enum cmd_result bin_dispatch(struct bin_ctx *x)
         if (ok) {
             bin_ok(x, NULL, 0, 0);
             x->close = true;
+            x->pc->close_reason = PROTO_CLOSE_NORMAL;
         }
         break;
     case BIN_SASL_LIST:

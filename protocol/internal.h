@@ -179,17 +179,35 @@ void proto_dump_release(struct proto_conn *pc);
 enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg);
 extern _Atomic unsigned proto_watch_mask;
 #define WATCHING(cls) (atomic_load_explicit(&proto_watch_mask, memory_order_relaxed) & (cls))
-void proto_watch_get(struct proto_ctx *x, const char *key, size_t nkey, const struct item *it);
-void proto_watch_store(struct proto_ctx *x, const struct item *it, int op, int res);
+/* cfd is the connection's proto_conn.trace_id (its fd, as in `stats conns`). */
+void proto_watch_get(int cfd, const char *key, size_t nkey, const struct item *it);
+/* memcached's do_item_get logs every lookup, also the one a store, delete or incr/decr makes
+ * first: this logs the key's live item as it is now, without touching it. */
+void proto_watch_peek(int cfd, const char *key, size_t nkey);
+void proto_watch_store(int cfd, const struct item *it, int op, int res);
+/* A store refused before its item existed (too large / out of memory). */
+void proto_watch_refused(int cfd, const char *key, size_t nkey, int op, int res);
+/* `ma N` / binary incr creating the key: memcached's add of the new item. */
+void proto_watch_vivified(int cfd, const char *key, size_t nkey);
 #define WATCH_GET(x, key, nkey, it)                                                              \
     do {                                                                                         \
         if (WATCHING(WATCH_FETCHERS))                                                            \
-            proto_watch_get((x), (key), (nkey), (it));                                           \
+            proto_watch_get((x)->pc->trace_id, (key), (nkey), (it));                             \
+    } while (0)
+#define WATCH_PEEK(x, key, nkey)                                                                 \
+    do {                                                                                         \
+        if (WATCHING(WATCH_FETCHERS))                                                            \
+            proto_watch_peek((x)->pc->trace_id, (key), (nkey));                                  \
     } while (0)
 #define WATCH_STORE(x, it, op, res)                                                              \
     do {                                                                                         \
         if (WATCHING(WATCH_MUTATIONS))                                                           \
-            proto_watch_store((x), (it), (int)(op), (int)(res));                                 \
+            proto_watch_store((x)->pc->trace_id, (it), (int)(op), (int)(res));                   \
+    } while (0)
+#define WATCH_REFUSED(x, key, nkey, op, res)                                                     \
+    do {                                                                                         \
+        if (WATCHING(WATCH_MUTATIONS))                                                           \
+            proto_watch_refused((x)->pc->trace_id, (key), (nkey), (int)(op), (int)(res));        \
     } while (0)
 /* `slabs reassign` / `slabs automove` (protocol/slabs.c). */
 enum cmd_result proto_cmd_slabs(struct proto_ctx *x, int arg);

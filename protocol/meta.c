@@ -231,6 +231,7 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
     }
     struct meta_get_result g;
     enum st_result res = storage_meta_get(f.key, f.nkey, &a, &g);
+    WATCH_GET(x, f.key, f.nkey, res == ST_OK && !g.created ? g.it : NULL);
     if (res == ST_REF_SATURATED)
         return meta_error(x, MSG_META_REFCOUNT);
     if (res != ST_OK) {
@@ -368,6 +369,8 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
             STAT_INC(x->st->store_too_large);
         else
             STAT_INC(x->st->store_no_memory);
+        WATCH_REFUSED(x, f.key, f.nkey, op, res);
+        WATCH_PEEK(x, f.key, f.nkey);
         storage_delete(f.key, f.nkey, 0);
         return ms_refuse(x, res == ST_TOO_LARGE ? MSG_TOO_LARGE : MSG_NO_MEMORY_STORE, total);
     }
@@ -404,8 +407,10 @@ void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
         return;
     }
     uint64_t cas = 0;
+    WATCH_PEEK(x, item_key(it), it->nkey);
     enum st_result res = storage_meta_store(it, op, st->has_cas, st->cas, st->set_stale,
                                             st->key_binary, &cas);
+    WATCH_STORE(x, it, op, res);
     proto_count_cas(x, op, res, it);
     const char *status;
     switch (res) {
@@ -453,6 +458,7 @@ enum cmd_result proto_meta_md(struct proto_ctx *x, int arg)
     line_start(&l, "HD"); /* status rewritten below; same length */
     if (!line_opaque_key(&l, q, &f))
         return meta_error(x, MSG_META_OPAQUE_LONG);
+    WATCH_PEEK(x, f.key, f.nkey);
     enum st_result res = storage_meta_delete(f.key, f.nkey, f.has_cas, f.req_cas, f.set_stale,
                                              f.new_ttl, f.exptime);
     switch (res) {
@@ -494,7 +500,10 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
                                 .vivify_exptime = f.autoviv_exptime, .set_ttl = f.new_ttl,
                                 .ttl = f.exptime, .key_binary = f.key_binary};
     struct meta_arith_result m;
+    WATCH_PEEK(x, f.key, f.nkey);
     enum st_result res = storage_meta_arith(f.key, f.nkey, &a, &m);
+    if (res == ST_OK && m.created && WATCHING(WATCH_FETCHERS | WATCH_MUTATIONS))
+        proto_watch_vivified(x->pc->trace_id, f.key, f.nkey);
     struct line l;
     switch (res) {
     case ST_OK:

@@ -64,6 +64,7 @@ struct proto_conn {
     uint8_t mode;              /* PROTO_MODE_*: decided by the connection's first byte */
     bool authenticated;        /* SASL (-S): a SASL_AUTH/STEP succeeded */
     bool sasl_started;         /* SASL_AUTH began an exchange that SASL_STEP may continue */
+    uint8_t close_reason;      /* PROTO_CLOSE_*: quit / shutdown set it; error by default */
     uint16_t watch;            /* `watch` ran: WATCH_* classes this connection streams (the
                                   server registers it; further input is ignored) */
     void *sasl;                /* sasl_conn_t of this connection, made on its first SASL
@@ -74,10 +75,11 @@ struct proto_conn {
 
 /* memcached's log classes for `watch` (its LOG_* bits). */
 enum {
-    WATCH_RAWCMDS = 1u << 0, WATCH_EVICTIONS = 1u << 1, WATCH_FETCHERS = 1u << 2,
-    WATCH_MUTATIONS = 1u << 3, WATCH_SYSEVENTS = 1u << 4, WATCH_CONNEVENTS = 1u << 5,
-    WATCH_PROXYREQS = 1u << 6, WATCH_PROXYEVENTS = 1u << 7, WATCH_PROXYUSER = 1u << 8,
+    WATCH_EVICTIONS = 1u << 1, WATCH_FETCHERS = 1u << 2, WATCH_MUTATIONS = 1u << 3,
+    WATCH_SYSEVENTS = 1u << 4, WATCH_CONNEVENTS = 1u << 5,
 };
+/* Why a connection closed, for `watch connevents` (memcached's close_reasons, same order). */
+enum { PROTO_CLOSE_ERROR = 0, PROTO_CLOSE_NORMAL, PROTO_CLOSE_IDLE, PROTO_CLOSE_SHUTDOWN };
 /* The server sets the union of its watchers' classes: protocol composes lines only for those. */
 void proto_watch_set_mask(unsigned mask);
 
@@ -208,6 +210,10 @@ struct proto_hooks {
     /* `watch`: a log line's body (no "ts=... gid=..." prefix, no newline) for every watcher
      * of class cls. NULL: `watch` answers ERROR. */
     void (*watch_emit)(unsigned cls, const char *body, size_t len);
+    /* `watch`: registers pc's connection for the WATCH_* classes in mask (on its worker
+     * thread). 0: done, 1: memcached's watcher limit reached, -1: out of memory. NULL:
+     * `watch` answers ERROR. */
+    int (*watch_attach)(struct proto_conn *pc, unsigned mask);
 };
 
 struct cfg;

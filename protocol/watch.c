@@ -19,29 +19,43 @@
 
 _Atomic unsigned proto_watch_mask;
 
+static void watch_evicted(const struct item *it, unsigned cls, bool fetched, rel_time_t now);
+static void watch_slab_moved(unsigned src, unsigned dst);
+
 void proto_watch_set_mask(unsigned mask)
 {
     atomic_store_explicit(&proto_watch_mask, mask, memory_order_relaxed);
+    /* storage calls these only while someone watches their class */
+    storage_observe((mask & WATCH_EVICTIONS) ? watch_evicted : NULL,
+                    (mask & WATCH_SYSEVENTS) ? watch_slab_moved : NULL);
 }
 
-/* memcached 1.6.18's class names (an abbreviation such as "fetch" is an ERROR there too). */
+/* memcached 1.6.18's class names (an abbreviation such as "fetch" is an ERROR there too).
+ * Classes with no bit here are refused with memcached's answer to an unknown class (ERROR):
+ * memcached 1.6.18 accepts them but, in Debian's build, never writes a line to them —
+ * rawcmds has no producer left in 1.6.18, the proxy* classes need its proxy, which is not
+ * built in (and cached has none) — so accepting them would promise lines that never come. */
 static const struct {
     const char *name;
     unsigned bit;
 } watch_names[] = {
-    {"rawcmds", WATCH_RAWCMDS},       {"evictions", WATCH_EVICTIONS},
-    {"fetchers", WATCH_FETCHERS},     {"mutations", WATCH_MUTATIONS},
-    {"sysevents", WATCH_SYSEVENTS},   {"connevents", WATCH_CONNEVENTS},
-    {"proxyreqs", WATCH_PROXYREQS},   {"proxyevents", WATCH_PROXYEVENTS},
-    {"proxyuser", WATCH_PROXYUSER},
+    {"evictions", WATCH_EVICTIONS}, {"fetchers", WATCH_FETCHERS},
+    {"mutations", WATCH_MUTATIONS}, {"sysevents", WATCH_SYSEVENTS},
+    {"connevents", WATCH_CONNEVENTS},
 };
 
 enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg)
 {
     (void)arg;
     struct request *q = x->q;
+    proto_noreply_maybe(q); /* as memcached: it silences the answers below, and is then
+                               read as a class name like any other token (so ERROR) */
     if (proto_cfg.watch_disabled) { /* -W */
         OUT(x, MSG_WATCH_DISABLED);
+        return CMD_DONE;
+    }
+    if (!reply_empty(x->r)) { /* answers of earlier commands of this batch still queued */
+        OUT(x, MSG_WATCH_PIPELINED);
         return CMD_DONE;
     }
     unsigned mask = 0;
@@ -69,14 +83,19 @@ enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg)
         }
         mask |= bit;
     }
-    if (proto_hooks_active->watch_emit == NULL) {
+    if (proto_hooks_active->watch_attach == NULL) {
         OUT(x, MSG_ERROR); /* no server to stream to (unit tests) */
         return CMD_DONE;
     }
-    /* The server registers the connection once it sees pc->watch; input after this line is
-     * ignored from now on. */
-    reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
-    x->pc->watch = (uint16_t)mask;
+    switch (proto_hooks_active->watch_attach(x->pc, mask)) {
+    case 0:
+        /* Lines follow from the server; input after this line is ignored from now on. */
+        reply_add(x->r, MSG_OK, MSG_LEN(MSG_OK));
+        x->pc->watch = (uint16_t)mask;
+        break;
+    case 1: OUT(x, MSG_WATCHER_TOO_MANY); break;
+    default: OUT(x, MSG_WATCHER_FAILED); break;
+    }
     return CMD_DONE;
 }
 
@@ -102,7 +121,13 @@ static size_t watch_key(char *dst, const char *key, size_t nkey)
 
 #define WATCH_LINE_MAX (KEY_MAX_LENGTH * 3 + 200)
 
-void proto_watch_get(struct proto_ctx *x, const char *key, size_t nkey, const struct item *it)
+static void watch_emit_line(unsigned cls, const char *line, int n)
+{
+    if (n > 0 && (size_t)n < WATCH_LINE_MAX)
+        proto_hooks_active->watch_emit(cls, line, (size_t)n);
+}
+
+void proto_watch_get(int cfd, const char *key, size_t nkey, const struct item *it)
 {
     char k[KEY_MAX_LENGTH * 3 + 1], line[WATCH_LINE_MAX];
     if (nkey > KEY_MAX_LENGTH)
@@ -110,24 +135,36 @@ void proto_watch_get(struct proto_ctx *x, const char *key, size_t nkey, const st
     watch_key(k, key, nkey);
     int n = snprintf(line, sizeof line,
                      "type=item_get key=%s status=%s clsid=%u cfd=%d size=%u", k,
-                     it ? "found" : "not_found", it ? storage_item_class(it) : 0u,
-                     x->pc->trace_id, it ? (unsigned)it->nbytes : 0u);
-    if (n > 0 && (size_t)n < sizeof line)
-        proto_hooks_active->watch_emit(WATCH_FETCHERS, line, (size_t)n);
+                     it ? "found" : "not_found", it ? storage_item_class(it) : 0u, cfd,
+                     it ? (unsigned)it->nbytes : 0u);
+    watch_emit_line(WATCH_FETCHERS, line, n);
 }
 
-void proto_watch_store(struct proto_ctx *x, const struct item *it, int op, int res)
+void proto_watch_peek(int cfd, const char *key, size_t nkey)
 {
-    static const char *const cmds[] = {"set", "add", "replace", "append", "prepend", "cas"};
-    const char *status;
+    struct meta_peek pk;
+    struct item *it = nkey <= KEY_MAX_LENGTH ? storage_meta_peek(key, nkey, &pk) : NULL;
+    proto_watch_get(cfd, key, nkey, it);
+    if (it)
+        item_put(it);
+}
+
+static const char *const watch_cmds[] = {"set", "add", "replace", "append", "prepend", "cas"};
+
+static const char *watch_status(int res)
+{
     switch ((enum st_result)res) {
-    case ST_OK: status = "stored"; break;
-    case ST_EXISTS: status = "exists"; break;
-    case ST_NOT_FOUND: status = "not_found"; break;
-    case ST_TOO_LARGE: status = "too_large"; break;
-    case ST_NO_MEMORY: status = "no_memory"; break;
-    default: status = "not_stored"; break;
+    case ST_OK: return "stored";
+    case ST_EXISTS: return "exists";
+    case ST_NOT_FOUND: return "not_found";
+    case ST_TOO_LARGE: return "too_large";
+    case ST_NO_MEMORY: return "no_memory";
+    default: return "not_stored";
     }
+}
+
+void proto_watch_store(int cfd, const struct item *it, int op, int res)
+{
     char k[KEY_MAX_LENGTH * 3 + 1], line[WATCH_LINE_MAX];
     watch_key(k, item_key(it), it->nkey);
     unsigned size = (unsigned)it->nbytes;
@@ -144,8 +181,61 @@ void proto_watch_store(struct proto_ctx *x, const struct item *it, int op, int r
     unsigned ttl = it->exptime ? (unsigned)(it->exptime - clock_now()) : 0u;
     int n = snprintf(line, sizeof line,
                      "type=item_store key=%s status=%s cmd=%s ttl=%u clsid=%u cfd=%d size=%u", k,
-                     status, (unsigned)op < 6 ? cmds[op] : "na", ttl, storage_item_class(it),
-                     x->pc->trace_id, size);
-    if (n > 0 && (size_t)n < sizeof line)
-        proto_hooks_active->watch_emit(WATCH_MUTATIONS, line, (size_t)n);
+                     watch_status(res), (unsigned)op < 6 ? watch_cmds[op] : "na", ttl,
+                     storage_item_class(it), cfd, size);
+    watch_emit_line(WATCH_MUTATIONS, line, n);
+}
+
+void proto_watch_refused(int cfd, const char *key, size_t nkey, int op, int res)
+{
+    char k[KEY_MAX_LENGTH * 3 + 1], line[WATCH_LINE_MAX];
+    if (nkey > KEY_MAX_LENGTH)
+        return;
+    watch_key(k, key, nkey);
+    /* memcached 1.6.18 passes this entry one argument short (nbytes 0, ttl 0, then its fd
+     * where the class id goes): its line reads clsid=<fd>, and whatever cfd the missing
+     * argument yields (0 as observed). The same line is written here, so parsers built
+     * against memcached read the same thing. */
+    int n = snprintf(line, sizeof line,
+                     "type=item_store key=%s status=%s cmd=%s ttl=0 clsid=%d cfd=0 size=0", k,
+                     watch_status(res), (unsigned)op < 6 ? watch_cmds[op] : "na", cfd);
+    watch_emit_line(WATCH_MUTATIONS, line, n);
+}
+
+void proto_watch_vivified(int cfd, const char *key, size_t nkey)
+{
+    /* memcached stores the new item as an add: its own lookup (a miss), then the store */
+    if (WATCHING(WATCH_FETCHERS))
+        proto_watch_get(cfd, key, nkey, NULL);
+    if (!WATCHING(WATCH_MUTATIONS) || nkey > KEY_MAX_LENGTH)
+        return;
+    struct meta_peek pk;
+    struct item *it = storage_meta_peek(key, nkey, &pk);
+    if (it) {
+        proto_watch_store(cfd, it, OP_ADD, ST_OK);
+        item_put(it);
+    }
+}
+
+/* Storage's eviction observer (under a shard and a class lock: format, hand over, return). */
+static void watch_evicted(const struct item *it, unsigned cls, bool fetched, rel_time_t now)
+{
+    char k[KEY_MAX_LENGTH * 3 + 1], line[WATCH_LINE_MAX];
+    watch_key(k, item_key(it), it->nkey);
+    /* memcached: ttl is exptime - now (%lld), -1 for no expiry; la the seconds since the
+     * last access (%d) */
+    long long ttl = it->exptime ? (long long)it->exptime - (long long)now : -1LL;
+    int la = now > it->atime ? (int)(now - it->atime) : 0;
+    int n = snprintf(line, sizeof line,
+                     "type=eviction key=%s fetch=%s ttl=%lld la=%d clsid=%u size=%u", k,
+                     fetched ? "yes" : "no", ttl, la, cls, (unsigned)it->nbytes);
+    watch_emit_line(WATCH_EVICTIONS, line, n);
+}
+
+/* Storage's automove observer: memcached's "type=slab_move src=%d dst=%d". */
+static void watch_slab_moved(unsigned src, unsigned dst)
+{
+    char line[64];
+    int n = snprintf(line, sizeof line, "type=slab_move src=%u dst=%u", src, dst);
+    watch_emit_line(WATCH_SYSEVENTS, line, n);
 }

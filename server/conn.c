@@ -117,6 +117,19 @@ static void conn_want(struct conn *c, short flags)
     }
 }
 
+/* Decimal digits of v at p; returns the end. */
+static char *put_uint(char *p, unsigned v)
+{
+    char tmp[10];
+    unsigned n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
 static void peer_name(struct conn *c, const struct sockaddr_storage *peer)
 {
     struct sockaddr_storage ss;
@@ -137,9 +150,20 @@ static void peer_name(struct conn *c, const struct sockaddr_storage *peer)
         inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
         snprintf(c->addr, sizeof c->addr, "tcp6:[%s]:%u", host, ntohs(s6->sin6_port));
     } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
-        snprintf(c->addr, sizeof c->addr, "tcp:%s:%u", host, ntohs(s4->sin_port));
+        /* "tcp:a.b.c.d:port" by hand: inet_ntop and snprintf were ~2,900 instructions of
+         * every connection (callgrind, connect-per-request) */
+        _Static_assert(CONN_ADDR_MAX >= sizeof "tcp:255.255.255.255:65535", "addr too short");
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+        const unsigned char *b = (const unsigned char *)&s4->sin_addr;
+        char *p = c->addr;
+        memcpy(p, "tcp:", 4);
+        p += 4;
+        for (int i = 0; i < 4; i++) {
+            p = put_uint(p, b[i]);
+            *p++ = i < 3 ? '.' : ':';
+        }
+        p = put_uint(p, ntohs(s4->sin_port));
+        *p = '\0';
     }
 }
 
@@ -158,16 +182,16 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
         }
         server_counter_add(&server_counters.connection_structures, 1);
     }
-    /* The read buffer lives only as long as the connection (a pooled struct keeps none), so
-     * memory comes back when clients go. */
-    c->rbuf = mem_alloc(CONN_RBUF_SIZE);
+    /* A pooled struct may still have its buffers (worker_conn_remove: a few do). */
+    if (c->rbuf == NULL)
+        c->rbuf = mem_alloc(CONN_RBUF_SIZE);
     c->rsize = CONN_RBUF_SIZE;
     c->w = w;
     c->fd = fd;
     c->listener = listener;
     c->ev_flags = 0;
     c->rstart = c->rend = c->need = 0;
-    reply_init(&c->reply);
+    /* c->reply: empty, from mem_calloc or from conn_close (which may keep its block) */
     memset(&c->pc, 0, sizeof c->pc);
     c->pc.stats = &w->stats;
     c->pc.is_unix = listeners[listener].is_unix;
@@ -186,6 +210,8 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
         log_error("out of memory for a TLS connection from %s", c->addr); /* closed below */
 
     worker_conn_add(w, c);
+    if (watch_wants(WATCH_CONNEVENTS))
+        watch_conn_event(c, false);
 
     log_debug("worker %u: new connection fd %d from %s", w->id, fd, c->addr);
     if (listeners[listener].tls && c->tls == NULL) {
@@ -193,6 +219,14 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
         return;
     }
     conn_want(c, EV_READ);
+}
+
+void conn_drop_buffers(struct conn *c)
+{
+    reply_deinit(&c->reply);
+    mem_free(c->rbuf);
+    c->rbuf = NULL;
+    c->rsize = 0;
 }
 
 void conn_adopt(struct worker *w, struct conn *c)
@@ -225,7 +259,7 @@ void conn_discard(struct conn *c)
 void conn_free(struct conn *c)
 {
     event_free(c->ev);
-    mem_free(c->rbuf);
+    conn_drop_buffers(c);
     mem_free(c);
     server_counter_sub(&server_counters.connection_structures, 1);
 }
@@ -240,18 +274,19 @@ void conn_close(struct conn *c)
     if (c->watcher != NULL) {
         watch_remove(c->watcher);
         c->watcher = NULL;
+        c->pc.close_reason = PROTO_CLOSE_ERROR; /* memcached's watchers close with no reason */
     }
+    if (watch_wants(WATCH_CONNEVENTS))
+        watch_conn_event(c, true);
     if (c->tls != NULL) {
         tls_conn_free(c->tls, !c->handshaking);
         c->tls = NULL;
     }
     close(c->fd);
     c->fd = -1;
-    reply_deinit(&c->reply); /* drops the item references of unsent values */
+    reply_clear(&c->reply); /* drops the item references of unsent values */
     proto_conn_release(&c->pc); /* a half-read value's item, SASL context */
-    mem_free(c->rbuf);
-    c->rbuf = NULL;
-    c->rsize = 0;
+    /* c->rbuf and the reply's first block stay for worker_conn_remove to keep or drop */
 
     server_counter_sub(&server_counters.curr_connections, 1);
     worker_conn_remove(w, c); /* may keep the struct for reuse, or conn_free it */
@@ -328,6 +363,8 @@ static ssize_t conn_read_value(struct conn *c, size_t *total)
             c->drained = true;
             break;
         }
+        if (n == 0)
+            c->pc.close_reason = PROTO_CLOSE_NORMAL; /* the client closed mid-value */
         if (got > 0) {
             c->draining = true; /* EOF or an error after some bytes: run what came */
             break;
@@ -385,6 +422,7 @@ static ssize_t conn_read(struct conn *c)
             continue;
         }
         if (n == 0) {
+            c->pc.close_reason = PROTO_CLOSE_NORMAL; /* the client closed: memcached's "normal" */
             if (total == 0)
                 return -1;
             c->draining = true;
@@ -440,9 +478,6 @@ static enum proto_action conn_parse(struct conn *c, size_t max_output)
     c->in_value = c->pc.value.it != NULL || c->pc.swallow > 0;
     if (act == PROTO_CLOSE || c->pc.closing)
         c->closing = true;
-    if (c->pc.watch && c->watcher == NULL && !c->closing &&
-        (c->watcher = watch_add(c, c->pc.watch)) == NULL)
-        c->closing = true; /* WATCH_MAX watchers already (memcached: WATCHER_TOO_MANY) */
     if (have == 0)
         c->rstart = c->rend = 0;
     return act;
@@ -643,13 +678,16 @@ void conn_drain(struct conn *c)
 bool conn_idle_check(struct conn *c, rel_time_t now, uint64_t idle_timeout)
 {
     rel_time_t last = atomic_load_explicit(&c->last_active, memory_order_relaxed);
-    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply) || proto_dumping(&c->pc))
+    /* a watcher never sends: memcached's idle check skips it too (conn_watch state) */
+    if (idle_timeout == 0 || c->closing || !reply_empty(&c->reply) || proto_dumping(&c->pc) ||
+        c->watcher != NULL)
         return false;
     if (now <= last || (uint64_t)(now - last) <= idle_timeout)
         return false;
     struct worker *w = c->w;
     worker_count_idle_kick(w);
     log_info("closing idle connection %s (fd %d)", c->addr, c->fd);
+    c->pc.close_reason = PROTO_CLOSE_IDLE;
     conn_close(c);
     return true;
 }

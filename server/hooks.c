@@ -111,4 +111,5 @@ const struct proto_hooks server_hooks = {
     .refresh_certs = tls_refresh,
     .trace_command = trace_command,
     .watch_emit = watch_emit,
+    .watch_attach = watch_attach,
 };

@@ -8,12 +8,15 @@
 #include "server/watch.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -40,6 +43,7 @@ static struct watcher watchers[WATCH_MAX];
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static _Atomic uint64_t watch_gid, watch_sent, watch_skipped, watch_count;
+_Atomic unsigned watch_classes;
 
 static void watch_init(void)
 {
@@ -53,6 +57,7 @@ static void watch_publish(void)
     unsigned all = 0;
     for (size_t i = 0; i < WATCH_MAX; i++)
         all |= atomic_load_explicit(&watchers[i].mask, memory_order_relaxed);
+    atomic_store_explicit(&watch_classes, all, memory_order_relaxed);
     proto_watch_set_mask(all);
 }
 
@@ -67,16 +72,19 @@ static void watch_wake(evutil_socket_t fd, short what, void *arg)
     conn_wake(w->c);
 }
 
-struct watcher *watch_add(struct conn *c, unsigned mask)
+int watch_attach(struct proto_conn *pc, unsigned mask)
 {
+    struct conn *c = (struct conn *)((char *)pc - offsetof(struct conn, pc));
     pthread_once(&init_once, watch_init);
     pthread_mutex_lock(&reg_lock);
     struct watcher *w = NULL;
+    int rc = 1;
     for (size_t i = 0; i < WATCH_MAX && !w; i++)
         if (atomic_load_explicit(&watchers[i].mask, memory_order_relaxed) == 0)
             w = &watchers[i];
     if (w == NULL)
         goto fail;
+    rc = -1;
     w->buf = mem_alloc(WATCH_BUF_SIZE);
     w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->ev = w->efd < 0 ? NULL
@@ -100,9 +108,13 @@ struct watcher *watch_add(struct conn *c, unsigned mask)
     pthread_mutex_unlock(&w->lock);
     atomic_fetch_add_explicit(&watch_count, 1, memory_order_relaxed);
     watch_publish();
+    /* memcached's new watcher takes a gid (its min_gid), so lines after it skip one */
+    atomic_fetch_add_explicit(&watch_gid, 1, memory_order_relaxed);
+    c->watcher = w;
+    rc = 0;
 fail:
     pthread_mutex_unlock(&reg_lock);
-    return w;
+    return rc;
 }
 
 void watch_remove(struct watcher *w)
@@ -183,4 +195,44 @@ void watch_stats(struct proto_server_stats *o)
     o->log_watchers = atomic_load_explicit(&watch_count, memory_order_relaxed);
     o->log_watcher_sent = atomic_load_explicit(&watch_sent, memory_order_relaxed);
     o->log_watcher_skipped = atomic_load_explicit(&watch_skipped, memory_order_relaxed);
+}
+
+void watch_conn_event(const struct conn *c, bool closed)
+{
+    static const char *const reasons[] = {"error", "normal", "idle_timeout", "shutdown"};
+    /* memcached: rip/rport of the peer (inet_ntop, no brackets), "unix" and 0 for a unix
+     * socket, whose transport is "local". c->addr is "tcp:1.2.3.4:5678" or
+     * "tcp6:[::1]:5678" (server/conn.c peer_name). */
+    char rip[INET6_ADDRSTRLEN + 1] = "unix";
+    unsigned port = 0;
+    bool local = c->pc.is_unix;
+    if (!local) {
+        const char *a = strchr(c->addr, ':');
+        const char *colon = strrchr(c->addr, ':');
+        if (a != NULL && colon != NULL && colon > a) {
+            const char *h = a + 1;
+            size_t hl = (size_t)(colon - h);
+            if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+                h++, hl -= 2;
+            if (hl >= sizeof rip)
+                hl = sizeof rip - 1;
+            memcpy(rip, h, hl);
+            rip[hl] = '\0';
+            port = (unsigned)strtoul(colon + 1, NULL, 10);
+        } else {
+            rip[0] = '\0';
+        }
+    }
+    char line[256];
+    int n;
+    if (!closed)
+        n = snprintf(line, sizeof line, "type=conn_new rip=%s rport=%u transport=%s cfd=%d", rip,
+                     port, local ? "local" : "tcp", c->fd);
+    else
+        n = snprintf(line, sizeof line,
+                     "type=conn_close rip=%s rport=%u transport=%s reason=%s cfd=%d", rip, port,
+                     local ? "local" : "tcp",
+                     reasons[c->pc.close_reason < 4 ? c->pc.close_reason : 0], c->fd);
+    if (n > 0 && (size_t)n < sizeof line)
+        watch_emit(WATCH_CONNEVENTS, line, (size_t)n);
 }

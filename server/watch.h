@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -23,9 +24,17 @@ struct conn;
 struct reply;
 struct watcher;
 
-/* Registers c (on its worker thread) for the WATCH_* classes in mask; NULL when WATCH_MAX
- * watchers exist or memory is short (the caller closes the connection). */
-struct watcher *watch_add(struct conn *c, unsigned mask);
+/* The union of the watchers' classes: a relaxed load tells whether to compose a line. */
+extern _Atomic unsigned watch_classes;
+static inline bool watch_wants(unsigned cls)
+{
+    return atomic_load_explicit(&watch_classes, memory_order_relaxed) & cls;
+}
+
+/* proto_hooks.watch_attach: registers pc's connection (on its worker thread) for the WATCH_*
+ * classes in mask and sets its conn.watcher. 0, or 1 when WATCH_MAX watchers exist
+ * (memcached's WATCHER_TOO_MANY), -1 when memory is short. */
+int watch_attach(struct proto_conn *pc, unsigned mask);
 /* Unregisters (owner thread, before the connection's fd is closed). */
 void watch_remove(struct watcher *w);
 /* Moves buffered lines into r if r holds less than WATCH_BUF_SIZE unsent bytes; true if it
@@ -33,5 +42,8 @@ void watch_remove(struct watcher *w);
 bool watch_pull(struct watcher *w, struct reply *r);
 /* proto_hooks.watch_emit. */
 void watch_emit(unsigned cls, const char *body, size_t len);
+/* `watch connevents`: memcached's conn_new line (closed false) or conn_close line with the
+ * connection's close reason. Call only when watch_wants(WATCH_CONNEVENTS). */
+void watch_conn_event(const struct conn *c, bool closed);
 /* `stats`: log_watchers, log_watcher_sent, log_watcher_skipped. */
 void watch_stats(struct proto_server_stats *o);

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "storage/lock.h"
 #include "storage/mem.h"
 #include "storage/storage.h"
 
@@ -26,7 +27,7 @@ struct page_meta {
 };
 
 struct slab_class {
-    pthread_mutex_t lock;
+    struct slock lock;
     uint32_t size, perslab;
     uint32_t free_head;           /* ref of the first free chunk, 0 = none */
     uint64_t free_count;
@@ -43,6 +44,15 @@ struct slab_class {
     rel_time_t evicted_time;      /* idle seconds of the last item evicted */
     uint64_t pressure;            /* evictions + out-of-memory since automove last looked */
     uint64_t lock_waits;          /* class_lock found the lock taken (counted under it) */
+    /* probation window and ghost (slab.c, "The policy"): new items in store order, each entry
+     * ref | (hash >> 32) << 32; a ring of win_size, win_len entries from win_head, at most
+     * win_cap (0: no window, a class of few chunks). ghost: 16-bit tags of keys the window
+     * evicted unread, direct-mapped by hash, ghost_mask + 1 slots (0 when none). */
+    uint64_t *win;
+    uint32_t win_size, win_head, win_len, win_cap;
+    uint32_t win_evicts;          /* evictions through the window (the hand steps every 8th) */
+    uint16_t *ghost;
+    uint32_t ghost_mask;
     uint64_t crawler_reclaimed, crawler_checked; /* `lru_crawler crawl` (crawl.c) */
     uint32_t am_pages;            /* automove: npages at its last look */
     rel_time_t am_dirty;          /* automove: last look that saw pressure or a new page */
@@ -57,7 +67,7 @@ struct shard_stats {
 };
 
 struct shard {
-    pthread_mutex_t lock;
+    struct slock lock;
     _Atomic uintptr_t owner; /* CACHED_DEBUG: the thread holding lock (shard_held), else 0 */
     uint32_t *table;       /* buckets: refs of chain heads */
     uint32_t power;        /* log2 of buckets in table */
@@ -103,13 +113,16 @@ struct storage_globals {
 };
 
 extern struct storage_globals stg;
+/* storage_observe's callbacks (storage/slab.c). */
+extern _Atomic(storage_evicted_fn) stg_on_evicted;
+extern _Atomic(storage_slab_moved_fn) stg_on_slab_moved;
 
 /* Takes a class lock; a trylock first, so a wait is counted (stats class_lock_waits). The
  * count is written under the lock itself: no shared counter, no atomic. */
 static inline void class_lock(struct slab_class *c)
 {
-    if (pthread_mutex_trylock(&c->lock) != 0) {
-        pthread_mutex_lock(&c->lock);
+    if (!slock_trylock(&c->lock)) {
+        slock_lock(&c->lock);
         c->lock_waits++;
     }
 }
@@ -136,8 +149,9 @@ uint64_t storage_hash(const void *key, size_t len);
 int slab_setup(char *errbuf, size_t errlen);
 void slab_teardown(void);
 unsigned slab_class_for(size_t ntotal);  /* nclasses when too large */
-/* A chunk for an item of ntotal bytes, header uninitialised; NULL with *res set. */
-struct item *slab_alloc(size_t ntotal, enum st_result *res);
+/* A chunk for an item of ntotal bytes whose key hashes to hv, header uninitialised; NULL
+ * with *res set. */
+struct item *slab_alloc(size_t ntotal, uint64_t hv, enum st_result *res);
 void slab_free(struct item *it);         /* refcount has reached 0 */
 void slab_stats_reset(void);
 /* Warm restart (persist.c): gives page pg (arena pages are handed out in order, so pg is the
@@ -159,6 +173,8 @@ void slab_count_reclaim(const struct item *it, bool crawler);
 bool slab_crawl_reclaim(struct slab_class *c, struct item *it);
 /* crawl.c's passes started and whether one runs, for storage_stats. */
 void storage_crawl_counts(uint64_t *starts, uint64_t *running);
+/* memcached's total_malloced: bytes of pages handed out and not given back to the system. */
+uint64_t slab_malloced_bytes(void);
 /* The page mover's counters (slab_reassign_*), for storage_stats. */
 void slab_reassign_counts(struct storage_stats *out);
 

@@ -131,6 +131,22 @@ bool storage_automove_step(void);
 /* Called every maintenance tick (100 ms): continues a page move in progress, and runs
  * storage_automove_step every tick at automove level 2, every 10th at level 1. */
 void storage_slab_tick(void);
+/*
+ * Event observers, for memcached's `watch evictions` / `watch sysevents` (the protocol layer
+ * registers them while someone watches; storage knows nothing of the lines). NULL: none, and
+ * then the only cost is one relaxed load where the event happens (never on a get or a set
+ * that does not evict). They run under storage's locks (a shard and a class lock for
+ * evictions): they must not call into storage, and may take only leaf locks.
+ *   evicted:    a live item is being evicted to make room (not expired/flushed reclaims, nor
+ *               a page move's victims: memcached logs only its LRU tail evictions). cls is
+ *               the item's class id (from 1); fetched whether it was ever read.
+ *   slab_moved: automove (level 1) chose to move a page from class src to class dst.
+ */
+typedef void (*storage_evicted_fn)(const struct item *it, unsigned cls, bool fetched,
+                                   rel_time_t now);
+typedef void (*storage_slab_moved_fn)(unsigned src, unsigned dst);
+void storage_observe(storage_evicted_fn evicted, storage_slab_moved_fn slab_moved);
+
 /* memcached's `slabs automove 0|1|2` (0 off, 1 a step per second, 2 ten per second). */
 void storage_set_automove(unsigned level);
 unsigned storage_automove_level(void);
@@ -223,8 +239,9 @@ unsigned storage_last_class(void);
 /*
  * cache_memlimit: the item memory limit becomes bytes. Growing takes effect at once (new pages
  * become available). Shrinking is bounded by what is in use: pages already handed to slab
- * classes stay with them (their items stay; the cache just stops taking new pages), and the
- * unused pages above the new limit go back to the system. False if bytes is beyond the address
+ * classes stay with them (their items stay; the cache just stops taking new pages), the
+ * unused pages above the new limit go back to the system, and so do pages drained to the pool
+ * later while more than the limit is handed out. False if bytes is beyond the address
  * space reserved at setup (32 GB of refs).
  */
 bool storage_set_mem_limit(size_t bytes);

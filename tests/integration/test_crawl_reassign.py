@@ -6,6 +6,7 @@ Debian's memcached 1.6.18 (issue #14; memcached's t/lru-crawler.t and t/slabs-re
 - `lru_crawler enable|disable` switch the crawler (stats settings lru_crawler);
 - a page handed back to the global pool keeps the live items it held (rescued into free
   chunks of their class: slab_reassign_rescues), total_malloced stays;
+- after `cache_memlimit` shrinks and the items go, total_malloced falls to the new limit;
 - `slabs automove ratio R` shows in stats settings; -o no_slab_reassign refuses `slabs
   reassign`; -S with a UDP port and bad slab_automove_window/ratio values refuse to start.
 """
@@ -106,11 +107,36 @@ def rescue_run(binary):
     return out
 
 
+def shrink_run(binary):
+    """cache_memlimit shrinks, the items go: total_malloced falls (the pages drained to the
+    pool past the new limit are given back to the system), as memcached's."""
+    out = {}
+    with Server(binary, args=["-m", "16", "-o", "slab_automove_window=3"]) as s, \
+            s.connect() as c:
+        val = b"B" * 66560
+        for i in range(150):
+            c.send(b"set key%d 0 0 66560 noreply\r\n%s\r\n" % (i, val))
+        c.cmd("mn")
+        before = int(c.stats("slabs")["total_malloced"])
+        out["cache_memlimit 8"] = c.cmd("cache_memlimit 8").decode()
+        for i in range(150):
+            c.send(b"delete key%d noreply\r\n" % i)
+        c.cmd("mn")
+        out["total_malloced fell"] = bool(
+            poll(lambda: int(c.stats("slabs")["total_malloced"]) < before))
+        out["at most the new limit"] = bool(
+            poll(lambda: int(c.stats("slabs")["total_malloced"]) <= 8 << 20))
+        c.send(b"set again 0 0 66560\r\n%s\r\n" % val)
+        out["stores again"] = c.readline().decode()
+    return out
+
+
 def settings_run(binary):
     out = {}
     with Server(binary, args=["-o", "no_slab_reassign"]) as s, s.connect() as c:
         out["reassign refused"] = c.cmd("slabs reassign 1 2").decode()
         out["slab_reassign setting"] = c.stats("settings")["slab_reassign"]
+        out["automove 1"] = c.cmd("slabs automove 1").decode()
     with Server(binary, args=["-o", "slab_automove_window=5,slab_automove_ratio=0.3"]) as s, \
             s.connect() as c:
         st = c.stats("settings")
@@ -138,6 +164,9 @@ def main():
     for k in want:
         ck.eq(got[k], want[k], "page moves: %s" % k)
         ck.check(got[k], "page moves: %s (cached)" % k)
+    got, want = shrink_run(CACHED), shrink_run(MEMCACHED)
+    for k in want:
+        ck.eq(got[k], want[k], "cache_memlimit shrink: %s" % k)
     got, want = settings_run(CACHED), settings_run(MEMCACHED)
     for k in want:
         ck.eq(got[k], want[k], "settings: %s" % k)
