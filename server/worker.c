@@ -171,6 +171,8 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     worker_self = w;
+    /* Names for top -H and /proc/PID/task/TID/comm (tools/tlsbench reads them). */
+    pthread_setname_np(pthread_self(), w->handshaker ? "cached-tls-hs" : "cached-worker");
     /* Handshake CPU yields to established traffic when cores are short (the kernel weighs
      * this thread lower); the thread is otherwise the same loop. Best effort. */
     if (w->handshaker) {

@@ -6,6 +6,9 @@
 #              CACHED [build/cached]  MEMCACHED [/usr/bin/memcached]  BENCH [build/cached-tlsbench]
 #              MODES ["full resumed get pipeline multiget storm"]
 #              SERVER_CPUS / LOADER_CPUS: taskset lists (many-core runbook in BENCHMARKS.md)
+#              AA=1: server B is a second cached (same binary, same flags): the A/A row, i.e.
+#                    how far the ratio strays from 1.00 on this machine with no difference
+# Each mode's line also gives each server's CPU time (user + system) per operation.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 T=${TLS_THREADS:-2}
@@ -32,10 +35,18 @@ root=(); [ "$(id -u)" = 0 ] && root=(-u root)
 tls=(-Z -o "ssl_chain_cert=$tmp/c.pem,ssl_key=$tmp/k.pem")
 "${SRV[@]}" "$CACHED" -p "$pc" -l 127.0.0.1 -t "$T" -m 256 -c 4096 "${tls[@]}" \
     $([ "$(id -u)" = 0 ] && echo --run-as-root) 2>/dev/null & pids+=($!)
-"${SRV[@]}" "$MEMCACHED" -p "$pm" -l 127.0.0.1 -U 0 -t "$T" -m 256 -c 4096 "${tls[@]}" "${root[@]}" \
-    2>/dev/null & pids+=($!)
+if [ "${AA:-0}" = 1 ]; then
+  "${SRV[@]}" "$CACHED" -p "$pm" -l 127.0.0.1 -t "$T" -m 256 -c 4096 "${tls[@]}" \
+      $([ "$(id -u)" = 0 ] && echo --run-as-root) 2>/dev/null & pids+=($!)
+  bname=cached
+else
+  "${SRV[@]}" "$MEMCACHED" -p "$pm" -l 127.0.0.1 -U 0 -t "$T" -m 256 -c 4096 "${tls[@]}" \
+      "${root[@]}" 2>/dev/null & pids+=($!)
+  bname=memcached
+fi
+export TLSBENCH_PIDS="${pids[0]} ${pids[1]}"
 sleep 1
-echo "# cached (A, port $pc) vs memcached (B, port $pm), both -t $T; loader threads $LT; $(nproc) CPUs"
+echo "# cached (A, port $pc) vs $bname (B, port $pm), both -t $T; loader threads $LT; $(nproc) CPUs; $(date -u +%FT%TZ); load $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in $MODES; do
   case $m in
     get|pipeline|multiget) extra=(-c "$CONNS") ;;

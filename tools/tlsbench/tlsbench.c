@@ -15,9 +15,15 @@
  *              latency; the other threads reconnect with full handshakes as fast as they can.
  * Prints per server: operations/s (and p50/p99/p99.9 in storm), the ratio A/B of the totals
  * and the median of the per-round ratios. Blocking sockets, one thread per -t, loopback only.
+ * With TLSBENCH_PIDS="PID_A PID_B" in the environment it also prints each server's CPU time
+ * (user + system, /proc/PID/stat) per operation over the measured rounds: a figure the
+ * machine's load changes much less than a rate; and the part of it spent on the threads that
+ * serve established connections (threads named *-worker: memcached's mc-worker, cached's
+ * cached-worker), which in storm mode tells how much handshake work shares their threads.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -302,6 +308,68 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* utime + stime of /proc/<what>/stat (a process, or "PID/task/TID"), in seconds; -1 when
+ * unknown. */
+static double cpu_s_path(const char *what)
+{
+    char path[320], buf[1024];
+    snprintf(path, sizeof path, "/proc/%s/stat", what);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long ut, st;
+    /* after "pid (comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+     * cmajflt utime stime */
+    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                            &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double cpu_s(int pid)
+{
+    char what[32];
+    snprintf(what, sizeof what, "%d", pid);
+    return cpu_s_path(what);
+}
+
+/* The same, summed over the threads whose name ends in "-worker". */
+static double worker_cpu_s(int pid)
+{
+    char path[300], comm[64];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return -1;
+    double sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%s/comm", pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(comm, 1, sizeof comm - 1, f);
+        fclose(f);
+        comm[n] = '\0';
+        comm[strcspn(comm, "\n")] = '\0';
+        size_t len = strlen(comm);
+        if (len < 7 || strcmp(comm + len - 7, "-worker") != 0)
+            continue;
+        snprintf(path, sizeof path, "%d/task/%s", pid, e->d_name);
+        double c = cpu_s_path(path);
+        if (c > 0)
+            sum += c;
+    }
+    closedir(d);
+    return sum;
+}
+
 static int cmp_d(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -364,6 +432,17 @@ int main(int argc, char **argv)
     for (int i = 0; i < nthreads; i++)
         pthread_create(&th[i], NULL, thread_main, (void *)(uintptr_t)i);
     usleep(300000); /* warm-up: connections made, first sessions saved */
+    int pids[2] = {0, 0};
+    double cpu0[2] = {-1, -1}, wcpu0[2] = {-1, -1};
+    uint64_t ops0[2];
+    const char *pe = getenv("TLSBENCH_PIDS");
+    if (pe != NULL && sscanf(pe, "%d %d", &pids[0], &pids[1]) == 2)
+        for (int s = 0; s < 2; s++) {
+            cpu0[s] = cpu_s(pids[s]);
+            wcpu0[s] = worker_cpu_s(pids[s]);
+        }
+    for (int s = 0; s < 2; s++)
+        ops0[s] = atomic_load(&ops[s]);
 
     int rounds = (int)(seconds / (2 * slice));
     double *ratio = calloc((size_t)rounds, sizeof *ratio), busy[2] = {0, 0};
@@ -382,6 +461,16 @@ int main(int argc, char **argv)
         }
         ratio[r] = got[1] ? (double)got[0] / (double)got[1] : 0;
     }
+    double cpu_per_op[2] = {0, 0}, wcpu_per_op[2] = {0, 0};
+    for (int s = 0; s < 2; s++) {
+        uint64_t done = atomic_load(&ops[s]) - ops0[s];
+        double c = cpu0[s] >= 0 ? cpu_s(pids[s]) : -1;
+        double wc = wcpu0[s] >= 0 ? worker_cpu_s(pids[s]) : -1;
+        if (c >= 0 && done > 0)
+            cpu_per_op[s] = (c - cpu0[s]) / (double)done;
+        if (wc >= 0 && done > 0)
+            wcpu_per_op[s] = (wc - wcpu0[s]) / (double)done;
+    }
     atomic_store(&stop, true);
     for (int i = 0; i < nthreads; i++)
         pthread_join(th[i], NULL);
@@ -397,6 +486,9 @@ int main(int argc, char **argv)
             printf(", probe gets %zu: p50 %.3f ms p99 %.3f ms p99.9 %.3f ms", nlat[s],
                    pct(s, 0.5), pct(s, 0.99), pct(s, 0.999));
         }
+        if (cpu_per_op[s] > 0)
+            printf(", server CPU %.1f us/op (worker threads %.1f)", cpu_per_op[s] * 1e6,
+                   wcpu_per_op[s] * 1e6);
         printf("\n");
     }
     printf("ratio A/B: totals %.2f, median of rounds %.2f\n",
