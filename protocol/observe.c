@@ -219,23 +219,12 @@ void obs_command_keys(struct proto_obs *o, enum obs_cmd c, const struct request 
     switch (c) {
     case OBS_GET:
     case OBS_MULTIGET:
-    case OBS_TOUCH: {
-        unsigned i = 1;
-        if (q->tok[0].p[0] == 'g' && q->tok[0].p[1] == 'a') /* gat/gats: exptime first */
-            i = 2;
-        else if (q->tok[0].p[0] == 't') { /* touch <key> */
-            if (q->ntok > 1)
-                obs_key(o, OBS_WRITE, q->tok[1].p, q->tok[1].len);
-            return;
-        }
-        for (; i < q->ntok; i++)
-            obs_key(o, OBS_READ, q->tok[i].p, q->tok[i].len);
-        const char *cur = q->rest;
-        struct token t;
-        while (cur && proto_next_token(&cur, q->end, &t))
-            obs_key(o, OBS_READ, t.p, t.len);
+    case OBS_TOUCH:
+        /* get/gets/bget/gat/gats: each key is sampled as it is looked up (get_key in
+         * protocol/proto.c, long multi-get lines too); here only touch <key> */
+        if (q->tok[0].p[0] == 't' && q->ntok > 1)
+            obs_key(o, OBS_WRITE, q->tok[1].p, q->tok[1].len);
         return;
-    }
     case OBS_MG:
         if (q->ntok > 1)
             obs_key(o, OBS_READ, q->tok[1].p, q->tok[1].len);

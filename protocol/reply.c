@@ -42,6 +42,47 @@ void reply_deinit(struct reply *r)
     memset(r, 0, sizeof(*r));
 }
 
+void reply_clear(struct reply *r)
+{
+    for (size_t i = r->ref_head; i < r->nrefs; i++)
+        item_put(r->refs[i]);
+    struct reply_block *keep = r->first;
+    if (keep) {
+        struct reply_block *b = keep->next;
+        while (b) {
+            struct reply_block *next = b->next;
+            mem_free(b);
+            b = next;
+        }
+        keep->next = NULL;
+        keep->used = 0;
+    }
+    struct iovec *iov = r->iov;
+    size_t iov_cap = r->iov_cap;
+    if (iov_cap > REPLY_IOV_MIN) {
+        mem_free(iov);
+        iov = NULL;
+        iov_cap = 0;
+    }
+    struct item **refs = r->refs;
+    uint64_t *ref_seq = r->ref_seq;
+    size_t refs_cap = r->refs_cap;
+    if (refs_cap > REPLY_REFS_MIN) {
+        mem_free(refs);
+        mem_free(ref_seq);
+        refs = NULL;
+        ref_seq = NULL;
+        refs_cap = 0;
+    }
+    memset(r, 0, sizeof(*r));
+    r->first = keep; /* cur stays NULL: next_block starts at first */
+    r->iov = iov;
+    r->iov_cap = iov_cap;
+    r->refs = refs;
+    r->ref_seq = ref_seq;
+    r->refs_cap = refs_cap;
+}
+
 static struct reply_block *block_new(void)
 {
     struct reply_block *b = mem_alloc(sizeof(*b));

@@ -48,6 +48,9 @@ struct reply_mark {
 void reply_init(struct reply *r);
 /* Releases every block, iovec array and item reference. */
 void reply_deinit(struct reply *r);
+/* Empties r as reply_deinit does, but keeps its first block and its arrays when they are of
+ * the starting size, for the next connection that uses the struct. */
+void reply_clear(struct reply *r);
 
 /* Appends text, copying it. */
 static inline void reply_add(struct reply *r, const void *data, size_t len);

@@ -82,7 +82,10 @@ static enum cmd_result slabs_automove(struct proto_ctx *x)
         OUT(x, MSG_ERROR);
         return CMD_DONE;
     }
-    storage_set_automove(level);
+    /* without the rebalancer (no_slab_reassign) memcached answers OK and moves nothing */
+    const struct cfg *cf = proto_cfg.settings;
+    if (cf == NULL || !cf->no_slab_reassign)
+        storage_set_automove(level);
     OUT(x, MSG_OK);
     return CMD_DONE;
 }

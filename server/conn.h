@@ -77,5 +77,7 @@ bool conn_handshake_check(struct conn *c, rel_time_t now);
 void conn_wake(struct conn *c);
 /* Frees a closed struct from a free list. */
 void conn_free(struct conn *c);
+/* Frees a closed struct's read buffer and reply memory (kept otherwise for its next use). */
+void conn_drop_buffers(struct conn *c);
 
 const char *conn_state_name(int state);

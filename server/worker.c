@@ -232,13 +232,18 @@ static void enqueue(struct worker *w, struct handoff *h)
 {
     h->next = NULL;
     pthread_mutex_lock(&w->qlock);
+    bool was_empty = w->qtail == NULL;
     if (w->qtail != NULL)
         w->qtail->next = h;
     else
         w->qhead = h;
     w->qtail = h;
     pthread_mutex_unlock(&w->qlock);
-    wake(w);
+    /* One eventfd write per batch: a non-empty queue has a wake-up on its way (on_notify
+     * reads the eventfd before it takes the whole queue), so accepts that pile up while the
+     * worker is busy cost no write each. */
+    if (was_empty)
+        wake(w);
 }
 
 void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer)
@@ -338,6 +343,7 @@ void worker_teardown(void)
 /* ---- the connection list (owner thread) ---- */
 
 #define WORKER_FREE_MAX 64 /* closed connection structs a worker keeps for reuse */
+#define WORKER_FREE_BUFS 16 /* of which keep their buffers (~33 KB each) */
 
 void worker_conn_add(struct worker *w, struct conn *c)
 {
@@ -371,6 +377,15 @@ void worker_conn_remove(struct worker *w, struct conn *c)
 {
     worker_conn_detach(w, c);
     if (w->nfree < WORKER_FREE_MAX) {
+        /* The first WORKER_FREE_BUFS kept structs keep their read buffer and reply block:
+         * a client that reconnects per request (Django's) costs no buffer allocation then,
+         * and what a worker holds when its clients are gone stays bounded. */
+        if (c->rbuf != NULL) {
+            if (w->nfree_bufs < WORKER_FREE_BUFS)
+                w->nfree_bufs++;
+            else
+                conn_drop_buffers(c);
+        }
         c->next = w->free_conns;
         w->free_conns = c;
         w->nfree++;
@@ -385,6 +400,8 @@ struct conn *worker_conn_reuse(struct worker *w)
     if (c != NULL) {
         w->free_conns = c->next;
         w->nfree--;
+        if (c->rbuf != NULL)
+            w->nfree_bufs--;
     }
     return c;
 }

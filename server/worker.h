@@ -74,6 +74,7 @@ struct worker {
     size_t nconns;
     struct conn *free_conns;  /* closed structs kept for reuse (owner only) */
     size_t nfree;
+    size_t nfree_bufs;        /* of those, how many kept their buffers (WORKER_FREE_BUFS) */
 };
 
 extern struct worker *workers;

@@ -90,7 +90,7 @@ bool storage_crawl_step(size_t max_chunks)
         struct slab_class *c = &stg.classes[cr.cls];
         class_lock(c);
         bool done = crawl_class(c, &budget, now);
-        pthread_mutex_unlock(&c->lock);
+        slock_unlock(&c->lock);
         if (done)
             next_class();
     }

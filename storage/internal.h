@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "storage/lock.h"
 #include "storage/mem.h"
 #include "storage/storage.h"
 
@@ -26,7 +27,7 @@ struct page_meta {
 };
 
 struct slab_class {
-    pthread_mutex_t lock;
+    struct slock lock;
     uint32_t size, perslab;
     uint32_t free_head;           /* ref of the first free chunk, 0 = none */
     uint64_t free_count;
@@ -66,7 +67,7 @@ struct shard_stats {
 };
 
 struct shard {
-    pthread_mutex_t lock;
+    struct slock lock;
     _Atomic uintptr_t owner; /* CACHED_DEBUG: the thread holding lock (shard_held), else 0 */
     uint32_t *table;       /* buckets: refs of chain heads */
     uint32_t power;        /* log2 of buckets in table */
@@ -120,8 +121,8 @@ extern _Atomic(storage_slab_moved_fn) stg_on_slab_moved;
  * count is written under the lock itself: no shared counter, no atomic. */
 static inline void class_lock(struct slab_class *c)
 {
-    if (pthread_mutex_trylock(&c->lock) != 0) {
-        pthread_mutex_lock(&c->lock);
+    if (!slock_trylock(&c->lock)) {
+        slock_lock(&c->lock);
         c->lock_waits++;
     }
 }

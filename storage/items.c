@@ -31,8 +31,8 @@ _Thread_local struct shard *tl_held_shard;
 void shard_lock(struct shard *sh)
 {
     /* trylock first: a wait is counted (stats shard_lock_waits) under the lock it waited for */
-    if (pthread_mutex_trylock(&sh->lock) != 0) {
-        pthread_mutex_lock(&sh->lock);
+    if (!slock_trylock(&sh->lock)) {
+        slock_lock(&sh->lock);
         sh->st.lock_waits++;
     }
     shard_owner_set(sh);
@@ -44,7 +44,7 @@ void shard_unlock(struct shard *sh)
     ST_ASSERT(shard_held(sh));
     tl_held_shard = NULL;
     shard_owner_clear(sh);
-    pthread_mutex_unlock(&sh->lock);
+    slock_unlock(&sh->lock);
 }
 
 #ifdef CACHED_DEBUG
@@ -260,7 +260,7 @@ int storage_setup(const struct storage_config *cfg, char *errbuf, size_t errlen)
     stg.shards = mem_calloc(nshards, sizeof(struct shard));
     for (uint32_t i = 0; i < nshards; i++) {
         struct shard *sh = &stg.shards[i];
-        pthread_mutex_init(&sh->lock, NULL);
+        slock_init(&sh->lock);
         sh->power = power;
         sh->table = mem_calloc((size_t)1 << power, sizeof(uint32_t));
     }
@@ -288,7 +288,6 @@ void storage_teardown(void)
         struct shard *sh = &stg.shards[i];
         mem_free(sh->table);
         mem_free(sh->old);
-        pthread_mutex_destroy(&sh->lock);
     }
     mem_free(stg.shards);
     stg.shards = NULL;
@@ -722,7 +721,7 @@ void storage_stats(struct storage_stats *out)
         out->reclaimed += c->reclaimed;
         out->crawler_reclaimed += c->crawler_reclaimed;
         out->crawler_items_checked += c->crawler_checked;
-        pthread_mutex_unlock(&c->lock);
+        slock_unlock(&c->lock);
     }
     pthread_mutex_lock(&stg.bg_lock);
     out->slabs_moved = stg.slabs_moved;

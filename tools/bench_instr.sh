@@ -12,7 +12,12 @@
 # worker thread (the thread that did most of the work) and for the whole process. Opening and
 # closing the 50 connections falls inside the window (a few instructions per request).
 #
-# Environment: INSTR_REQUESTS [100000]  INSTR_IDLE [5]  INSTR_TOP [0]: print the top N
+# INSTR_PHASES adds workloads: mget10 / mget100 (N multi-gets of 10 / 100 preloaded keys, also
+# given per key), pipe16 (N gets at depth 16 on 50 connections), cpr (N/10 connections of the
+# Django pattern: connect, a multi-get of 10, a set, close; given per connection).
+#
+# Environment: INSTR_REQUESTS [100000]  INSTR_IDLE [5]  INSTR_PHASES ["get set"]
+# INSTR_TOP [0]: print the top N
 # functions (self cost) of each server's get and set windows; CACHED, MEMCACHED, BENCH;
 # INSTR_SERVERS ["cached memcached"]; INSTR_DIR [build/bench/callgrind]; INSTR_VALUE [100]:
 # the set phase's value size (e.g. 102400 for the large-value path, issue 13);
@@ -30,6 +35,7 @@ CACHED=${CACHED:-build/cached}
 MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
 BENCH=${BENCH:-build/cached-bench}
 SERVERS=${INSTR_SERVERS:-"cached memcached"}
+PHASES=${INSTR_PHASES:-"get set"}
 DIR=${INSTR_DIR:-build/bench/callgrind}
 KEYS=10000
 VALUE=${INSTR_VALUE:-100}
@@ -84,13 +90,18 @@ for name in $SERVERS; do
   # the server's real pid is valgrind's (exec), which callgrind_control addresses
   declare -A secs=()
   dump=0
-  for phase in idle get set; do
+  for phase in idle $PHASES; do
     callgrind_control -z "$VPID" > /dev/null 2>&1
     t0=$(now)
     case $phase in
       idle) sleep "$IDLE" ;;
       get) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -v 100 -w 0 -n "$N" > "$DIR/$name.get.txt" ;;
       set) "$BENCH" -q -p "$port" -k "$SET_KEYS" -c "$CONNS" -d 1 -v "$VALUE" -r 0:1 -w 0 -n "$N" > "$DIR/$name.set.txt" ;;
+      mget10) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -m 10 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
+      mget100) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -m 100 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
+      pipe16) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 16 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
+      cpr) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" --connect-per-request -m 10 -v 100 -w 0 \
+             -n "$((N / 10))" > "$DIR/$name.$phase.txt" ;;
     esac
     t1=$(now)
     callgrind_control -d "$VPID" > /dev/null 2>&1
@@ -98,20 +109,29 @@ for name in $SERVERS; do
     secs[$phase]=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b - a}')
     dump_threads "$VPID" "$dump" > "$DIR/$name.$phase.threads"
   done
-  for phase in get set; do
+  declare -A dumpno=()
+  i=1
+  for phase in $PHASES; do i=$((i + 1)); dumpno[$phase]=$i; done
+  for phase in $PHASES; do
     grep -q 'errors=0' "$DIR/$name.$phase.txt" || { echo "bench_instr: $name $phase had errors" >&2; exit 1; }
+    reqs=$N unit=request
+    case $phase in
+      mget10) unit="request of 10 keys" ;;
+      mget100) unit="request of 100 keys" ;;
+      cpr) reqs=$((N / 10)) unit=connection ;;
+    esac
     # worker = the thread with the most instructions after removing its idle baseline
-    read -r worker total < <(awk -v ti="${secs[idle]}" -v tp="${secs[$phase]}" -v n="$N" '
+    read -r worker total < <(awk -v ti="${secs[idle]}" -v tp="${secs[$phase]}" -v n="$reqs" '
       FNR == NR { idle[$1] = $2; next }
       { v = $2 - idle[$1] / ti * tp; if (v > best) best = v; sum += v }
       END { printf "%.0f %.0f\n", best / n, sum / n }' \
       "$DIR/$name.idle.threads" "$DIR/$name.$phase.threads")
     RESULT[$name.$phase.worker]=$worker
     RESULT[$name.$phase.total]=$total
-    printf '%-9s %-3s %6s instructions/request in the worker thread, %6s in the process (%s s window, %s requests)\n' \
-      "$name" "$phase" "$worker" "$total" "$(printf '%.1f' "${secs[$phase]}")" "$N"
+    printf '%-9s %-7s %6s instructions/%s in the worker thread, %6s in the process (%s s window, %s)\n' \
+      "$name" "$phase" "$worker" "$unit" "$total" "$(printf '%.1f' "${secs[$phase]}")" "$reqs"
     if [ "$TOP" -gt 0 ]; then
-      n=$([ $phase = get ] && echo 2 || echo 3)
+      n=${dumpno[$phase]}
       wt=$(sort -k2 -n -r "$DIR/$name.$phase.threads" | head -1 | cut -d' ' -f1)
       # self cost; functions on the stack when the counters were zeroed (thread start,
       # the event loop) show as ~100% and are skipped
@@ -126,10 +146,10 @@ for name in $SERVERS; do
 done
 
 if [[ " $SERVERS " == *" cached "* && " $SERVERS " == *" memcached "* ]]; then
-  for phase in get set; do
+  for phase in $PHASES; do
     for scope in worker total; do
       a=${RESULT[cached.$phase.$scope]} b=${RESULT[memcached.$phase.$scope]}
-      printf 'ratio cached/memcached %-3s %-6s %s (%s / %s)\n' "$phase" "$scope" \
+      printf 'ratio cached/memcached %-7s %-6s %s (%s / %s)\n' "$phase" "$scope" \
         "$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%.2f", a / b}')" "$a" "$b"
     done
   done

@@ -136,6 +136,7 @@ def settings_run(binary):
     with Server(binary, args=["-o", "no_slab_reassign"]) as s, s.connect() as c:
         out["reassign refused"] = c.cmd("slabs reassign 1 2").decode()
         out["slab_reassign setting"] = c.stats("settings")["slab_reassign"]
+        out["automove 1"] = c.cmd("slabs automove 1").decode()
     with Server(binary, args=["-o", "slab_automove_window=5,slab_automove_ratio=0.3"]) as s, \
             s.connect() as c:
         st = c.stats("settings")

@@ -58,6 +58,22 @@ def test_recency():
         ck.check(any(k.endswith(":evicted_time") for k in items), "items:N:evicted_time present")
 
 
+def test_reads_do_not_shield():
+    """A few reads under the CLOCK hand do not shield the older unread items behind it: fill
+    -m 8 with 6,000 values, read 5 of the first ones, then write 20,000 more never read: the
+    stream's newest fifth is all kept (with the probation window the hand once stopped at a
+    read item and only about half of it was kept)."""
+    with Server(args=["-m", "8"]) as s, s.connect() as c:
+        first = [b"f:%d" % i for i in range(6000)]
+        ck.eq(sets(c, first, 1000), len(first), "fill acknowledged")
+        ck.eq(len(hits(c, first[:5])), 5, "the first five read")
+        stream = [b"s:%d" % i for i in range(20000)]
+        ck.eq(sets(c, stream, 1000), len(stream), "stream acknowledged")
+        newest = stream[-len(stream) // 5:]
+        got = hits(c, newest)
+        ck.eq(sum(k in got for k in newest), len(newest), "stream's newest fifth kept")
+
+
 def test_lru_t():
     """memcached's t/lru.t: 101 values of 1 MB - 250 B at the default -m 64: exactly the 37
     oldest are evicted, the next ones kept (it used to fail 35 of its 149 checks)."""
@@ -194,6 +210,7 @@ def test_lru_knobs_refused():
 
 
 test_recency()
+test_reads_do_not_shield()
 test_lru_t()
 test_scan()
 if not ASAN:

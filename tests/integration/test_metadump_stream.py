@@ -108,6 +108,30 @@ def check_complete(ck, data, n, what):
     ck.check(all(dumped(i) in counts for i in range(0, n, 997)), "%s: sampled keys present" % what)
 
 
+SMALL = [(b"foo", 0, b"bar"), (b"baz", 100, b"x"), (b"a%20b", 0, b"1"), (b"k" * 250, 3600, b"v" * 3000),
+         (b"big", 0, b"z" * 200000), (b"uni\xc3\xa9:/?#", 0, b"u")]
+
+
+def masked_dumps(srv):
+    """Dumps of a few items in the forms memcached takes, times masked (la, exp unless -1),
+    and cls/size masked too (cached's own slab classes and item header sizes), lines sorted
+    (walk order differs): everything else must be memcached's bytes."""
+    out = {}
+    with srv.connect(timeout=30) as c:
+        for k, ttl, v in SMALL:
+            c.send(b"set %s 0 %d %d\r\n%s\r\n" % (k, ttl, len(v), v))
+            assert c.readline() == b"STORED\r\n"
+        c.get(b"foo")
+        for arg in ("all", "hash", "1", "1,2,3", "63", "64", "0", "abc"):
+            c.send("lru_crawler metadump %s\r\n" % arg)
+            d = c.readline()  # item lines end in a bare "\n": up to END's "\r\n", or a status
+            for field in (rb"la=\d+", rb"exp=\d+", rb"cls=\d+", rb"size=\d+"):
+                d = re.sub(field, field[:-3] + b"N", d)
+            lines = d.split(b"\n")
+            out[arg] = sorted(lines[:-2]) + lines[-2:]
+    return out
+
+
 def busy_run(srv, ck, tag):
     """A dump whose client does not read, then a second dump from another connection."""
     s = slow_socket(srv)
@@ -173,11 +197,15 @@ def main():
 
         ck.eq(busy_run(srv, ck, "cached")[:80], BUSY, "cached: BUSY while a client holds a dump")
     with Server(binary=MEMCACHED, args=["-m", "256"]) as mc:
+        want = masked_dumps(mc)
         load(mc, ITEMS)
         ck.eq(busy_run(mc, ck, "memcached")[:80], BUSY, "memcached 1.6.18 answers BUSY the same")
         ck.eq(one_line(mc, "lru_crawler mgdump all"), b"ERROR\r\n", "memcached: no mgdump")
     with Server(args=["-m", "64"]) as srv:
         ck.eq(one_line(srv, "lru_crawler mgdump all"), b"ERROR\r\n", "cached: no mgdump either")
+        got = masked_dumps(srv)
+        for arg in want:
+            ck.eq(got[arg], want[arg], "metadump %s: memcached's bytes (times, cls, size masked)" % arg)
     ck.done()
 
 

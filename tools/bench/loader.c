@@ -641,6 +641,9 @@ static void cpr_cycle_done(struct thread_state *t, struct conn *c, uint64_t now)
             st->target_done[c->target]++;
             st->slice_done[c->cycle_slice]++;
         }
+        /* -n counts connections here */
+        if (t->o->requests && st->conns_done >= t->l->request_quota && t->measuring)
+            t->issuing = false;
     }
     conn_close(t, c);
     if (t->issuing && conn_active(t, c))
