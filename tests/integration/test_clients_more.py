@@ -85,8 +85,9 @@ def npm_ready():
                                    + NPM_PKGS, capture_output=True, text=True, timeout=180,
                                    cwd=NPM_DIR, env=dict(os.environ, npm_config_update_notifier="false"))
                 if p.returncode != 0 or not installed():
+                    lines = [x for x in p.stderr.splitlines() if x.strip() and "complete log" not in x]
                     why = "npm install %s failed (exit %d): %s" % (
-                        " ".join(NPM_PKGS), p.returncode, (p.stderr.strip().splitlines() or ["?"])[-1][:200])
+                        " ".join(NPM_PKGS), p.returncode, " | ".join(lines[:3])[:300] or "?")
             except subprocess.TimeoutExpired:
                 why = "npm install %s timed out after 180 s" % " ".join(NPM_PKGS)
     _npm_state["why"] = why
