@@ -253,11 +253,13 @@ def eviction_shapes(binary, kind):
         w, first = watch(srv, " evictions")
         with srv.connect() as c:
             for i in range(1800):
-                c.send(b"set v%d 0 %d 30000 noreply\r\n%s\r\n" % (i, 0 if i % 2 else 1000,
-                                                                   b"y" * 30000))
-                if i >= 600:
-                    c.send(b"mg v%d\r\n" % i)
-                    c.readline()
+                cmd = b"set v%d 0 %d 30000 noreply\r\n%s\r\n" % (i, 0 if i % 2 else 1000,
+                                                                  b"y" * 30000)
+                if i < 600:
+                    c.send(cmd)
+                    continue
+                c.send(cmd + b"mg v%d\r\n" % i)  # one send: no Nagle wait for the mg
+                c.readline()
             c.send(b"version\r\n")
             c.readline()
         lines = lines_quiet(w)
