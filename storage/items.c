@@ -288,6 +288,7 @@ void storage_teardown(void)
         struct shard *sh = &stg.shards[i];
         mem_free(sh->table);
         mem_free(sh->old);
+        slock_destroy(&sh->lock);
     }
     mem_free(stg.shards);
     stg.shards = NULL;

@@ -282,6 +282,7 @@ void slab_teardown(void)
 {
     for (unsigned i = 0; i < stg.nclasses; i++) {
         struct slab_class *c = &stg.classes[i];
+        slock_destroy(&c->lock);
         mem_free(c->pages);
         mem_free(c->win);
         mem_free(c->ghost);
