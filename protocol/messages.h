@@ -8,8 +8,12 @@
 
 #define MSG_LEN(m) (sizeof(m) - 1)
 
-/* `version` and `stats`: tools (memccapable, client libraries) read the leading 1.6.x number. */
-#define PROTO_VERSION "1.6.18-cached-0.1"
+/* `version` (text and binary) and `STAT version`: exactly memcached's, because clients parse it
+ * from either end: libmemcached reads the leading 1.6.18, while the `memcached` npm package
+ * (2.2.2) matches /(\d+)\.(\d+)\.(\d+)$/ and crashed Node on "1.6.18-cached-0.1" (null match).
+ * cached's own version is `STAT cached_version` (after memcached's keys) and `cached --version`. */
+#define PROTO_VERSION "1.6.18"
+#define CACHED_OWN_VERSION "0.1"
 
 #define MSG_STORED "STORED\r\n"
 #define MSG_NOT_STORED "NOT_STORED\r\n"

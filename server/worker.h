@@ -21,7 +21,7 @@
  * resetters) instead of writing to counters it does not own. No lock is held across
  * proto_process. Lock order: storage/storage.h ("LOCK ORDER"); the worker's own locks, both
  * leaves:
- *   qlock       the hand-over queue; listener and owner, per connection
+ *   qlock       the hand-over queue; listener (or a handshaker) and owner, per connection
  *   conns_lock  the list of live connections; taken by the owner on connect/close only and
  *               by `stats conns` from any worker.
  */

@@ -21,6 +21,9 @@
  *     server/worker.h  qlock (hand-over queue), conns_lock (connection list, `stats conns`)
  *     server/tls.c     ctx_lock, keys_lock;  protocol/auth.c db_lock;
  *     protocol/observe.c the top-k sort lock
+     server/watch.c     each watcher's lock (`watch`: a line is copied into a watcher's
+                        buffer; storage_observe's eviction callback does it under a shard
+                        and a class lock, which is why it must stay a leaf)
  *   No lock is held across proto_process: the request path takes only storage's locks.
  *
  * References: an item returned by any function here carries one reference for the caller,

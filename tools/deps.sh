@@ -9,7 +9,7 @@ nutcracker systemd valgrind cppcheck clang-tidy clang-14 libclang-rt-14-dev proc
 openssl sasl2-bin libsasl2-modules php-cli php-memcached libio-socket-ssl-perl
 php-memcache libcache-memcached-perl libcache-memcached-fast-perl
 libcache-memcached-libmemcached-perl libanyevent-memcached-perl python3-memcache
-debhelper lintian dpkg-dev fakeroot prometheus perl xz-utils"
+debhelper lintian dpkg-dev fakeroot prometheus perl xz-utils ruby ruby-dalli nodejs"
 
 want="$BUILD_PKGS"
 [ "${1:-}" = "--build-only" ] || want="$BUILD_PKGS $TEST_PKGS"

@@ -36,7 +36,7 @@ SESSION = [
     ("7", ["STORED"]),
     ("incr counter 35", ["42"]),
     ("delete greeting", ["DELETED"]),
-    ("version", ["VERSION 1.6.18-cached-0.1"]),
+    ("version", ["VERSION 1.6.18"]),
     ("quit", CLOSES),
 ]
 
@@ -60,7 +60,7 @@ LONGER = [
     ("bogus", ["ERROR"]),
     ("", ["ERROR"]),
     ("verbosity 1", ["OK"]),
-    ("version", ["VERSION 1.6.18-cached-0.1"]),
+    ("version", ["VERSION 1.6.18"]),
     ("quit", CLOSES),
 ]
 
