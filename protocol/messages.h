@@ -11,9 +11,9 @@
 /* `version` (text and binary) and `STAT version`: exactly memcached's, because clients parse it
  * from either end: libmemcached reads the leading 1.6.18, while the `memcached` npm package
  * (2.2.2) matches /(\d+)\.(\d+)\.(\d+)$/ and crashed Node on "1.6.18-cached-0.1" (null match).
- * cached's own version is `STAT cached_version` (after memcached's keys) and `cached --version`. */
+ * cached's own version is in `cached --version`. (Not a `stats` key: clients such as pymemcache
+ * keep an unknown non-numeric stat as bytes, unlike memcached's.) */
 #define PROTO_VERSION "1.6.18"
-#define CACHED_OWN_VERSION "0.1"
 
 #define MSG_STORED "STORED\r\n"
 #define MSG_NOT_STORED "NOT_STORED\r\n"

@@ -219,7 +219,6 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "malloc_active", ms.active);
     put_u64(o, "malloc_resident", ms.resident);
     put_u64(o, "malloc_mapped", ms.mapped);
-    put_str(o, "cached_version", CACHED_OWN_VERSION);
     if (sv.tls_enabled) {
         put_u64(o, "ssl_full_handshakes", sv.ssl_full_handshakes);
         put_u64(o, "ssl_resumed_handshakes", sv.ssl_resumed_handshakes);

@@ -741,7 +741,6 @@ START_TEST(test_stats)
         prev = p + 1;
     }
     ck_assert(strstr(out, "STAT version 1.6.18\r\n") != NULL);
-    ck_assert(strstr(out, "STAT cached_version " CACHED_OWN_VERSION "\r\n") != NULL);
     ck_assert(strstr(out, "STAT cmd_get 1\r\n") != NULL);
     ck_assert(strstr(out, "STAT get_hits 1\r\n") != NULL);
     ck_assert(strstr(out, "STAT curr_items 1\r\n") != NULL);
