@@ -117,31 +117,46 @@ cd "$mc" || exit 1
 # sasldb under /tmp through t/sasl/memcached.conf and needs saslpasswd2, from sasl2-bin).
 export RUN_SASL_TESTS=1
 files=${MCSUITE_ONLY:-$(cd t && ls *.t)}
-pass=() fail=() skip=() xfail=() xpass=()
+pass=() fail=() skip=() xfail=() xpass=() flaky=()
+run_one() { # file log limit -> prove's exit code
+  # its own session, so servers a file leaves behind (a timed-out file never stops them; the
+  # harness gives each its own process group) are found afterwards and stopped by PID
+  setsid timeout -k 5 "$3" prove -v "t/$1" >"$2" 2>&1 &
+  local sid=$! rc left
+  wait "$sid"
+  rc=$?
+  left=$(ps -eo pid=,sid= | awk -v s="$sid" '$2 == s {print $1}')
+  [ -n "$left" ] && kill -9 $left 2>/dev/null
+  [ $rc -eq 124 ] && echo "  (timed out after ${3}s)" >>"$2"
+  return $rc
+}
+show_failures() { grep -E '^not ok|^#|Failed|croak|timed out' "$1" | head -n 25 | cut -c1-200 | sed 's/^/    | /'; }
 for f in $files; do
   if [ -n "${SKIP[$f]:-}" ]; then skip+=("$f"); continue; fi
   log=$work/$f.log
   t0=$SECONDS
   limit=$PER_FILE_TIMEOUT
   [ -n "${EXPECTED[$f]:-}" ] && limit=60 # some hang waiting for what is not there yet
-  # its own session, so servers a file leaves behind (a timed-out file never stops them; the
-  # harness gives each its own process group) are found afterwards and stopped by PID
-  setsid timeout -k 5 "$limit" prove -v "t/$f" >"$log" 2>&1 &
-  sid=$!
-  wait "$sid"
+  run_one "$f" "$log" "$limit"
   rc=$?
-  left=$(ps -eo pid=,sid= | awk -v s="$sid" '$2 == s {print $1}')
-  [ -n "$left" ] && kill -9 $left 2>/dev/null
+  if [ $rc -ne 0 ] && [ -z "${EXPECTED[$f]:-}" ]; then
+    # A few files time their checks in whole seconds (slabs_reassign.t, lru-crawler.t) and can
+    # miss on a loaded machine: one more run, and the first failure is shown either way.
+    echo "retry $f ($((SECONDS - t0))s): first run failed:"; show_failures "$log"
+    run_one "$f" "$log.retry" "$limit"
+    rc=$?
+    [ $rc -eq 0 ] && flaky+=("$f")
+    log=$log.retry
+  fi
   dt=$((SECONDS - t0))
   if [ $rc -eq 0 ]; then
     if [ -n "${EXPECTED[$f]:-}" ]; then xpass+=("$f"); echo "XPASS $f (${dt}s): remove it from EXPECTED"
     else pass+=("$f"); echo "pass  $f (${dt}s)"; fi
   else
-    [ $rc -eq 124 ] && echo "  (timed out after ${limit}s)" >>"$log"
     if [ -n "${EXPECTED[$f]:-}" ]; then xfail+=("$f"); echo "xfail $f (${dt}s): ${EXPECTED[$f]}"
-    else fail+=("$f"); echo "FAIL  $f (${dt}s)"; grep -E '^not ok|^#|Failed|croak|timed out' "$log" | head -n 25 | cut -c1-200 | sed 's/^/    | /'; fi
+    else fail+=("$f"); echo "FAIL  $f (${dt}s)"; show_failures "$log"; fi
   fi
 done
 for f in "${skip[@]}"; do echo "skip  $f: ${SKIP[$f]}"; done
-echo "memcached suite: ${#pass[@]} passed, ${#fail[@]} failed, ${#xfail[@]} expected failures, ${#xpass[@]} unexpected passes, ${#skip[@]} skipped"
+echo "memcached suite: ${#pass[@]} passed (${#flaky[@]} on a second run: ${flaky[*]:-none}), ${#fail[@]} failed, ${#xfail[@]} expected failures, ${#xpass[@]} unexpected passes, ${#skip[@]} skipped"
 [ ${#fail[@]} -eq 0 ]
