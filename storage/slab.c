@@ -1161,13 +1161,13 @@ static bool class_has_spare(const struct slab_class *c, rel_time_t now)
            now - c->am_dirty >= atomic_load(&am_window);
 }
 
-/* Starts moving the emptiest page of class si to the pool. bg_lock held. */
-static bool pool_reclaim_start(unsigned si)
+/* Starts draining the class's least-used page that is not draining already, when the class
+ * has at least min_pages pages; returns that page, or UINT32_MAX when there is none. */
+static uint32_t drain_least_used(struct slab_class *c, uint32_t min_pages)
 {
-    struct slab_class *c = &stg.classes[si];
     class_lock(c);
     uint32_t pick = UINT32_MAX, least = UINT32_MAX;
-    for (uint32_t i = 0; i < c->npages; i++) {
+    for (uint32_t i = 0; c->npages >= min_pages && i < c->npages; i++) {
         uint32_t pg = c->pages[i];
         if (!stg.pmeta[pg].draining && stg.pmeta[pg].used < least) {
             least = stg.pmeta[pg].used;
@@ -1177,6 +1177,13 @@ static bool pool_reclaim_start(unsigned si)
     if (pick != UINT32_MAX)
         drain_start(c, pick);
     slock_unlock(&c->lock);
+    return pick;
+}
+
+/* Starts moving the emptiest page of class si to the pool. bg_lock held. */
+static bool pool_reclaim_start(unsigned si)
+{
+    uint32_t pick = drain_least_used(&stg.classes[si], 1);
     if (pick == UINT32_MAX)
         return false;
     /* memcached logs this decision too, with dst 0 (the pool) */
@@ -1394,19 +1401,7 @@ enum slab_reassign_result storage_slabs_reassign(int src, int dst)
         stg.slabs_moved++;
         goto out;
     }
-    struct slab_class *c = &stg.classes[src - 1];
-    class_lock(c);
-    uint32_t pick = UINT32_MAX, least = UINT32_MAX;
-    for (uint32_t i = 0; c->npages >= 2 && i < c->npages; i++) {
-        uint32_t pg = c->pages[i];
-        if (!stg.pmeta[pg].draining && stg.pmeta[pg].used < least) {
-            least = stg.pmeta[pg].used;
-            pick = pg;
-        }
-    }
-    if (pick != UINT32_MAX)
-        drain_start(c, pick);
-    slock_unlock(&c->lock);
+    uint32_t pick = drain_least_used(&stg.classes[src - 1], 2);
     if (pick == UINT32_MAX) {
         res = REASSIGN_NOSPARE;
         goto out;
