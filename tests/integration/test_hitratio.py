@@ -91,7 +91,6 @@ def test_zipf():
     # counters: what the client saw
     ck.eq(int(st["get_hits"]), all_hits, "get_hits = the client's hits")
     ck.eq(int(st["get_misses"]), all_miss, "get_misses = the client's misses")
-    ck.eq(stored, sum(1 for _ in range(stored)), "sets answered")
     ck.eq(int(st["total_items"]), stored, "total_items = sets stored")
     ev = int(st["evictions"])
     ck.check(ev > 0, "the trace evicts (%d)" % ev)
@@ -116,21 +115,27 @@ def test_zipf():
 
 
 def test_small_not_starved():
-    """Half the keys have 100-byte values, half 1,000-byte ones (same Zipf popularity): the
-    small keys' hit ratio is not below the large keys' (a page holds 8x more of them)."""
+    """Half the keys have 100-byte values, half 1,000-byte ones (same Zipf popularity), -m 8:
+    small keys are not starved for pages (their hit ratio is at least memcached's on them), and
+    the whole is at least memcached's."""
     ids = zipf_trace(40000, 80000, 0.99, 8)
     reqs = [b"m:%d" % i for i in ids]
 
     def size_of(k):
         return 100 if fnv(k) & 1 else 1000
-    (h, t, _, _, _, per_key), _, _ = run(None, None, reqs, size_of, 8)
-    small = [v for k, v in per_key.items() if size_of(k) == 100]
-    large = [v for k, v in per_key.items() if size_of(k) == 1000]
-    rs = 100.0 * sum(x for x, _ in small) / sum(y for _, y in small)
-    rl = 100.0 * sum(x for x, _ in large) / sum(y for _, y in large)
-    print("mixed sizes, -m 8: small keys %.1f%%, large keys %.1f%% (all %.1f%%)"
-          % (rs, rl, 100.0 * h / t))
-    ck.check(rs >= rl, "small keys' hit ratio %.1f%% >= large keys' %.1f%%" % (rs, rl))
+
+    def ratios(binary, kind):
+        (h, t, _, _, _, per_key), _, _ = run(binary, kind, reqs, size_of, 8)
+        out = [100.0 * h / t]
+        for n in (100, 1000):
+            part = [v for k, v in per_key.items() if size_of(k) == n]
+            out.append(100.0 * sum(x for x, _ in part) / sum(y for _, y in part))
+        return out
+    m, c = ratios(MEMCACHED, "memcached"), ratios(None, None)
+    print("mixed sizes, -m 8 (all / 100 B / 1,000 B): memcached %.1f / %.1f / %.1f%%, "
+          "cached %.1f / %.1f / %.1f%%" % tuple(m + c))
+    ck.check(c[1] >= m[1], "small keys: cached %.1f%% >= memcached %.1f%%" % (c[1], m[1]))
+    ck.check(c[0] >= m[0], "all keys: cached %.1f%% >= memcached %.1f%%" % (c[0], m[0]))
 
 
 test_zipf()

@@ -10,7 +10,9 @@
  * hash growth) runs every rate/10 requests. Shards as the server's default -t 4 (64).
  *
  * Usage: replay TRACE [-p PREFIX] [-m MB] [-f FACTOR] [-n CHUNK_MIN] [-r REQ_PER_S]
- *                     [-T TTL_EVERY3] [-v]
+ *                     [-T] [-2] [-v]
+ *   -T: a third of the keys get a 2-4 s TTL (the ttl trace); -2: values of 100 or 1,000 bytes
+ *   (by FNV-1a(key) & 1: tests/integration/test_hitratio.py's mixed trace); -v: per class.
  *   TRACE: uint32 key numbers (tools/hitsim/gen_trace.py). Prints the hit ratio over the
  *   second half, items held at the end and evictions.
  */
@@ -45,8 +47,8 @@ int main(int argc, char **argv)
     const char *prefix = "z";
     double mb = 16, factor = 1.25, rate = 25000;
     unsigned chunk_min = 48;
-    int ttl = 0, verbose = 0, opt;
-    while ((opt = getopt(argc, argv, "p:m:f:n:r:Tv")) != -1) {
+    int ttl = 0, verbose = 0, two = 0, opt;
+    while ((opt = getopt(argc, argv, "p:m:f:n:r:Tv2")) != -1) {
         switch (opt) {
         case 'p': prefix = optarg; break;
         case 'm': mb = atof(optarg); break;
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
         case 'r': rate = atof(optarg); break;
         case 'T': ttl = 1; break;
         case 'v': verbose = 1; break;
+        case '2': two = 1; break;
         default: fprintf(stderr, "usage: replay TRACE [-p P] [-m MB] [-f F] [-n N] [-r R] [-T]\n");
                  return 2;
         }
@@ -126,7 +129,7 @@ int main(int argc, char **argv)
             char k[32];
             int kl = snprintf(k, sizeof k, "%s:%u", prefix, miss[m]);
             uint32_t h = fnv1a(k, (size_t)kl);
-            uint32_t nb = 100 + h % 901;
+            uint32_t nb = two ? (h & 1 ? 100 : 1000) : 100 + h % 901;
             rel_time_t exp = 0;
             if (ttl && h % 3 == 0)
                 exp = clock_exptime(2 + (h >> 8) % 3);
