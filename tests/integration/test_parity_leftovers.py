@@ -7,7 +7,7 @@ memcached on the same conversation (cached and memcached each on a free loopback
   pass really pauses (a crawl at 1 s a batch is still running a second later; at 0 it ends).
 """
 import os
-import socket
+import struct
 import sys
 import time
 
@@ -47,6 +47,17 @@ SIZES = [b"stats sizes\r\n", b"set a 0 0 1\r\nx\r\n", b"gets a\r\n", b"stats siz
          b"stats sizes\r\n", b"stats sizes_disable\r\n", b"stats sizes_disable\r\n"]
 for args in ([], ["-o", "track_sizes"], ["-C"], ["-C", "-o", "track_sizes"]):
     compare(args, SIZES, "sizes")
+
+
+
+def bin_stat(key):
+    """A binary-protocol STAT request for key."""
+    return struct.pack(">BBHBBHIIQ", 0x80, 0x10, len(key), 0, 0, 0, len(key), 0, 0) + key
+
+
+# binary: memcached answers the switches with the status packet and no terminator
+compare([], [bin_stat(k) for k in (b"sizes_enable", b"sizes", b"sizes_disable", b"sizes")],
+        "binary sizes")
 
 FLUSH = [b"set a 0 0 1\r\nx\r\n", b"flush_all\r\n", b"set b 0 0 1\r\nx\r\n", b"gets b\r\n",
          b"flush_all 0\r\n", b"set c 0 0 1\r\nx\r\n", b"gets c\r\n", b"flush_all 100\r\n",
