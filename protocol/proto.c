@@ -502,12 +502,14 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
     if ((uint64_t)vlen > proto_cfg.item_size_max)
         return store_refused(x, ST_TOO_LARGE, op, key, total);
     enum st_result res = ST_OK;
-    struct item *it = item_alloc(key->p, key->len, flags, clock_exptime(exptime), (uint32_t)vlen,
-                                 &res);
+    uint64_t hv = storage_key_hash(key->p, key->len); /* for the allocation and the store */
+    struct item *it = item_alloc_hv(key->p, key->len, hv, flags, clock_exptime(exptime),
+                                    (uint32_t)vlen, &res);
     if (!it)
         return store_refused(x, res, op, key, total);
     STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
-    x->pc->store = (struct proto_store){.op = (uint8_t)op, .noreply = q->noreply, .cas = cas};
+    x->pc->store =
+        (struct proto_store){.op = (uint8_t)op, .noreply = q->noreply, .cas = cas, .hv = hv};
     proto_value_start(x, it);
     return CMD_DONE;
 }
@@ -541,7 +543,7 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
         return;
     }
     WATCH_PEEK(x, item_key(it), it->nkey);
-    enum st_result res = storage_store(it, op, x->pc->store.cas, NULL);
+    enum st_result res = storage_store_hv(it, x->pc->store.hv, op, x->pc->store.cas, NULL);
     WATCH_STORE(x, it, op, res);
     proto_count_cas(x, op, res, it);
     item_put(it);

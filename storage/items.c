@@ -179,7 +179,8 @@ void do_item_link(struct shard *sh, struct item *it, uint64_t hv)
     sh->st.bytes += item_total_size(it);
     sizes_note(it, 1);
     maybe_grow(sh);
-    migrate_some(sh, MIGRATE_PER_OP);
+    if (sh->old) /* growing: this write moves a few buckets (a call per set otherwise) */
+        migrate_some(sh, MIGRATE_PER_OP);
 }
 
 void do_item_move(struct shard *sh, struct item *old, struct item *it, uint64_t hv)
@@ -312,8 +313,19 @@ bool item_fits(size_t nkey, uint32_t flags, size_t nbytes)
     return nbytes <= stg.cfg.item_size_max && mc + nbytes <= stg.cfg.item_size_max;
 }
 
+uint64_t storage_key_hash(const char *key, size_t nkey)
+{
+    return storage_hash(key, nkey);
+}
+
 struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t exptime,
                         uint32_t nbytes, enum st_result *res)
+{
+    return item_alloc_hv(key, nkey, storage_hash(key, nkey), flags, exptime, nbytes, res);
+}
+
+struct item *item_alloc_hv(const char *key, size_t nkey, uint64_t hv, uint32_t flags,
+                           rel_time_t exptime, uint32_t nbytes, enum st_result *res)
 {
     size_t ntotal = stg.header_size + nkey + (size_t)nbytes;
     if (nkey == 0 || nkey > KEY_MAX_LENGTH || !item_fits(nkey, flags, nbytes)) {
@@ -321,7 +333,7 @@ struct item *item_alloc(const char *key, size_t nkey, uint32_t flags, rel_time_t
         return NULL;
     }
     /* the hash decides the item's place in the eviction window (slab.c) */
-    struct item *it = slab_alloc(ntotal, storage_hash(key, nkey), res);
+    struct item *it = slab_alloc(ntotal, hv, res);
     if (!it)
         return NULL;
     it->hnext = 0;
@@ -355,8 +367,8 @@ enum st_result do_item_concat(struct shard *sh, struct item *old, struct item *i
         return ST_NOT_STORED;
     enum st_result r;
     item_ref(old); /* keeps the eviction this allocation may run off it */
-    struct item *nit = item_alloc(item_key(it), it->nkey, old->flags, old->exptime,
-                                  (uint32_t)nb, &r);
+    struct item *nit = item_alloc_hv(item_key(it), it->nkey, hv, old->flags, old->exptime,
+                                     (uint32_t)nb, &r);
     if (!nit) {
         item_put(old);
         return r == ST_TOO_LARGE ? ST_NOT_STORED : r;
@@ -434,7 +446,13 @@ enum st_result do_item_store(struct shard *sh, struct item *it, uint64_t hv, enu
 
 enum st_result storage_store(struct item *it, enum store_op op, uint64_t cas, uint64_t *cas_out)
 {
-    uint64_t hv = storage_hash(item_key(it), it->nkey);
+    return storage_store_hv(it, storage_hash(item_key(it), it->nkey), op, cas, cas_out);
+}
+
+enum st_result storage_store_hv(struct item *it, uint64_t hv, enum store_op op, uint64_t cas,
+                                uint64_t *cas_out)
+{
+    ST_ASSERT(hv == storage_hash(item_key(it), it->nkey));
     struct shard *sh = shard_of(hv);
     shard_lock(sh);
     enum st_result res = do_item_store(sh, it, hv, op, cas, false, false, cas_out);
@@ -570,8 +588,8 @@ struct item *do_item_arith(struct shard *sh, struct item *it, bool incr, uint64_
     /* Longer, or a reply still holds it: a new item with just the digits (memcached too
      * drops the item bits then), flags, exptime and a base64-given key kept. */
     item_ref(it); /* keeps the eviction this allocation may run off it */
-    struct item *nit = item_alloc(item_key(it), it->nkey, it->flags, it->exptime, (uint32_t)len,
-                                  res);
+    struct item *nit = item_alloc_hv(item_key(it), it->nkey, hv, it->flags, it->exptime,
+                                     (uint32_t)len, res);
     if (nit) {
         memcpy(item_value(nit), buf, (size_t)len);
         item_flag_set(nit, item_iflags(it) & ITEM_KEY_BINARY);

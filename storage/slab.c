@@ -185,7 +185,13 @@ static void page_remove(struct slab_class *c, uint32_t pg)
 
 /* ---- classes ---- */
 
-unsigned slab_class_for(size_t ntotal)
+/* The class of every item size up to SLAB_LOOKUP_MAX, by size in 8-byte steps (filled by
+ * slab_setup): the binary search was ~75 of a set's ~2,900 instructions (callgrind). */
+#define SLAB_LOOKUP_MAX 16384
+_Static_assert(SLAB_MAX_CLASSES <= 256, "class_lookup holds class numbers in bytes");
+static uint8_t class_lookup[SLAB_LOOKUP_MAX / 8 + 1];
+
+static unsigned class_search(size_t ntotal)
 {
     unsigned lo = 0, hi = stg.nclasses;
     while (lo < hi) {
@@ -196,6 +202,13 @@ unsigned slab_class_for(size_t ntotal)
             hi = mid;
     }
     return lo;
+}
+
+unsigned slab_class_for(size_t ntotal)
+{
+    if (ntotal <= SLAB_LOOKUP_MAX)
+        return class_lookup[(ntotal + 7) / 8];
+    return class_search(ntotal);
 }
 
 int slab_setup(char *errbuf, size_t errlen)
@@ -275,6 +288,8 @@ int slab_setup(char *errbuf, size_t errlen)
         slock_init(&c->lock);
         c->perslab = (uint32_t)(page / c->size);
     }
+    for (size_t i = 0; i < sizeof class_lookup; i++)
+        class_lookup[i] = (uint8_t)class_search(i * 8);
     return 0;
 }
 
