@@ -66,6 +66,11 @@ $(BUILD)/cached-tlsbench: tools/tlsbench/tlsbench.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# tools/hitsim: the hit-ratio traces replayed in process against storage/ (tools/hitsim/README).
+$(BUILD)/hitsim: tools/hitsim/replay.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # As root, cached (like memcached) will not run without a user to drop to: use nobody.
 run: deps all
 	@if [ "$$(id -u)" -eq 0 ]; then exec ./cached -u nobody $(ARGS); else exec ./cached $(ARGS); fi

@@ -345,49 +345,102 @@ void proto_add_value(struct reply *r, struct item *it, bool with_cas)
 
 enum { GET_CAS = 1, GET_TOUCH = 2 };
 
-/* One key of get/gets/gat/gats: look it up (or touch it), count, append its VALUE. */
-static void get_key(struct proto_ctx *x, const struct token *t, bool touch, rel_time_t exptime,
-                    bool with_cas)
+/* One key of get/gets/gat/gats once looked up (it: referenced, or NULL): count, append its
+ * VALUE. */
+static void get_key_done(struct proto_ctx *x, const char *key, size_t nkey, struct item *it,
+                         bool touch, bool with_cas)
 {
-    struct item *it;
     if (touch) {
-        it = storage_touch(t->p, t->len, exptime);
         STAT_INC(x->st->cmd_touch);
         if (it)
             STAT_INC(x->st->touch_hits), STAT_INC(CLS_OF(x, it)->touch_hits);
         else
             STAT_INC(x->st->touch_misses);
     } else {
-        it = storage_get(t->p, t->len);
         STAT_INC(x->st->cmd_get);
         if (it)
             STAT_INC(x->st->get_hits), STAT_INC(CLS_OF(x, it)->get_hits);
         else
             STAT_INC(x->st->get_misses);
     }
-    DETAIL(t->p, t->len, DETAIL_GET, it != NULL);
-    WATCH_GET(x, t->p, t->len, it);
+    DETAIL(key, nkey, DETAIL_GET, it != NULL);
+    WATCH_GET(x, key, nkey, it);
 #if !defined(CACHED_NO_OBSERVE) && !defined(CACHED_NO_HOTKEYS)
     /* hot keys: sampled here rather than by obs_command_keys walking the line again */
-    obs_key(&x->st->obs, OBS_READ, t->p, t->len);
+    obs_key(&x->st->obs, OBS_READ, key, nkey);
 #endif
     if (it)
         proto_add_value(x->r, it, with_cas);
 }
 
+/* One key of get/gets/gat/gats: look it up (or touch it), count, append its VALUE. */
+static void get_key(struct proto_ctx *x, const struct token *t, bool touch, rel_time_t exptime,
+                    bool with_cas)
+{
+    struct item *it = touch ? storage_touch(t->p, t->len, exptime) : storage_get(t->p, t->len);
+    get_key_done(x, t->p, t->len, it, touch, with_cas);
+}
+
+/*
+ * The keys of a multi-get gathered for storage_get_batch, whose lookups overlap their cache
+ * misses; the replies are then composed in request order, each key counted as get_key counts
+ * it. The keys point into the request bytes, which must stay put until get_batch_flush().
+ */
+struct get_batch {
+    struct storage_key k[STORAGE_BATCH_MAX];
+    size_t n;
+    bool touch, with_cas;
+    rel_time_t exptime;
+};
+
+static void get_batch_flush(struct proto_ctx *x, struct get_batch *b)
+{
+    if (b->n == 1) { /* a single-key get: no batch to overlap */
+        struct token t = {b->k[0].p, b->k[0].len};
+        get_key(x, &t, b->touch, b->exptime, b->with_cas);
+    } else if (b->n > 1) {
+        struct item *it[STORAGE_BATCH_MAX];
+        storage_get_batch(b->k, b->n, b->touch, b->exptime, it);
+        /* values short enough to be copied into the reply: fetch their lines now, so the
+         * copies below do not wait for them one after the other */
+        for (size_t i = 0; i < b->n; i++) {
+            if (it[i] && it[i]->nbytes < PROTO_INLINE_VALUE_MAX) {
+                const char *v = item_value(it[i]);
+                for (size_t off = 0; off < it[i]->nbytes; off += 64)
+                    __builtin_prefetch(v + off);
+                __builtin_prefetch(v + it[i]->nbytes - 1);
+            }
+        }
+        for (size_t i = 0; i < b->n; i++)
+            get_key_done(x, b->k[i].p, b->k[i].len, it[i], b->touch, b->with_cas);
+    }
+    b->n = 0;
+}
+
+static inline void get_batch_add(struct proto_ctx *x, struct get_batch *b, const struct token *t)
+{
+    b->k[b->n].p = t->p;
+    b->k[b->n].len = t->len;
+    if (++b->n == STORAGE_BATCH_MAX)
+        get_batch_flush(x, b);
+}
+
 static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
 {
     struct request *q = x->q;
-    bool touch = arg & GET_TOUCH, with_cas = arg & GET_CAS;
-    rel_time_t exptime = 0;
+    struct get_batch b;
+    b.touch = arg & GET_TOUCH;
+    b.with_cas = arg & GET_CAS;
+    b.exptime = 0;
+    b.n = 0;
     unsigned i = 1;
-    if (touch) {
+    if (b.touch) {
         int32_t e;
         if (!tok_strtol(&q->tok[1], &e)) {
             OUT(x, MSG_INVALID_EXPTIME);
             return CMD_DONE;
         }
-        exptime = clock_exptime(e);
+        b.exptime = clock_exptime(e);
         i = 2;
     }
     struct reply_mark mark;
@@ -400,13 +453,16 @@ static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
         else if (!cursor || !proto_next_token(&cursor, q->end, &t))
             break;
         if (t.len > KEY_MAX_LENGTH) {
-            /* memcached drops the VALUEs already composed and answers only the error. */
+            /* memcached drops the VALUEs already composed and answers only the error (the
+             * keys before it still count as fetched) */
+            get_batch_flush(x, &b);
             reply_rollback(x->r, &mark);
             OUT(x, MSG_BAD_FORMAT);
             return CMD_DONE;
         }
-        get_key(x, &t, touch, exptime, with_cas);
+        get_batch_add(x, &b, &t);
     }
+    get_batch_flush(x, &b);
     reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
     return CMD_DONE;
 }
@@ -971,6 +1027,7 @@ static size_t mget_feed(struct proto_ctx *x, const char *buf, size_t len)
     const char *nl = memchr(buf, '\n', len);
     const char *end = nl ? nl : buf + len;
     const char *p = buf;
+    struct get_batch b = {.n = 0, .touch = false, .with_cas = m->with_cas, .exptime = 0};
     if (!m->skip) {
         const char *nul = memchr(buf, '\0', (size_t)(end - buf));
         const char *lim = nul ? nul : end;
@@ -985,15 +1042,19 @@ static size_t mget_feed(struct proto_ctx *x, const char *buf, size_t len)
             const char *sp = memchr(p, ' ', (size_t)(lim - p));
             struct token t = {p, (size_t)((sp ? sp : lim) - p)};
             if (!sp && !final && (t.len <= KEY_MAX_LENGTH ||
-                                  (t.len == KEY_MAX_LENGTH + 1 && t.p[t.len - 1] == '\r')))
+                                  (t.len == KEY_MAX_LENGTH + 1 && t.p[t.len - 1] == '\r'))) {
+                get_batch_flush(x, &b);
                 return (size_t)(p - buf); /* an unfinished key: wait for its end */
+            }
             if (t.len > KEY_MAX_LENGTH) {
+                get_batch_flush(x, &b);
                 mget_bad_key(x);
                 break;
             }
-            get_key(x, &t, false, 0, m->with_cas);
+            get_batch_add(x, &b, &t);
             p = t.p + t.len;
         }
+        get_batch_flush(x, &b);
         if (nul)
             m->skip = true; /* the line's text ends at the NUL */
     }

@@ -460,23 +460,30 @@ enum st_result storage_store_hv(struct item *it, uint64_t hv, enum store_op op, 
     return res;
 }
 
+/* A found item becomes a hit: referenced for the caller, marked used (touch: new exptime).
+ * NULL when its 16-bit refcount is nearly full (one key repeated ~65k times in flight): a miss
+ * rather than an overflow; counted, and harmless for a cache. */
+static struct item *do_item_hit(struct shard *sh, struct item *it, bool touch, rel_time_t exptime)
+{
+    if (atomic_load_explicit(&it->refcount, memory_order_relaxed) >= ITEM_REFCOUNT_LIMIT) {
+        sh->st.ref_saturated++;
+        return NULL;
+    }
+    item_ref(it);
+    if (touch)
+        it->exptime = exptime;
+    item_bump(it);
+    return it;
+}
+
 struct item *storage_get(const char *key, size_t nkey)
 {
     uint64_t hv = storage_hash(key, nkey);
     struct shard *sh = shard_of(hv);
     shard_lock(sh);
     struct item *it = do_item_find(sh, key, nkey, hv);
-    if (it) {
-        if (atomic_load_explicit(&it->refcount, memory_order_relaxed) >= ITEM_REFCOUNT_LIMIT) {
-            /* 16-bit refcount nearly full (one key repeated ~65k times in flight): answer a
-             * miss rather than overflow; counted, and harmless for a cache. */
-            sh->st.ref_saturated++;
-            it = NULL;
-        } else {
-            item_ref(it);
-            item_bump(it);
-        }
-    }
+    if (it)
+        it = do_item_hit(sh, it, false, 0);
     shard_unlock(sh);
     return it;
 }
@@ -487,17 +494,90 @@ struct item *storage_touch(const char *key, size_t nkey, rel_time_t exptime)
     struct shard *sh = shard_of(hv);
     shard_lock(sh);
     struct item *it = do_item_find(sh, key, nkey, hv);
-    if (it && atomic_load_explicit(&it->refcount, memory_order_relaxed) >= ITEM_REFCOUNT_LIMIT) {
-        sh->st.ref_saturated++;
-        it = NULL;
-    }
-    if (it) {
-        item_ref(it);
-        it->exptime = exptime;
-        item_bump(it);
-    }
+    if (it)
+        it = do_item_hit(sh, it, true, exptime);
     shard_unlock(sh);
     return it;
+}
+
+/*
+ * A multi-get's keys in a batch. Looked up one by one, each key waits for two cache misses in
+ * a row (its bucket, then its item's header: `perf record` of a multi-get of 100 put ~85% of
+ * do_item_find's samples on the header load); here every miss of the batch is in flight at
+ * once. The keys are taken in shard order (a stable counting sort), and
+ * each shard's keys go in two holds of its lock: the first prefetches their buckets, then reads
+ * the chain heads and prefetches those items' headers and keys; the second, once every shard
+ * has had its first, finds the items as do_item_find does. Duplicates, expired items and the
+ * counters come out as from n calls in a row, the same key always in request order.
+ */
+static void batch_shard_order(struct shard *const *sh, size_t n, uint8_t *order)
+{
+    /* a counting sort on the shard's number mod 16: ~10 instructions a key where an insertion
+     * sort was ~77 (callgrind). With more than 16 shards a run of one bin may mix shards; the
+     * holds below split it wherever the shard changes, so that costs holds, never correctness. */
+    uint8_t count[17] = {0};
+    uint8_t bin[STORAGE_BATCH_MAX];
+    for (size_t i = 0; i < n; i++) {
+        bin[i] = (uint8_t)((size_t)(sh[i] - stg.shards) & 15);
+        count[bin[i] + 1]++;
+    }
+    for (size_t b = 1; b < 17; b++)
+        count[b] = (uint8_t)(count[b] + count[b - 1]);
+    for (size_t i = 0; i < n; i++)
+        order[count[bin[i]]++] = (uint8_t)i;
+}
+
+/* Lock hold 1: buckets of order[from..to) (one shard) prefetched, then their heads' items. */
+static void batch_prefetch(struct shard *sh, const struct storage_key *keys, const uint64_t *hv,
+                           const uint8_t *order, size_t from, size_t to)
+{
+    uint32_t *b[STORAGE_BATCH_MAX];
+    for (size_t k = from; k < to; k++) {
+        b[k] = bucket_of(sh, hv[order[k]]);
+        __builtin_prefetch(b[k]);
+    }
+    for (size_t k = from; k < to; k++) {
+        uint32_t ref = *b[k];
+        if (ref) {
+            const char *it = (const char *)ref_item(ref);
+            __builtin_prefetch(it);
+            /* the key's last byte, if this is the key */
+            __builtin_prefetch(it + stg.header_size + keys[order[k]].len - 1);
+        }
+    }
+}
+
+void storage_get_batch(const struct storage_key *keys, size_t n, bool touch, rel_time_t exptime,
+                       struct item **out)
+{
+    uint64_t hv[STORAGE_BATCH_MAX];
+    struct shard *shs[STORAGE_BATCH_MAX];
+    uint8_t order[STORAGE_BATCH_MAX];
+    if (n > STORAGE_BATCH_MAX)
+        n = STORAGE_BATCH_MAX;
+    for (size_t i = 0; i < n; i++) {
+        hv[i] = storage_hash(keys[i].p, keys[i].len);
+        shs[i] = shard_of(hv[i]);
+    }
+    batch_shard_order(shs, n, order);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0, end; k < n; k = end) {
+            struct shard *sh = shs[order[k]];
+            for (end = k + 1; end < n && shs[order[end]] == sh; end++)
+                ;
+            shard_lock(sh);
+            if (pass == 0) {
+                batch_prefetch(sh, keys, hv, order, k, end);
+            } else {
+                for (size_t j = k; j < end; j++) {
+                    size_t i = order[j];
+                    struct item *it = do_item_find(sh, keys[i].p, keys[i].len, hv[i]);
+                    out[i] = it ? do_item_hit(sh, it, touch, exptime) : NULL;
+                }
+            }
+            shard_unlock(sh);
+        }
+    }
 }
 
 enum st_result storage_delete(const char *key, size_t nkey, uint64_t cas)
