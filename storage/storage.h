@@ -110,6 +110,24 @@ enum st_result storage_store_hv(struct item *it, uint64_t hv, enum store_op op, 
  * (no global lock). Expired or flushed items found here are unlinked and counted. */
 struct item *storage_get(const char *key, size_t nkey);
 
+/*
+ * Batched lookups (the protocol's lookahead over pipelined gets): storage_hash() once per
+ * key, then storage_prefetch_bucket() for every key of the batch (no lock), then
+ * storage_prefetch_item() for every key (reads the bucket under the shard lock and brings the
+ * chain's first item toward the cache), then storage_prefetch_chain() (the second item), then
+ * storage_get_hashed() for each: the cache misses
+ * of the batch overlap instead of stalling one get after the other. Hints only: a key
+ * changed or missing meanwhile is just looked up as usual.
+ */
+uint64_t storage_hash(const void *key, size_t len); /* xxHash64 (storage/hash.c) */
+void storage_prefetch_bucket(uint64_t hv);
+/* ... returns a cursor (the chain's first item, 0: none) for storage_prefetch_chain(), which
+ * prefetches the item after it (a key that is not first in its chain) and returns its cursor. */
+uint32_t storage_prefetch_item(uint64_t hv);
+uint32_t storage_prefetch_chain(uint32_t cursor);
+/* storage_get() with hv = storage_hash(key, nkey). */
+struct item *storage_get_hashed(const char *key, size_t nkey, uint64_t hv);
+
 /* Sets the item's exptime and returns it referenced (gat/gats/touch), or NULL on a miss. */
 struct item *storage_touch(const char *key, size_t nkey, rel_time_t exptime);
 
