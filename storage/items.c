@@ -140,6 +140,7 @@ static void unlinked(struct shard *sh, struct item *it)
     sh->count--;
     sh->st.curr_items--;
     sh->st.bytes -= item_total_size(it);
+    sizes_note(it, -1);
 }
 
 void do_item_unlink_keepref(struct shard *sh, struct item *it, uint64_t hv)
@@ -176,6 +177,7 @@ void do_item_link(struct shard *sh, struct item *it, uint64_t hv)
     sh->st.curr_items++;
     sh->st.total_items++;
     sh->st.bytes += item_total_size(it);
+    sizes_note(it, 1);
     maybe_grow(sh);
     if (sh->old) /* growing: this write moves a few buckets (a call per set otherwise) */
         migrate_some(sh, MIGRATE_PER_OP);
@@ -294,6 +296,7 @@ void storage_teardown(void)
     mem_free(stg.shards);
     stg.shards = NULL;
     slab_teardown();
+    sizes_teardown();
     pthread_mutex_destroy(&stg.bg_lock);
     stg.ready = false;
 }
@@ -705,8 +708,10 @@ struct item *do_item_arith(struct shard *sh, struct item *it, bool incr, uint64_
          * do_item_update, which also matters to flush_all's oldest_live rule). */
         memcpy(item_value(it), buf, (size_t)len);
         memset(item_value(it) + len, ' ', it->nbytes - (uint32_t)len);
+        sizes_note(it, -1); /* memcached's: the CAS decides whether it is counted */
         if (stg.cfg.use_cas)
             item_set_cas(it, storage_next_cas());
+        sizes_note(it, 1);
         it->atime = clock_now();
         return it;
     }
@@ -754,8 +759,8 @@ void storage_flush(rel_time_t when)
     if (stg.cfg.use_cas) {
         /* oldest_live one second back; the CAS mark separates items stored before the flush
          * from those stored after it within the same second. */
-        if (when - 1 <= now)
-            atomic_store(&stg.oldest_cas, atomic_load(&stg.cas_next));
+        if (when - 1 <= now) /* a CAS id used up as the mark, as memcached's get_cas_id() */
+            atomic_store(&stg.oldest_cas, storage_next_cas());
         atomic_store(&stg.oldest_live, when - 1);
     } else {
         atomic_store(&stg.oldest_live, when);
