@@ -267,6 +267,14 @@ bool storage_walk_step(struct storage_walk *w, size_t budget, storage_walk_fn fn
 bool storage_crawl_start(const uint64_t *class_mask, uint32_t tocrawl);
 /* One bounded step (about max_chunks chunks) of the pass; false once none is running. */
 bool storage_crawl_step(size_t max_chunks);
+/* memcached's lru_crawler_sleep: the pass pauses this many µs (0..1000000) after each
+ * STORAGE_CRAWL_BATCH chunks. storage_crawl_tick runs what tick_us of wall time allows of it
+ * (at most max_chunks chunks): the pauses are paid from the time between ticks, so a worker
+ * or the maintenance thread never sleeps. */
+#define STORAGE_CRAWL_BATCH 1000
+void storage_crawl_set_sleep(uint32_t usec);
+uint32_t storage_crawl_sleep(void);
+bool storage_crawl_tick(uint32_t tick_us, size_t max_chunks);
 void storage_crawl_stop(void);
 bool storage_crawl_running(void);
 /* Number of slab classes (valid class ids are 1..this). */
@@ -312,6 +320,15 @@ struct storage_stats {
     uint64_t reassign_rescues, reassign_evictions_nomem, reassign_busy_items, reassign_running;
 };
 void storage_stats(struct storage_stats *out);
+/* memcached's `stats sizes` (storage/sizes.c): linked items by memcached's size of them, in
+ * 32-byte buckets. Enabling uses up a CAS id (memcached's watermark) and fails without CAS. */
+enum storage_sizes_status { SIZES_ENABLED, SIZES_NO_CAS, SIZES_NO_MEMORY };
+/* at_start: -o track_sizes, which memcached honours without CAS too (counting every item). */
+enum storage_sizes_status storage_sizes_enable(bool at_start);
+void storage_sizes_disable(void);
+bool storage_sizes_enabled(void);
+/* Calls fn(bucket's low bound, count) for each nonzero bucket; false (no call) when disabled. */
+bool storage_sizes_each(void (*fn)(void *arg, uint32_t size, uint32_t count), void *arg);
 void storage_stats_reset(void);
 
 struct slab_class_stats {
