@@ -14,7 +14,9 @@
 #
 # INSTR_PHASES adds workloads: mget10 / mget100 (N multi-gets of 10 / 100 preloaded keys, also
 # given per key), pipe16 (N gets at depth 16 on 50 connections), cpr (N/10 connections of the
-# Django pattern: connect, a multi-get of 10, a set, close; given per connection).
+# Django pattern: connect, a multi-get of 10, a set, close; given per connection), mixed1k /
+# mixed100 (N requests of 90% gets, 10% sets of 1,024 / 100-byte values, as bench.sh's
+# mixed-90-10-1k; the keys are set again with values of that size before the window opens).
 #
 # Environment: INSTR_REQUESTS [100000]  INSTR_IDLE [5]  INSTR_PHASES ["get set"]
 # INSTR_TOP [0]: print the top N
@@ -24,7 +26,10 @@
 # INSTR_CONNS [50]: connections of the get and set phases; INSTR_SET_KEYS: the set phase
 # writes only keys 0..N-1, after a warm-up of 4N sets, so slab memory is reused as in a
 # steady state (memcached zeroes every fresh slab page: without it a large-value set counts
-# that memset).
+# that memset). INSTR_KEYS [10000]: the key space. INSTR_CACHESIM=1: callgrind simulates the
+# caches (--cache-sim=yes, the host's L1 and last-level sizes) and each phase also prints the
+# worker thread's data reads/writes and misses per request (D1mr D1mw: L1; DLmr DLmw: last
+# level); with INSTR_KEYS=100000 and 1 KB values the items (~110 MB) outgrow the last level.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +42,9 @@ BENCH=${BENCH:-build/cached-bench}
 SERVERS=${INSTR_SERVERS:-"cached memcached"}
 PHASES=${INSTR_PHASES:-"get set"}
 DIR=${INSTR_DIR:-build/bench/callgrind}
-KEYS=10000
+KEYS=${INSTR_KEYS:-10000}
+CACHESIM=()
+[ -z "${INSTR_CACHESIM:-}" ] || CACHESIM=(--cache-sim=yes)
 VALUE=${INSTR_VALUE:-100}
 CONNS=${INSTR_CONNS:-50}
 SET_KEYS=${INSTR_SET_KEYS:-$KEYS}
@@ -74,7 +81,7 @@ for name in $SERVERS; do
   # valgrind keeps a few descriptors above the limit for itself and refuses a setrlimit that
   # moves the hard limit; memcached sets both limits to -c, so the limit here is -c + 12.
   (ulimit -n 1036; ulimit -Hn 1036
-   exec valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$DIR/cg.out.%p" \
+   exec valgrind --tool=callgrind --separate-threads=yes "${CACHESIM[@]}" --callgrind-out-file="$DIR/cg.out.%p" \
      "$bin" "${asroot[@]}" -l 127.0.0.1 -p "$port" -t 1 -m 1024 -c 1024) \
      > "$DIR/$name.valgrind.log" 2>&1 &
   VPID=$!
@@ -91,6 +98,10 @@ for name in $SERVERS; do
   declare -A secs=()
   dump=0
   for phase in idle $PHASES; do
+    case $phase in # values of the phase's size, outside the window
+      mixed1k) "$BENCH" -q -p "$port" -k "$KEYS" --preload -c 4 -d 64 -v 1024 > /dev/null ;;
+      mixed100) "$BENCH" -q -p "$port" -k "$KEYS" --preload -c 4 -d 64 -v 100 > /dev/null ;;
+    esac
     callgrind_control -z "$VPID" > /dev/null 2>&1
     t0=$(now)
     case $phase in
@@ -100,6 +111,8 @@ for name in $SERVERS; do
       mget10) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -m 10 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
       mget100) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -m 100 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
       pipe16) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 16 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
+      mixed1k) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -r 9:1 -v 1024 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
+      mixed100) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" -d 1 -r 9:1 -v 100 -w 0 -n "$N" > "$DIR/$name.$phase.txt" ;;
       cpr) "$BENCH" -q -p "$port" -k "$KEYS" -c "$CONNS" --connect-per-request -m 10 -v 100 -w 0 \
              -n "$((N / 10))" > "$DIR/$name.$phase.txt" ;;
     esac
@@ -128,6 +141,16 @@ for name in $SERVERS; do
       "$DIR/$name.idle.threads" "$DIR/$name.$phase.threads")
     RESULT[$name.$phase.worker]=$worker
     RESULT[$name.$phase.total]=$total
+    if [ ${#CACHESIM[@]} -gt 0 ]; then
+      # events of the worker thread (most instructions) per request, idle baseline removed
+      awk -v ti="${secs[idle]}" -v tp="${secs[$phase]}" -v n="$reqs" -v name="$name" -v ph="$phase" '
+        FNR == NR { for (i = 2; i <= NF; i++) idle[$1, i] = $i; next }
+        { v = $2 - idle[$1, 2] / ti * tp; if (v > best) { best = v; line = $0 } }
+        END { split(line, f, " "); split("Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw", ev, " ")
+              printf "%-9s %-7s worker per %s:", name, ph, "request"
+              for (i = 2; i <= 10; i++) printf " %s %.1f", ev[i - 1], (f[i] - idle[f[1], i] / ti * tp) / n
+              printf "\n" }' "$DIR/$name.idle.threads" "$DIR/$name.$phase.threads"
+    fi
     printf '%-9s %-7s %6s instructions/%s in the worker thread, %6s in the process (%s s window, %s)\n' \
       "$name" "$phase" "$worker" "$unit" "$total" "$(printf '%.1f' "${secs[$phase]}")" "$reqs"
     if [ "$TOP" -gt 0 ]; then

@@ -6,6 +6,9 @@
 #   mget10  multi-gets of 10 keys, 50 connections, depth 1
 #   pipe16  gets at depth 16 on 50 connections
 #   cpr     connect, multi-get of 10, set, close (50 clients; N/10 connections; per connection)
+#   mixed1k / mixed100  90% gets, 10% sets of 1,024 / 100-byte values (bench.sh's
+#           mixed-90-10-1k), 50 connections, depth 1; the keys are set again with values of
+#           that size first
 # strace slows the server, so more requests gather per read than unobserved: the counts are a
 # floor, the same for both servers. Prints the calls per request by name (> 0.01).
 #
@@ -47,19 +50,24 @@ for name in $SERVERS; do
   done
   "$BENCH" -q -p "$port" -k "$KEYS" --preload -c 4 -d 64 -v 100 > /dev/null
   for phase in $PHASES; do
-    reqs=$N
+    reqs=$N vsize=100
     case $phase in
       get) args=(-c 50 -d 1) ;;
       set) args=(-c 50 -d 1 -r 0:1) ;;
       mget10) args=(-c 50 -d 1 -m 10) ;;
       pipe16) args=(-c 50 -d 16) ;;
       cpr) args=(-c 50 --connect-per-request -m 10); reqs=$((N / 10)) ;;
+      mixed1k) args=(-c 50 -d 1 -r 9:1); vsize=1024 ;;
+      mixed100) args=(-c 50 -d 1 -r 9:1) ;;
       *) echo "bench_syscalls_req: unknown phase $phase" >&2; exit 2 ;;
+    esac
+    case $phase in mixed*)
+      "$BENCH" -q -p "$port" -k "$KEYS" --preload -c 4 -d 64 -v "$vsize" > /dev/null ;;
     esac
     strace -c -f -q -o "$OUT/$name.$phase.strace" -p "$SPID" 2>/dev/null &
     TPID=$!
     sleep 1 # strace attaches to every thread
-    "$BENCH" -q -p "$port" -k "$KEYS" -v 100 -w 0 -n "$reqs" "${args[@]}" > "$OUT/$name.$phase.txt"
+    "$BENCH" -q -p "$port" -k "$KEYS" -v "$vsize" -w 0 -n "$reqs" "${args[@]}" > "$OUT/$name.$phase.txt"
     grep -q 'errors=0' "$OUT/$name.$phase.txt" || { echo "bench_syscalls_req: $name $phase had errors" >&2; exit 1; }
     kill -INT "$TPID"
     wait "$TPID" 2>/dev/null || true
