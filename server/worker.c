@@ -278,6 +278,7 @@ void worker_take(struct worker *w, int fd, unsigned listener, const struct socka
     if (listeners[listener].tls && nhandshakers > 0) {
         struct handoff *h = mem_alloc(sizeof *h);
         h->conn = NULL;
+        h->tls = NULL;
         h->fd = fd;
         h->listener = listener;
         h->peer = *peer;
