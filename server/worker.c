@@ -62,6 +62,8 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 static void begin_stop(struct worker *w)
 {
     w->stopping = true;
+    listen_worker_stop(w->acceptor); /* accepts no more (listen_stop shut the sockets) */
+    w->acceptor = NULL;
     event_del(w->tick_ev);
     if (w->conns == NULL) {
         event_base_loopexit(w->base, NULL);
@@ -146,6 +148,8 @@ static int setup_one(struct worker *w, unsigned id, bool handshaker)
         return -1;
     struct timeval sec = {1, 0};
     if (event_add(w->notify_ev, NULL) < 0 || event_add(w->tick_ev, &sec) < 0)
+        return -1;
+    if (!handshaker && (w->acceptor = listen_worker_setup(w)) == NULL)
         return -1;
     return 0;
 }
@@ -264,6 +268,20 @@ void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *p
     enqueue(w, h);
 }
 
+void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer)
+{
+    if (listeners[listener].tls && nhandshakers > 0) {
+        struct handoff *h = mem_alloc(sizeof *h);
+        h->conn = NULL;
+        h->fd = fd;
+        h->listener = listener;
+        h->peer = *peer;
+        enqueue(&handshakers[w->id % nhandshakers], h);
+        return;
+    }
+    conn_open(w, fd, listener, peer);
+}
+
 void worker_handoff(struct conn *c)
 {
     struct worker *hs = c->w;
@@ -299,6 +317,8 @@ void worker_join(void)
 
 static void teardown_one(struct worker *w)
 {
+    listen_worker_stop(w->acceptor);
+    w->acceptor = NULL;
     while (w->qhead != NULL) { /* queued after the worker stopped */
         struct handoff *h = w->qhead;
         w->qhead = h->next;

@@ -3,8 +3,10 @@
  * worker: the -t worker threads. Each owns an event_base and every connection handed to it
  * for that connection's whole life, so the request path takes no global lock.
  *
- * The listener thread hands over an accepted fd through the worker's queue (a mutex-guarded
- * list) and wakes it with an eventfd.
+ * A worker accepts the connections of TCP addresses on its own listening socket (server/
+ * listen.h, "per worker") and opens them in its own loop. The listener thread accepts on the
+ * shared sockets (-s, systemd's) and hands each fd over through the worker's queue (a
+ * mutex-guarded list), waking it with an eventfd.
  *
  * With -Z each worker has a companion handshake thread (handshakers[i], same struct and
  * loop, its own event base). The listener gives it the connections of TLS listeners; it
@@ -54,6 +56,7 @@ struct worker {
     struct event *notify_ev;
     struct event *tick_ev;    /* once a second: idle-timeout check */
     struct event *grace_ev;   /* shutdown deadline */
+    struct acceptor *acceptor; /* accept events on its own listening sockets (listen.c) */
 
     pthread_mutex_t qlock;
     struct handoff *qhead, *qtail;
@@ -90,6 +93,9 @@ int worker_start(void);
  * returned it) to the next worker, or for a TLS listener to the next handshaker
  * (round-robin). */
 void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer);
+/* Worker thread: w accepted fd itself; opens it here, or for a TLS listener hands it to
+ * w's handshaker. */
+void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer);
 /* Handshaker thread: c's handshake is done; moves c (event disarmed) to its worker, which
  * adopts it (conn_adopt). */
 void worker_handoff(struct conn *c);

@@ -46,12 +46,12 @@ struct slab_class {
     uint64_t lock_waits;          /* class_lock found the lock taken (counted under it) */
     /* probation window and ghost (slab.c, "The policy"): new items in store order, each entry
      * ref | (hash >> 32) << 32; a ring of win_size, win_len entries from win_head, at most
-     * win_cap (0: no window, a class of few chunks). ghost: 16-bit tags of keys the window
-     * evicted unread, direct-mapped by hash, ghost_mask + 1 slots (0 when none). */
+     * win_cap (0: no window, a class of few chunks). ghost: 8-bit tags of keys evicted
+     * live, direct-mapped by hash, ghost_mask + 1 slots (0 when none). */
     uint64_t *win;
     uint32_t win_size, win_head, win_len, win_cap;
     uint32_t win_evicts;          /* evictions through the window (the hand steps every 8th) */
-    uint16_t *ghost;
+    uint8_t *ghost;
     uint32_t ghost_mask;
     uint64_t crawler_reclaimed, crawler_checked; /* `lru_crawler crawl` (crawl.c) */
     uint32_t am_pages;            /* automove: npages at its last look */
@@ -125,6 +125,15 @@ static inline void class_lock(struct slab_class *c)
         slock_lock(&c->lock);
         c->lock_waits++;
     }
+}
+/* `stats sizes` (sizes.c): one relaxed load on link/unlink while it is off. */
+extern _Atomic bool stg_sizes_on;
+void sizes_count(const struct item *it, int delta);
+void sizes_teardown(void);
+static inline void sizes_note(const struct item *it, int delta)
+{
+    if (atomic_load_explicit(&stg_sizes_on, memory_order_relaxed))
+        sizes_count(it, delta);
 }
 extern _Thread_local struct shard *tl_held_shard;
 extern _Thread_local unsigned tl_last_class; /* storage_last_class() */
