@@ -425,7 +425,6 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             }
             return;
         }
-        server_counter_add(&server_counters.total_connections, 1);
         /* Only this thread increments curr_connections, so check-then-add cannot overshoot. */
         if (server_counter(&server_counters.curr_connections) >= limit) {
             ssize_t w = send(fd, REJECT_MSG, sizeof REJECT_MSG - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -436,7 +435,12 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
                       (unsigned long)limit);
             continue;
         }
-        server_counter_add(&server_counters.curr_connections, 1);
+        server_counter_add(&server_counters.total_connections, 1); /* memcached: not rejected */
+        uint64_t now_open = atomic_fetch_add_explicit(&server_counters.curr_connections, 1,
+                                                      memory_order_relaxed) + 1;
+        if (now_open > server_counter(&server_counters.conn_high_water))
+            atomic_store_explicit(&server_counters.conn_high_water, now_open,
+                                  memory_order_relaxed);
         worker_dispatch(fd, (unsigned)(l - listeners), &peer);
     }
 }
