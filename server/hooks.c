@@ -41,7 +41,7 @@ static void server_stats(struct proto_server_stats *o)
     o->connection_structures = server_counter(&server_counters.conn_high_water) + nlisten;
     /* memcached's reserved_fds: descriptors it holds besides client connections (stdio,
      * listeners, one notify fd per worker, the shutdown bell). */
-    o->reserved_fds = 3 + nlisteners + nworkers + 1;
+    o->reserved_fds = 3 + listen_nfds() + nworkers + 1;
     o->idle_kicks = worker_idle_kicks();
     o->accepting_conns = atomic_load(&server_counters.accepting) ? 1 : 0;
     o->listen_disabled_num = server_counter(&server_counters.listen_disabled_num);

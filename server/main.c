@@ -262,6 +262,8 @@ static int run(void)
     memory_file_absolute();
     if (listen_setup(&settings) < 0)
         return DAEMON_EXIT_OSERR;
+    /* each worker has its own socket per TCP address (server/listen.h) */
+    daemon_fit_nofile(settings.conn_limit + FD_HEADROOM + 2 * settings.threads + listen_nfds());
     if (settings.daemonize) {
         absolute_for_daemon(&settings.pidfile);
         absolute_for_daemon(&settings.logfile);

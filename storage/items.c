@@ -507,8 +507,11 @@ uint32_t storage_prefetch_item(uint64_t hv)
     shard_unlock(sh);
     if (ref) {
         const char *it = (const char *)ref_item(ref);
+        /* three lines: a 100-byte value with its header and key spans them (its copy into
+         * the reply stalled on the third: perf, memmove) */
         __builtin_prefetch(it);
         __builtin_prefetch(it + 64);
+        __builtin_prefetch(it + 128);
     }
     return ref;
 }
@@ -554,10 +557,11 @@ struct item *storage_touch(const char *key, size_t nkey, rel_time_t exptime)
  * A multi-get's keys in a batch. Looked up one by one, each key waits for two cache misses in
  * a row (its bucket, then its item's header: `perf record` of a multi-get of 100 put ~85% of
  * do_item_find's samples on the header load); here every miss of the batch is in flight at
- * once. The keys are taken in shard order (a stable counting sort), and
- * each shard's keys go in two holds of its lock: the first prefetches their buckets, then reads
- * the chain heads and prefetches those items' headers and keys; the second, once every shard
- * has had its first, finds the items as do_item_find does. Duplicates, expired items and the
+ * once. The buckets are prefetched first, with no lock, where this thread last saw each
+ * shard's table; then the keys are taken in shard order (a stable counting sort), and each
+ * shard's keys go in two holds of its lock: the first reads their chain heads and prefetches
+ * those items' headers and keys; the second, once every shard has had its first, finds the
+ * items as do_item_find does. Duplicates, expired items and the
  * counters come out as from n calls in a row, the same key always in request order.
  */
 static void batch_shard_order(struct shard *const *sh, size_t n, uint8_t *order)
@@ -577,24 +581,22 @@ static void batch_shard_order(struct shard *const *sh, size_t n, uint8_t *order)
         order[count[bin[i]]++] = (uint8_t)i;
 }
 
-/* Lock hold 1: buckets of order[from..to) (one shard) prefetched, then their heads' items. */
-static void batch_prefetch(struct shard *sh, const struct storage_key *keys, const uint64_t *hv,
-                           const uint8_t *order, size_t from, size_t to)
+/*
+ * Where each shard's buckets were when this thread last held its lock: a hint to prefetch a
+ * batch's buckets before any lock is taken. Plain integers of this thread's own, so reading
+ * them races with nobody; when the table has grown or moved since, the prefetch is wasted
+ * (a prefetch never faults, even on memory freed since). Indexed by shard number mod 16.
+ */
+struct bucket_hint {
+    const struct shard *sh;
+    uintptr_t table;
+    uint64_t mask;
+};
+static _Thread_local struct bucket_hint tl_bucket_hint[16];
+
+static inline struct bucket_hint *bucket_hint_of(const struct shard *sh)
 {
-    uint32_t *b[STORAGE_BATCH_MAX];
-    for (size_t k = from; k < to; k++) {
-        b[k] = bucket_of(sh, hv[order[k]]);
-        __builtin_prefetch(b[k]);
-    }
-    for (size_t k = from; k < to; k++) {
-        uint32_t ref = *b[k];
-        if (ref) {
-            const char *it = (const char *)ref_item(ref);
-            __builtin_prefetch(it);
-            /* the key's last byte, if this is the key */
-            __builtin_prefetch(it + stg.header_size + keys[order[k]].len - 1);
-        }
-    }
+    return &tl_bucket_hint[(size_t)(sh - stg.shards) & 15];
 }
 
 void storage_get_batch(const struct storage_key *keys, size_t n, bool touch, rel_time_t exptime,
@@ -608,8 +610,14 @@ void storage_get_batch(const struct storage_key *keys, size_t n, bool touch, rel
     for (size_t i = 0; i < n; i++) {
         hv[i] = storage_hash(keys[i].p, keys[i].len);
         shs[i] = shard_of(hv[i]);
+        const struct bucket_hint *h = bucket_hint_of(shs[i]);
+        if (h->sh == shs[i])
+            __builtin_prefetch((const void *)(h->table + (hv[i] & h->mask) * sizeof(uint32_t)));
     }
     batch_shard_order(shs, n, order);
+    /* Hold 1 of each shard: chain heads read, their items prefetched (written out here, not
+     * in a helper: GCC took a helper whose only effect is __builtin_prefetch for a pure
+     * function and dropped the call, seen in objdump). Hold 2: the lookups. */
     for (int pass = 0; pass < 2; pass++) {
         for (size_t k = 0, end; k < n; k = end) {
             struct shard *sh = shs[order[k]];
@@ -617,7 +625,17 @@ void storage_get_batch(const struct storage_key *keys, size_t n, bool touch, rel
                 ;
             shard_lock(sh);
             if (pass == 0) {
-                batch_prefetch(sh, keys, hv, order, k, end);
+                for (size_t j = k; j < end; j++) {
+                    uint32_t ref = *bucket_of(sh, hv[order[j]]);
+                    if (ref) {
+                        const char *it = (const char *)ref_item(ref);
+                        __builtin_prefetch(it);
+                        /* the key's last byte, if this is the key */
+                        __builtin_prefetch(it + stg.header_size + keys[order[j]].len - 1);
+                    }
+                }
+                struct bucket_hint *h = bucket_hint_of(sh);
+                *h = (struct bucket_hint){sh, (uintptr_t)sh->table, mask_of(sh->power)};
             } else {
                 for (size_t j = k; j < end; j++) {
                     size_t i = order[j];
