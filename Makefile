@@ -61,6 +61,11 @@ $(BUILD)/cached-ceiling: tools/bench/ceiling/ceiling.c tools/bench/data.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lpthread
 
+# In-process pipelined-get timing of the protocol and storage (tools/bench/micro/proto_pipe.c).
+$(BUILD)/proto-pipe: tools/bench/micro/proto_pipe.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # TLS load generator for BENCHMARKS.md (cached -Z against memcached -Z, alternating).
 $(BUILD)/cached-tlsbench: tools/tlsbench/tlsbench.c
 	@mkdir -p $(dir $@)

@@ -106,8 +106,6 @@ static const struct {
 } refused_ext[] = {
     {"hash_algorithm", "cached hashes keys with xxh64 only (stats settings: hash_algorithm xxh64)"},
     {"tail_repair_time", "cached counts item references exactly and never force-frees an item"},
-    {"lru_crawler_sleep", "the expiry sweeper and crawl passes pace themselves (a budget a "
-                          "tick), not by a sleep"},
     {"no_lru_maintainer", "cached's LRU (CLOCK with a protected share) has no flat-LRU mode"},
     {"worker_logbuf_size", "cached keeps no per-worker log buffer: `watch` lines go straight to "
                            "each watcher's buffer (watcher_logbuf_size)"},
@@ -117,7 +115,6 @@ static const struct {
     {"read_buf_mem_limit", "cached keeps no pool of read buffers to limit"},
     {"no_maxconns_fast", "cached always answers an error over -c and closes"},
     {"drop_privileges", "cached installs no seccomp filter"},
-    {"track_sizes", "`stats sizes` is not kept"},
     {"no_hashexpand", "cached's hash table always grows"},
     {"proxy_config", "the proxy is not built in"},
     {"ssl_kernel_tls", "kernel TLS offload is not used; TLS runs in OpenSSL"},
@@ -197,6 +194,7 @@ void cfg_init(struct cfg *c)
     CFG_SETTINGS(CFG_DEFAULT)
     c->slab_automove_window = 30; /* memcached's defaults */
     c->slab_automove_ratio = 0.8;
+    c->lru_crawler_sleep = 100;
     derive(c);
 }
 
@@ -1075,6 +1073,24 @@ static int slab_ext(struct cfg *c, const char *u, const char *val, FILE *err)
             return CFG_EXIT_USAGE;
         }
         c->lru_crawler_tocrawl = v;
+        return 0;
+    }
+    if (strcmp(u, "lru_crawler_sleep") == 0) { /* memcached's atoi(), then its range check */
+        if (val == NULL) {
+            err_line(err, "-o lru_crawler_sleep: missing lru_crawler_sleep value");
+            return CFG_EXIT_USAGE;
+        }
+        long long v = strtoll(val, NULL, 10);
+        if (v < 0 || v > 1000000) {
+            err_line(err, "-o lru_crawler_sleep: LRU crawler sleep must be between 0 and 1 "
+                          "second (0..1000000 microseconds): '%s'", val);
+            return CFG_EXIT_USAGE;
+        }
+        c->lru_crawler_sleep = (uint64_t)v;
+        return 0;
+    }
+    if (strcmp(u, "track_sizes") == 0) { /* memcached ignores a value */
+        c->track_sizes = true;
         return 0;
     }
     bool window = strcmp(u, "slab_automove_window") == 0;

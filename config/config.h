@@ -150,6 +150,9 @@ struct cfg {
                                 ratio R`: a page moves between classes only when the needy
                                 class's age is below R times the source's */
     uint64_t lru_crawler_tocrawl; /* -o lru_crawler_tocrawl=N: `lru_crawler tocrawl`'s start */
+    uint64_t lru_crawler_sleep; /* -o lru_crawler_sleep=N (0..1000000, default 100): µs the
+                                `lru_crawler crawl` pass pauses after each 1000 chunks */
+    bool track_sizes;        /* -o track_sizes: `stats sizes` kept from the start */
 };
 
 /* Exit codes of a failed parse (sysexits.h). */

@@ -12,8 +12,8 @@
  *                                      streamed: see "metadump" below; refused after
  *                                      pipelined commands, as memcached's
  *   lru_crawler tocrawl N               items a crawl checks per class at most (0: all)
- *   lru_crawler sleep N                 validated as memcached does and shown in stats
- *                                      settings; the pass paces itself by its per-tick budget
+ *   lru_crawler sleep N                 µs the crawl pass pauses after each 1000 chunks
+ *                                      (memcached's lru_crawler_sleep; storage_crawl_tick)
  * memcached has one crawler: a crawl or a metadump while another runs answers BUSY; both
  * refuse while the crawler is disabled.
  */
@@ -36,12 +36,11 @@
  * classes (8-byte steps for small items), so its own ids are valid too. */
 #define MEMCACHED_MAX_CLASS_ID 63
 
-static _Atomic uint32_t crawler_sleep = 100;
 static _Atomic int64_t crawler_tocrawl = -1; /* -1: -o lru_crawler_tocrawl's (settings) */
 
 uint32_t proto_crawler_sleep(void)
 {
-    return atomic_load(&crawler_sleep);
+    return storage_crawl_sleep();
 }
 
 uint32_t proto_crawler_tocrawl(void)
@@ -231,7 +230,7 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
                 reply_add(x->r, MSG_SLEEP_TOO_LONG, MSG_LEN(MSG_SLEEP_TOO_LONG));
                 return CMD_DONE;
             }
-            atomic_store(&crawler_sleep, v);
+            storage_crawl_set_sleep(v);
         } else {
             atomic_store(&crawler_tocrawl, v);
         }

@@ -481,7 +481,9 @@ static char *stats_text(struct bin_ctx *x, const char *line, size_t *len)
 }
 
 /* Re-frames "STAT name value\r\n" lines as stat packets, then the empty terminator. */
-static void bin_stats_from_text(struct bin_ctx *x, const char *line)
+/* terminate: the empty packet that ends a stats reply (memcached sends none after its
+ * sizes_enable / sizes_disable status). */
+static void bin_stats_lines(struct bin_ctx *x, const char *line, bool terminate)
 {
     size_t len;
     char *text = stats_text(x, line, &len);
@@ -500,7 +502,13 @@ static void bin_stats_from_text(struct bin_ctx *x, const char *line)
         p = nl + 1;
     }
     mem_free(text);
-    bin_stat(x, NULL, 0, NULL, 0);
+    if (terminate)
+        bin_stat(x, NULL, 0, NULL, 0);
+}
+
+static void bin_stats_from_text(struct bin_ctx *x, const char *line)
+{
+    bin_stats_lines(x, line, true);
 }
 
 static bool key_starts(const struct bin_ctx *x, const char *s)
@@ -549,6 +557,10 @@ static enum cmd_result bin_stats(struct bin_ctx *x)
         bin_stats_from_text(x, "stats slabs");
     } else if (key_is(x, "sizes")) {
         bin_stats_from_text(x, "stats sizes");
+    } else if (key_is(x, "sizes_enable")) {
+        bin_stats_lines(x, "stats sizes_enable", false);
+    } else if (key_is(x, "sizes_disable")) {
+        bin_stats_lines(x, "stats sizes_disable", false);
     } else {
         bin_error(x, BST_ENOENT, NULL, 0);
     }

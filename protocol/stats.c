@@ -308,7 +308,7 @@ static void stats_settings(struct stat_out *o)
     put_u64(o, "watcher_logbuf_size", s->watcher_logbuf_size * 1024);
     put_u64(o, "worker_logbuf_size", 0);
     put_u64(o, "read_buf_mem_limit", 0);
-    put_str(o, "track_sizes", "no");
+    put_str(o, "track_sizes", storage_sizes_enabled() ? "yes" : "no");
     put_str(o, "inline_ascii_response", "no");
     /* memcached's TLS settings (Debian builds it with TLS), in its units. */
     static const char *const versions[] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
@@ -443,6 +443,31 @@ static void conn_lines(void *arg, const struct proto_conn_info *c)
     put_u64(o, key, c->secs_since_last_cmd);
 }
 
+/* ---- stats sizes ---- */
+
+static void text_line(void *arg, const char *name, const char *value);
+
+static void size_line(void *arg, uint32_t size, uint32_t count)
+{
+    char key[16];
+    snprintf(key, sizeof(key), "%u", size);
+    put_u64(arg, key, count);
+}
+
+/* stats sizes_enable / sizes_disable: memcached's status lines, with no END after them. */
+static void stats_sizes_switch(struct proto_ctx *x, bool enable)
+{
+    struct stat_out o = {text_line, x->r};
+    enum storage_sizes_status st = SIZES_ENABLED;
+    if (enable)
+        st = storage_sizes_enable(false);
+    else
+        storage_sizes_disable();
+    put_str(&o, "sizes_status", !enable ? "disabled" : st == SIZES_ENABLED ? "enabled" : "error");
+    if (st != SIZES_ENABLED)
+        put_str(&o, "sizes_error", st == SIZES_NO_CAS ? "cas_support_disabled" : "no_memory");
+}
+
 /* ---- the groups, for any framing ---- */
 
 bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_stat_fn fn,
@@ -458,8 +483,10 @@ bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_s
         stats_classes(x, &o, false);
     else if (SUB("slabs"))
         stats_classes(x, &o, true);
-    else if (SUB("sizes"))
-        put_str(&o, "sizes_status", "disabled");
+    else if (SUB("sizes")) {
+        if (!storage_sizes_each(size_line, &o))
+            put_str(&o, "sizes_status", "disabled");
+    }
     else if (SUB("conns")) {
         if (proto_hooks_active->conns_each)
             proto_hooks_active->conns_each(conn_lines, &o);
@@ -555,6 +582,8 @@ enum cmd_result proto_cmd_stats(struct proto_ctx *x, int arg)
         stats_detail(x);
     } else if (TOK_IS(sub, "cachedump")) {
         proto_cachedump(x);
+    } else if (TOK_IS(sub, "sizes_enable") || TOK_IS(sub, "sizes_disable")) {
+        stats_sizes_switch(x, TOK_IS(sub, "sizes_enable"));
     } else if (TOK_IS(sub, "latency") || TOK_IS(sub, "hotkeys")) {
         stats_observe(x, TOK_IS(sub, "latency"));
         end(x);

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <event2/event.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -41,7 +42,6 @@ struct listener *listeners;
 size_t nlisteners;
 static size_t listeners_cap;
 static char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-static struct event *resume_ev;
 static struct timeval disabled_since;
 
 /* Sockets inherited from systemd (LISTEN_FDS, socket activation). Each must match one
@@ -221,6 +221,69 @@ static int inherit_check(void)
     return 0;
 }
 
+/* The options every TCP listening socket of ours gets. */
+static void sockopts(int fd, int family, const struct cfg *c)
+{
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6) /* a v6 listener must not steal the v4 port */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* Accepted sockets inherit both on Linux, which spares a setsockopt per connection
+     * (the connect-per-request pattern pays it on every request). */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (c->tcp_keepalive)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
+/*
+ * l->fd is bound (without SO_REUSEPORT: a port someone holds was refused by that bind, as
+ * memcached refuses it). Makes it listen together with one sibling per further worker: the
+ * first socket is marked SO_REUSEPORT only now, so the siblings can join it, and each worker
+ * then accepts on its own (listener.wfds). With one worker there is no sibling and no
+ * SO_REUSEPORT. Returns 0, or -1 with the error logged (the caller's teardown closes what
+ * is open: l->wfds holds every fd from the start).
+ */
+static int bind_siblings(struct listener *l, const struct cfg *c)
+{
+    unsigned n = c->threads > 0 ? (unsigned)c->threads : 1;
+    l->wfds = mem_calloc(n, sizeof *l->wfds);
+    l->nwfds = n;
+    l->wfds[0] = l->fd;
+    for (unsigned i = 1; i < n; i++)
+        l->wfds[i] = -1;
+    int one = 1;
+    if (n > 1 && setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        log_error("failed to listen on %s: SO_REUSEPORT: %s", l->name, strerror(errno));
+        return -1;
+    }
+    if (listen(l->fd, (int)c->backlog) < 0) {
+        log_error("failed to listen on %s: %s", l->name, strerror(errno));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (n > 1 && getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0) {
+        log_error("failed to listen on %s: getsockname: %s", l->name, strerror(errno));
+        return -1;
+    }
+    for (unsigned i = 1; i < n; i++) {
+        int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            log_error("failed to listen on %s: socket: %s", l->name, strerror(errno));
+            return -1;
+        }
+        l->wfds[i] = fd;
+        sockopts(fd, ss.ss_family, c);
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+            bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, (int)c->backlog) < 0) {
+            log_error("failed to listen on %s (socket %u of %u): %s", l->name, i + 1, n,
+                      strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int bind_tcp(const char *spec, const struct cfg *c)
 {
     char host[256], port[16], name[LISTEN_NAME_MAX];
@@ -255,16 +318,8 @@ static int bind_tcp(const char *spec, const struct cfg *c)
             result = -1;
             break;
         }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ai->ai_family == AF_INET6) /* a v6 listener must not steal the v4 port */
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-        /* Accepted sockets inherit both on Linux, which spares a setsockopt per connection
-         * (the connect-per-request pattern pays it on every request). */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (c->tcp_keepalive)
-            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, (int)c->backlog) < 0) {
+        sockopts(fd, ai->ai_family, c);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
             log_error("failed to listen on %s: %s", name, strerror(errno));
             close(fd);
             result = -1;
@@ -276,7 +331,12 @@ static int bind_tcp(const char *spec, const struct cfg *c)
             if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
                 addr_name((struct sockaddr *)&ss, name, sizeof name);
         }
-        listener_add(fd, false, name)->tls = tls;
+        struct listener *l = listener_add(fd, false, name);
+        l->tls = tls;
+        if (bind_siblings(l, c) < 0) {
+            result = -1;
+            break;
+        }
         log_info("listening on %s%s", name, tls ? " (TLS)" : "");
     }
     freeaddrinfo(res);
@@ -401,14 +461,80 @@ int listen_setup(const struct cfg *c)
     return rc;
 }
 
-static void accept_pause(struct listener *self);
+/*
+ * An acceptor is one thread's set of accept events: the listener thread's (shared listeners)
+ * or a worker's (its own per-worker sockets). When accept() fails for lack of fds, that
+ * thread pauses its events for 10 ms. listen_disabled_num counts the times accepting stopped
+ * (the first acceptor to pause), time_in_listen_disabled_us the time until the last resumed;
+ * pause_lock guards that bookkeeping (a leaf lock, taken on the EMFILE path only).
+ */
+struct accept_src {
+    struct acceptor *a;
+    struct event *ev;
+    int fd;
+    unsigned listener;
+};
+
+struct acceptor {
+    struct event_base *base;
+    struct worker *w;        /* NULL: the listener thread (worker_dispatch) */
+    struct accept_src *src;
+    size_t nsrc;
+    struct event *resume_ev;
+    bool paused;
+};
+
+static struct acceptor *main_acceptor;
+static pthread_mutex_t pause_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned npaused;      /* acceptors paused now (pause_lock) */
+static bool stopped;          /* listen_stop ran (pause_lock) */
+
+#define ACCEPT_BATCH_WORKER 16 /* a worker also has requests to serve between accepts */
+
+static void accept_pause(struct acceptor *a);
+
+/* Takes an accepted connection: rejects it past -c, else opens it in this worker (or hands
+ * it to a worker from the listener thread). */
+static void accept_take(struct acceptor *a, const struct listener *l, int fd,
+                        const struct sockaddr_storage *peer)
+{
+    /* Several threads accept: reserve a slot first, so the limit is never overshot. */
+    uint64_t limit = settings.conn_limit;
+    uint64_t before = atomic_fetch_add_explicit(&server_counters.curr_connections, 1,
+                                                memory_order_relaxed);
+    if (before >= limit) {
+        server_counter_sub(&server_counters.curr_connections, 1);
+        ssize_t w = send(fd, REJECT_MSG, sizeof REJECT_MSG - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(fd);
+        server_counter_add(&server_counters.rejected_connections, 1);
+        log_debug("rejected a connection on %s: %lu connections open", l->name,
+                  (unsigned long)limit);
+        return;
+    }
+    server_counter_add(&server_counters.total_connections, 1); /* memcached: not rejected */
+    /* the most open at once (stats connection_structures) */
+    uint64_t hw = server_counter(&server_counters.conn_high_water);
+    while (before + 1 > hw &&
+           !atomic_compare_exchange_weak_explicit(&server_counters.conn_high_water, &hw,
+                                                  before + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+    unsigned idx = (unsigned)(l - listeners);
+    if (a->w != NULL)
+        worker_take(a->w, fd, idx, peer);
+    else
+        worker_dispatch(fd, idx, peer);
+}
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
-    struct listener *l = arg;
+    struct accept_src *src = arg;
+    struct acceptor *a = src->a;
+    struct listener *l = &listeners[src->listener];
     (void)what;
-    uint64_t limit = settings.conn_limit;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    int batch = a->w != NULL ? ACCEPT_BATCH_WORKER : ACCEPT_BATCH;
+    for (int i = 0; i < batch; i++) {
         /* The peer's address comes with the accept: no getpeername per connection. */
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
@@ -419,84 +545,149 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 log_warn("accept on %s: %s; pausing accepts for 10 ms", l->name,
                          strerror(errno));
-                accept_pause(l);
+                accept_pause(a);
+            } else if (errno == EINVAL) {
+                event_del(src->ev); /* shut down by listen_stop: stopping */
             } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 log_warn("accept on %s: %s", l->name, strerror(errno));
             }
             return;
         }
-        server_counter_add(&server_counters.total_connections, 1);
-        /* Only this thread increments curr_connections, so check-then-add cannot overshoot. */
-        if (server_counter(&server_counters.curr_connections) >= limit) {
-            ssize_t w = send(fd, REJECT_MSG, sizeof REJECT_MSG - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)w;
-            close(fd);
-            server_counter_add(&server_counters.rejected_connections, 1);
-            log_debug("rejected a connection on %s: %lu connections open", l->name,
-                      (unsigned long)limit);
-            continue;
-        }
-        server_counter_add(&server_counters.curr_connections, 1);
-        worker_dispatch(fd, (unsigned)(l - listeners), &peer);
+        accept_take(a, l, fd, &peer);
     }
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd, (void)what, (void)arg;
-    struct timeval now, d;
-    gettimeofday(&now, NULL);
-    timersub(&now, &disabled_since, &d);
-    server_counter_add(&server_counters.time_in_listen_disabled_us,
-                       (uint64_t)d.tv_sec * 1000000u + (uint64_t)d.tv_usec);
-    for (size_t i = 0; i < nlisteners; i++)
-        if (listeners[i].ev != NULL)
-            event_add(listeners[i].ev, NULL);
-    atomic_store(&server_counters.accepting, true);
+    struct acceptor *a = arg;
+    (void)fd, (void)what;
+    for (size_t i = 0; i < a->nsrc; i++)
+        event_add(a->src[i].ev, NULL);
+    a->paused = false;
+    pthread_mutex_lock(&pause_lock);
+    if (--npaused == 0) {
+        struct timeval now, d;
+        gettimeofday(&now, NULL);
+        timersub(&now, &disabled_since, &d);
+        server_counter_add(&server_counters.time_in_listen_disabled_us,
+                           (uint64_t)d.tv_sec * 1000000u + (uint64_t)d.tv_usec);
+        if (!stopped)
+            atomic_store(&server_counters.accepting, true);
+    }
+    pthread_mutex_unlock(&pause_lock);
 }
 
-static void accept_pause(struct listener *self)
+static void accept_pause(struct acceptor *a)
 {
-    (void)self;
-    if (!atomic_load(&server_counters.accepting))
+    if (a->paused)
         return;
-    for (size_t i = 0; i < nlisteners; i++)
-        if (listeners[i].ev != NULL)
-            event_del(listeners[i].ev);
-    atomic_store(&server_counters.accepting, false);
-    server_counter_add(&server_counters.listen_disabled_num, 1);
-    gettimeofday(&disabled_since, NULL);
+    for (size_t i = 0; i < a->nsrc; i++)
+        event_del(a->src[i].ev);
+    a->paused = true;
+    pthread_mutex_lock(&pause_lock);
+    if (npaused++ == 0) {
+        atomic_store(&server_counters.accepting, false);
+        server_counter_add(&server_counters.listen_disabled_num, 1);
+        gettimeofday(&disabled_since, NULL);
+    }
+    pthread_mutex_unlock(&pause_lock);
     struct timeval tv = {0, 10000};
-    evtimer_add(resume_ev, &tv);
+    evtimer_add(a->resume_ev, &tv);
+}
+
+static void acceptor_free(struct acceptor *a)
+{
+    if (a == NULL)
+        return;
+    for (size_t i = 0; i < a->nsrc; i++)
+        if (a->src[i].ev != NULL)
+            event_free(a->src[i].ev);
+    if (a->resume_ev != NULL)
+        event_free(a->resume_ev);
+    if (a->paused) { /* stopped while paused: no resume will come */
+        pthread_mutex_lock(&pause_lock);
+        npaused--;
+        pthread_mutex_unlock(&pause_lock);
+    }
+    mem_free(a->src);
+    mem_free(a);
+}
+
+/* An acceptor on base: for the listener thread (w NULL) the shared listeners, for worker w
+ * its own socket of every per-worker listener. */
+static struct acceptor *acceptor_new(struct event_base *base, struct worker *w)
+{
+    struct acceptor *a = mem_calloc(1, sizeof *a);
+    a->base = base;
+    a->w = w;
+    a->src = mem_calloc(nlisteners > 0 ? nlisteners : 1, sizeof *a->src);
+    a->resume_ev = evtimer_new(base, on_resume, a);
+    if (a->resume_ev == NULL)
+        goto fail;
+    for (size_t i = 0; i < nlisteners; i++) {
+        struct listener *l = &listeners[i];
+        int fd;
+        if (w == NULL && l->wfds == NULL)
+            fd = l->fd;
+        else if (w != NULL && l->wfds != NULL && w->id < l->nwfds)
+            fd = l->wfds[w->id];
+        else
+            continue;
+        struct accept_src *src = &a->src[a->nsrc++];
+        src->a = a;
+        src->fd = fd;
+        src->listener = (unsigned)i;
+        src->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_accept, src);
+        if (src->ev == NULL || event_add(src->ev, NULL) < 0)
+            goto fail;
+    }
+    return a;
+fail:
+    acceptor_free(a);
+    return NULL;
 }
 
 int listen_start(struct event_base *base)
 {
-    resume_ev = evtimer_new(base, on_resume, NULL);
-    if (resume_ev == NULL)
+    main_acceptor = acceptor_new(base, NULL);
+    if (main_acceptor == NULL)
         return -1;
-    for (size_t i = 0; i < nlisteners; i++) {
-        struct listener *l = &listeners[i];
-        l->ev = event_new(base, l->fd, EV_READ | EV_PERSIST, on_accept, l);
-        if (l->ev == NULL || event_add(l->ev, NULL) < 0)
-            return -1;
-    }
-    atomic_store(&server_counters.accepting, true);
+    pthread_mutex_lock(&pause_lock);
+    if (!stopped)
+        atomic_store(&server_counters.accepting, true);
+    pthread_mutex_unlock(&pause_lock);
     return 0;
+}
+
+struct acceptor *listen_worker_setup(struct worker *w)
+{
+    return acceptor_new(w->base, w);
+}
+
+void listen_worker_stop(struct acceptor *a)
+{
+    acceptor_free(a);
 }
 
 void listen_stop(void)
 {
+    pthread_mutex_lock(&pause_lock);
+    stopped = true;
     atomic_store(&server_counters.accepting, false);
-    if (resume_ev != NULL) {
-        event_free(resume_ev);
-        resume_ev = NULL;
-    }
+    pthread_mutex_unlock(&pause_lock);
+    acceptor_free(main_acceptor);
+    main_acceptor = NULL;
     for (size_t i = 0; i < nlisteners; i++) {
         struct listener *l = &listeners[i];
-        if (l->ev != NULL) {
-            event_free(l->ev);
-            l->ev = NULL;
+        if (l->wfds != NULL) {
+            /* The workers' events name these fds: shut them down (new connections are
+             * refused, the queued ones reset, as a close does) and close them only in
+             * listen_teardown, after the workers are gone. */
+            for (unsigned k = 0; k < l->nwfds; k++)
+                if (l->wfds[k] >= 0)
+                    shutdown(l->wfds[k], SHUT_RDWR);
+            l->fd = -1;
+            continue;
         }
         if (l->fd >= 0) {
             close(l->fd);
@@ -505,9 +696,26 @@ void listen_stop(void)
     }
 }
 
+size_t listen_nfds(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < nlisteners; i++)
+        n += listeners[i].wfds != NULL ? listeners[i].nwfds : 1;
+    return n;
+}
+
 void listen_teardown(void)
 {
     listen_stop();
+    for (size_t i = 0; i < nlisteners; i++) {
+        struct listener *l = &listeners[i];
+        for (unsigned k = 0; k < l->nwfds; k++)
+            if (l->wfds[k] >= 0)
+                close(l->wfds[k]);
+        mem_free(l->wfds);
+        l->wfds = NULL;
+        l->nwfds = 0;
+    }
     if (unix_path[0] != '\0') {
         unlink(unix_path);
         unix_path[0] = '\0';
@@ -521,4 +729,8 @@ void listen_teardown(void)
     mem_free(inh);
     inh = NULL;
     ninh = 0;
+    pthread_mutex_lock(&pause_lock);
+    stopped = false; /* a later listen_setup (tests) starts afresh */
+    npaused = 0;
+    pthread_mutex_unlock(&pause_lock);
 }

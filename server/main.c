@@ -206,7 +206,8 @@ static void on_maintenance(evutil_socket_t fd, short what, void *arg)
                 break;
         }
     }
-    storage_crawl_step(CRAWL_BUDGET); /* `lru_crawler crawl`, when one was asked for */
+    /* `lru_crawler crawl`, when one was asked for, paced by lru_crawler_sleep */
+    storage_crawl_tick(MAINT_INTERVAL_MS * 1000, CRAWL_BUDGET);
     storage_slab_tick(); /* automove (level 1: every 10th tick) and `slabs reassign` moves */
     static unsigned decay_ticks;
     if (++decay_ticks % (1000 / MAINT_INTERVAL_MS) == 0)
@@ -261,6 +262,8 @@ static int run(void)
     memory_file_absolute();
     if (listen_setup(&settings) < 0)
         return DAEMON_EXIT_OSERR;
+    /* each worker has its own socket per TCP address (server/listen.h) */
+    daemon_fit_nofile(settings.conn_limit + FD_HEADROOM + 2 * settings.threads + listen_nfds());
     if (settings.daemonize) {
         absolute_for_daemon(&settings.pidfile);
         absolute_for_daemon(&settings.logfile);
@@ -305,6 +308,9 @@ static int run(void)
         storage_set_automove(2);
     storage_set_automove_tuning((uint32_t)settings.slab_automove_window,
                                 settings.slab_automove_ratio);
+    storage_crawl_set_sleep((uint32_t)settings.lru_crawler_sleep);
+    if (settings.track_sizes)
+        (void)storage_sizes_enable(true);
     if (memory_file_set()) {
         bool restored = false;
         if (storage_persist_note(err, sizeof err, &restored) && restored)

@@ -3,8 +3,10 @@
  * worker: the -t worker threads. Each owns an event_base and every connection handed to it
  * for that connection's whole life, so the request path takes no global lock.
  *
- * The listener thread hands over an accepted fd through the worker's queue (a mutex-guarded
- * list) and wakes it with an eventfd.
+ * A worker accepts the connections of TCP addresses on its own listening socket (server/
+ * listen.h, "per worker") and opens them in its own loop. The listener thread accepts on the
+ * shared sockets (-s, systemd's) and hands each fd over through the worker's queue (a
+ * mutex-guarded list), waking it with an eventfd.
  *
  * With -Z each worker has a companion handshake thread (handshakers[i], same struct and
  * loop, its own event base). The listener gives it the connections of TLS listeners; it
@@ -54,6 +56,7 @@ struct worker {
     struct event *notify_ev;
     struct event *tick_ev;    /* once a second: idle-timeout check */
     struct event *grace_ev;   /* shutdown deadline */
+    struct acceptor *acceptor; /* accept events on its own listening sockets (listen.c) */
 
     pthread_mutex_t qlock;
     struct handoff *qhead, *qtail;
@@ -72,9 +75,13 @@ struct worker {
     pthread_mutex_t conns_lock;
     struct conn *conns;       /* live connections, doubly linked */
     size_t nconns;
-    struct conn *free_conns;  /* closed structs kept for reuse (owner only) */
-    size_t nfree;
-    size_t nfree_bufs;        /* of those, how many kept their buffers (WORKER_FREE_BUFS) */
+    /* Closed structs kept for reuse (owner only): those that kept their buffers apart from
+     * the bare ones, so reuse takes a buffered one first (one list sank the buffered ones
+     * under the bare ones: 94% of Django-pattern connections allocated and freed ~33 KB). */
+    struct conn *free_conns;  /* with their buffers (at most WORKER_FREE_BUFS) */
+    struct conn *free_bare;   /* without */
+    size_t nfree;             /* both lists */
+    size_t nfree_bufs;        /* on free_conns */
 };
 
 extern struct worker *workers;
@@ -90,6 +97,9 @@ int worker_start(void);
  * returned it) to the next worker, or for a TLS listener to the next handshaker
  * (round-robin). */
 void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer);
+/* Worker thread: w accepted fd itself; opens it here, or for a TLS listener hands it to
+ * w's handshaker. */
+void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer);
 /* Handshaker thread: c's handshake is done; moves c (event disarmed) to its worker, which
  * adopts it (conn_adopt). */
 void worker_handoff(struct conn *c);

@@ -20,7 +20,10 @@ static struct {
     uint64_t checked;            /* in the current class */
     uint64_t starts;
     _Atomic bool running;
+    _Atomic bool fresh;          /* started since the last tick: its first batch goes at once */
+    uint64_t credit_us;          /* storage_crawl_tick's: time not yet spent on pauses */
 } cr;
+static _Atomic uint32_t crawl_sleep_us = 100; /* memcached's lru_crawler_sleep default */
 
 bool storage_crawl_start(const uint64_t *class_mask, uint32_t tocrawl)
 {
@@ -37,6 +40,7 @@ bool storage_crawl_start(const uint64_t *class_mask, uint32_t tocrawl)
         cr.checked = 0;
         cr.tocrawl = tocrawl;
         cr.starts++;
+        atomic_store(&cr.fresh, true);
         atomic_store(&cr.running, true);
     }
     pthread_mutex_unlock(&stg.bg_lock);
@@ -98,6 +102,43 @@ bool storage_crawl_step(size_t max_chunks)
         atomic_store(&cr.running, false);
     bool running = atomic_load(&cr.running);
     pthread_mutex_unlock(&stg.bg_lock);
+    return running;
+}
+
+void storage_crawl_set_sleep(uint32_t usec)
+{
+    atomic_store(&crawl_sleep_us, usec);
+}
+
+uint32_t storage_crawl_sleep(void)
+{
+    return atomic_load(&crawl_sleep_us);
+}
+
+/* memcached's crawler thread checks 1000 items, usleep()s lru_crawler_sleep, and so on. Here
+ * the maintenance thread (the only caller) must not sleep: each batch is paid for with pause
+ * time from the wall time between ticks, so the pass runs at memcached's pace (at most a batch
+ * per pause) without blocking anything. Time unspent piles up no further than one tick and one
+ * pause, so a long idle spell does not turn into a burst. */
+bool storage_crawl_tick(uint32_t tick_us, size_t max_chunks)
+{
+    if (!stg.ready || !atomic_load(&cr.running))
+        return false;
+    uint64_t pause = atomic_load(&crawl_sleep_us);
+    if (pause == 0)
+        return storage_crawl_step(max_chunks);
+    if (atomic_exchange(&cr.fresh, false))
+        cr.credit_us = pause;
+    else
+        cr.credit_us += tick_us;
+    if (cr.credit_us > tick_us + pause)
+        cr.credit_us = tick_us + pause;
+    bool running = true;
+    for (size_t done = 0; running && done < max_chunks && cr.credit_us >= pause;
+         done += STORAGE_CRAWL_BATCH) {
+        running = storage_crawl_step(STORAGE_CRAWL_BATCH);
+        cr.credit_us -= pause;
+    }
     return running;
 }
 

@@ -126,6 +126,15 @@ static inline void class_lock(struct slab_class *c)
         c->lock_waits++;
     }
 }
+/* `stats sizes` (sizes.c): one relaxed load on link/unlink while it is off. */
+extern _Atomic bool stg_sizes_on;
+void sizes_count(const struct item *it, int delta);
+void sizes_teardown(void);
+static inline void sizes_note(const struct item *it, int delta)
+{
+    if (atomic_load_explicit(&stg_sizes_on, memory_order_relaxed))
+        sizes_count(it, delta);
+}
 extern _Thread_local struct shard *tl_held_shard;
 extern _Thread_local unsigned tl_last_class; /* storage_last_class() */
 

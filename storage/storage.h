@@ -110,8 +110,41 @@ enum st_result storage_store_hv(struct item *it, uint64_t hv, enum store_op op, 
  * (no global lock). Expired or flushed items found here are unlinked and counted. */
 struct item *storage_get(const char *key, size_t nkey);
 
+/*
+ * Batched lookups (the protocol's lookahead over pipelined gets): storage_hash() once per
+ * key, then storage_prefetch_bucket() for every key of the batch (no lock), then
+ * storage_prefetch_item() for every key (reads the bucket under the shard lock and brings the
+ * chain's first item toward the cache), then storage_prefetch_chain() (the second item), then
+ * storage_get_hashed() for each: the cache misses
+ * of the batch overlap instead of stalling one get after the other. Hints only: a key
+ * changed or missing meanwhile is just looked up as usual.
+ */
+uint64_t storage_hash(const void *key, size_t len); /* xxHash64 (storage/hash.c) */
+void storage_prefetch_bucket(uint64_t hv);
+/* ... returns a cursor (the chain's first item, 0: none) for storage_prefetch_chain(), which
+ * prefetches the item after it (a key that is not first in its chain) and returns its cursor. */
+uint32_t storage_prefetch_item(uint64_t hv);
+uint32_t storage_prefetch_chain(uint32_t cursor);
+/* storage_get() with hv = storage_hash(key, nkey). */
+struct item *storage_get_hashed(const char *key, size_t nkey, uint64_t hv);
+
 /* Sets the item's exptime and returns it referenced (gat/gats/touch), or NULL on a miss. */
 struct item *storage_touch(const char *key, size_t nkey, rel_time_t exptime);
+
+/* A key to look up in a batch. */
+struct storage_key {
+    const char *p;
+    size_t len;
+};
+#define STORAGE_BATCH_MAX 32
+/*
+ * The keys of a multi-get: out[i] is what storage_get(keys[i]) (touch: storage_touch(keys[i],
+ * exptime)) would return, for i < n <= STORAGE_BATCH_MAX (more are not looked up). Each
+ * shard's lock is taken twice per batch, never two at once; a hold covers at most n chain
+ * walks. Faster than n calls because the batch's cache misses overlap.
+ */
+void storage_get_batch(const struct storage_key *keys, size_t n, bool touch, rel_time_t exptime,
+                       struct item **out);
 
 /* Deletes; cas 0 means unconditional. ST_OK, ST_NOT_FOUND, or ST_EXISTS on a cas mismatch. */
 enum st_result storage_delete(const char *key, size_t nkey, uint64_t cas);
@@ -234,6 +267,14 @@ bool storage_walk_step(struct storage_walk *w, size_t budget, storage_walk_fn fn
 bool storage_crawl_start(const uint64_t *class_mask, uint32_t tocrawl);
 /* One bounded step (about max_chunks chunks) of the pass; false once none is running. */
 bool storage_crawl_step(size_t max_chunks);
+/* memcached's lru_crawler_sleep: the pass pauses this many µs (0..1000000) after each
+ * STORAGE_CRAWL_BATCH chunks. storage_crawl_tick runs what tick_us of wall time allows of it
+ * (at most max_chunks chunks): the pauses are paid from the time between ticks, so a worker
+ * or the maintenance thread never sleeps. */
+#define STORAGE_CRAWL_BATCH 1000
+void storage_crawl_set_sleep(uint32_t usec);
+uint32_t storage_crawl_sleep(void);
+bool storage_crawl_tick(uint32_t tick_us, size_t max_chunks);
 void storage_crawl_stop(void);
 bool storage_crawl_running(void);
 /* Number of slab classes (valid class ids are 1..this). */
@@ -279,6 +320,15 @@ struct storage_stats {
     uint64_t reassign_rescues, reassign_evictions_nomem, reassign_busy_items, reassign_running;
 };
 void storage_stats(struct storage_stats *out);
+/* memcached's `stats sizes` (storage/sizes.c): linked items by memcached's size of them, in
+ * 32-byte buckets. Enabling uses up a CAS id (memcached's watermark) and fails without CAS. */
+enum storage_sizes_status { SIZES_ENABLED, SIZES_NO_CAS, SIZES_NO_MEMORY };
+/* at_start: -o track_sizes, which memcached honours without CAS too (counting every item). */
+enum storage_sizes_status storage_sizes_enable(bool at_start);
+void storage_sizes_disable(void);
+bool storage_sizes_enabled(void);
+/* Calls fn(bucket's low bound, count) for each nonzero bucket; false (no call) when disabled. */
+bool storage_sizes_each(void (*fn)(void *arg, uint32_t size, uint32_t count), void *arg);
 void storage_stats_reset(void);
 
 struct slab_class_stats {

@@ -53,7 +53,8 @@ refused(["--udp-port=4000"], "UDP is not served")
 for knob, why in [
         ("hash_algorithm=murmur3", "xxh64"),
         ("tail_repair_time=10", "never force-frees"),
-        ("lru_crawler_sleep=100", "pace themselves"),
+        ("lru_crawler_sleep=1000001", "between 0 and 1 second"),
+        ("lru_crawler_sleep", "missing lru_crawler_sleep value"),
         ("lru_crawler_tocrawl=x", "numeric 32bit"),
         ("no_lru_maintainer", "no flat-LRU"),
         ("worker_logbuf_size=64", "per-worker"),
@@ -66,13 +67,16 @@ for knob, why in [
 
 # ---- accepted: memcached's no-ops and defaults, -U 0, resp_obj_mem_limit ----
 same = "modern,inline_ascii_resp,no_inline_ascii_resp,maxconns_fast,slab_reassign," \
-       "lru_maintainer,no_drop_privileges,relaxed_privileges,no_chunked_items"
+       "lru_maintainer,no_drop_privileges,relaxed_privileges,no_chunked_items," \
+       "lru_crawler_sleep=250,track_sizes"
 with Server(args=["-U", "0", "-o", same]) as s:
     ck.eq(exchange(s, b"version\r\n")[:8], b"VERSION ", "no-op options: serves")
     st = s.stats("settings")
     ck.eq(st.get("maxconns_fast"), "yes", "stats settings maxconns_fast")
     ck.eq(st.get("slab_reassign"), "yes", "stats settings slab_reassign")
     ck.eq(st.get("udpport"), "0", "stats settings udpport")
+    ck.eq(st.get("lru_crawler_sleep"), "250", "stats settings lru_crawler_sleep")
+    ck.eq(st.get("track_sizes"), "yes", "stats settings track_sizes")
 
 deprecated = "DEPRECATED: resp_obj_mem_limit no longer used"
 for binary in (CACHED, MEMCACHED):

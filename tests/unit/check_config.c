@@ -539,7 +539,7 @@ START_TEST(test_extended)
     fresh();
     /* knobs whose effect cached lacks are refused with the reason, never accepted */
     static const char *const refused[] = {
-        "hash_algorithm=murmur3", "tail_repair_time=10", "lru_crawler_sleep=100",
+        "hash_algorithm=murmur3", "tail_repair_time=10",
         "no_lru_maintainer", "worker_logbuf_size=64", "slab_automove_freeratio=0.1"};
     for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
         ck_assert_int_eq(PARSE("-o", refused[k]), CFG_EXIT_USAGE);
@@ -555,6 +555,24 @@ START_TEST(test_extended)
     ck_assert_int_eq(PARSE("-o", "lru_crawler_tocrawl=7"), 0);
     ck_assert_uint_eq(C.lru_crawler_tocrawl, 7);
     fresh();
+    /* memcached's crawler pause (atoi, 0..1000000 µs) and its sizes histogram */
+    ck_assert_uint_eq(C.lru_crawler_sleep, 100);
+    ck_assert(!C.track_sizes);
+    ck_assert_int_eq(PARSE("-o", "lru_crawler_sleep=2500,track_sizes"), 0);
+    ck_assert_uint_eq(C.lru_crawler_sleep, 2500);
+    ck_assert(C.track_sizes);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "lru_crawler_sleep=abc"), 0); /* atoi: 0, as memcached */
+    ck_assert_uint_eq(C.lru_crawler_sleep, 0);
+    fresh();
+    static const char *const bad_sleep[] = {"lru_crawler_sleep=1000001", "lru_crawler_sleep=-1",
+                                            "lru_crawler_sleep"};
+    for (size_t k = 0; k < sizeof bad_sleep / sizeof *bad_sleep; k++) {
+        ck_assert_int_eq(PARSE("-o", bad_sleep[k]), CFG_EXIT_USAGE);
+        ERR_HAS("lru_crawler_sleep");
+        ONE_LINE();
+        fresh();
+    }
     static const char *const bad[] = {"slab_automove_window=2", "slab_automove_ratio=0",
                                       "slab_automove_ratio=1.5", "slab_automove_window",
                                       "lru_crawler_tocrawl=x"};

@@ -1,7 +1,8 @@
 /*
  * Unit tests of storage/: slab classes, the hard cap, CLOCK eviction, -M, automove, the
  * sharded table (incl. growth and a multi-threaded hammer), expiry with an injected clock,
- * the sweeper, flush_all, incr/decr, append/prepend, and references under concurrent delete.
+ * the sweeper, flush_all, incr/decr, append/prepend, references under concurrent delete, and
+ * the batch lookup of multi-gets.
  * Every test builds its own storage (setup/teardown per test, fork mode).
  */
 #include <check.h>
@@ -639,6 +640,142 @@ START_TEST(test_ref_concurrent_delete)
 }
 END_TEST
 
+/* ---- batch lookup (multi-get) ---- */
+
+/* A batch looks every key up as storage_get would: hits, misses, duplicates (the same item,
+ * referenced once per occurrence), expired keys (a miss, counted once), request order. */
+static void batch_check(void)
+{
+    char names[STORAGE_BATCH_MAX][32];
+    struct storage_key keys[STORAGE_BATCH_MAX];
+    struct item *out[STORAGE_BATCH_MAX];
+    size_t n = 0;
+    for (; n < STORAGE_BATCH_MAX; n++) {
+        /* hits k0..k199, misses k1000+, expiring e0..e9, duplicates of k7 and e3 */
+        int kind = (int)(n % 4);
+        if (kind == 0 || kind == 1)
+            snprintf(names[n], sizeof(names[n]), "k%zu", n * 37 % 200);
+        else if (kind == 2)
+            snprintf(names[n], sizeof(names[n]), n % 8 == 2 ? "k7" : "k%zu", 1000 + n);
+        else
+            snprintf(names[n], sizeof(names[n]), "e%zu", n % 3 == 0 ? 3 : n % 10);
+        keys[n] = (struct storage_key){names[n], strlen(names[n])};
+    }
+    uint64_t expired0 = stats().get_expired;
+    storage_get_batch(keys, n, false, 0, out);
+    size_t expired_keys = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool hit = names[i][0] == 'k' && atoi(names[i] + 1) < 200;
+        ck_assert_msg((out[i] != NULL) == hit, "key %s", names[i]);
+        if (!hit)
+            continue;
+        char want[32];
+        snprintf(want, sizeof(want), "v%s", names[i] + 1);
+        ck_assert_uint_eq(out[i]->nbytes, strlen(want));
+        ck_assert(memcmp(item_value(out[i]), want, strlen(want)) == 0);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(names[j], names[i]) == 0)
+                ck_assert_ptr_eq(out[j], out[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool first = true;
+        for (size_t j = 0; j < i; j++)
+            first = first && strcmp(names[j], names[i]) != 0;
+        expired_keys += names[i][0] == 'e' && first;
+        if (out[i])
+            item_put(out[i]);
+    }
+    ck_assert_uint_eq(stats().get_expired - expired0, expired_keys);
+}
+
+static void batch_fill(void)
+{
+    char k[32], v[32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof(k), "k%d", i);
+        snprintf(v, sizeof(v), "v%d", i);
+        ck_assert_int_eq(set(k, v), ST_OK);
+    }
+    for (int i = 0; i < 10; i++) {
+        snprintf(k, sizeof(k), "e%d", i);
+        ck_assert_int_eq(set_exp(k, "x", NOW + 1), ST_OK);
+    }
+    clock_set(NOW + 1);
+}
+
+START_TEST(test_get_batch)
+{
+    batch_fill();
+    batch_check();
+    /* after the batch every item is back to the table's one reference: deletable, freed */
+    for (int i = 0; i < 200; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "k%d", i);
+        ck_assert_int_eq(storage_delete(k, strlen(k), 0), ST_OK);
+    }
+    /* left: e0 e2 e4 e5 e6 e8, expired but never looked up (e1 e3 e7 e9 were reclaimed) */
+    ck_assert_uint_eq(stats().curr_items, 6);
+}
+END_TEST
+
+START_TEST(test_get_batch_one_shard)
+{
+    storage_teardown();
+    struct storage_config cfg = cfg_default();
+    cfg.shards = 1;
+    start(cfg);
+    batch_fill();
+    batch_check();
+}
+END_TEST
+
+START_TEST(test_get_batch_touch)
+{
+    batch_fill();
+    struct storage_key keys[3] = {{"k1", 2}, {"nope", 4}, {"k1", 2}};
+    struct item *out[3];
+    storage_get_batch(keys, 3, true, NOW + 50, out);
+    ck_assert_ptr_nonnull(out[0]);
+    ck_assert_ptr_null(out[1]);
+    ck_assert_ptr_eq(out[0], out[2]);
+    item_put(out[0]);
+    item_put(out[2]);
+    clock_set(NOW + 49);
+    ck_assert_int_eq(check("k1", "v1"), 1);
+    clock_set(NOW + 50);
+    ck_assert_int_eq(check("k1", "v1"), 0);
+    ck_assert_int_eq(check("k2", "v2"), 1);
+}
+END_TEST
+
+START_TEST(test_get_batch_growth)
+{
+    /* keys spread over a table that is growing (old and new buckets both in use) */
+    char k[32], v[32];
+    struct storage_key keys[STORAGE_BATCH_MAX];
+    char names[STORAGE_BATCH_MAX][32];
+    struct item *out[STORAGE_BATCH_MAX];
+    for (int i = 0; i < 30000; i++) {
+        snprintf(k, sizeof(k), "g%d", i);
+        snprintf(v, sizeof(v), "%d", i);
+        ck_assert_int_eq(set(k, v), ST_OK);
+        if (i % 997 != 0)
+            continue;
+        for (int j = 0; j < STORAGE_BATCH_MAX; j++) {
+            snprintf(names[j], sizeof(names[j]), "g%d", (i * 31 + j * 7919) % (i + 1));
+            keys[j] = (struct storage_key){names[j], strlen(names[j])};
+        }
+        storage_get_batch(keys, STORAGE_BATCH_MAX, false, 0, out);
+        for (int j = 0; j < STORAGE_BATCH_MAX; j++) {
+            ck_assert_ptr_nonnull(out[j]);
+            ck_assert_uint_eq(out[j]->nkey, keys[j].len);
+            ck_assert(memcmp(item_key(out[j]), keys[j].p, keys[j].len) == 0);
+            item_put(out[j]);
+        }
+    }
+}
+END_TEST
+
 /* ---- expiry ---- */
 
 START_TEST(test_expiry_rules)
@@ -998,6 +1135,8 @@ static Suite *storage_suite(void)
           test_automove, test_class_stats, test_single_page_kept}},
         {"table", {test_table_growth, test_hammer, test_hammer_growth, test_walk_steps_growth}},
         {"refs", {test_ref_survives_delete, test_ref_concurrent_delete}},
+        {"batch",
+         {test_get_batch, test_get_batch_one_shard, test_get_batch_touch, test_get_batch_growth}},
         {"expiry", {test_expiry_rules, test_sweeper}},
         {"flush", {test_flush_now, test_flush_delayed, test_flush_no_cas}},
         {"arith", {test_arith}},

@@ -1,0 +1,146 @@
+"""Leftover differences from memcached 1.6.18, each checked byte for byte against Debian's
+memcached on the same conversation (cached and memcached each on a free loopback port):
+- stats sizes / sizes_enable / sizes_disable, with and without -o track_sizes and -C: the
+  histogram uses memcached's item sizes, enabling uses up a CAS id, no END after a switch;
+- flush_all uses up a CAS id (the next item's CAS is one higher);
+- -o lru_crawler_sleep=N and `lru_crawler sleep N`: accepted, limits, stats settings, and the
+  pass really pauses (a crawl at 1 s a batch is still running a second later; at 0 it ends).
+"""
+import os
+import struct
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import harness  # noqa: E402
+from harness import Checker, Server, MEMCACHED  # noqa: E402
+
+ck = Checker("test_parity_leftovers")
+
+
+def conversation(srv, chunks, text=True):
+    """Sends each chunk and collects its reply: up to the MN of an `mn` sent after it (text),
+    or until the server goes quiet (binary)."""
+    out = []
+    with srv.connect() as c:
+        for chunk in chunks:
+            if text:
+                c.send(chunk + b"mn\r\n")
+                out.append(c.read_until(b"MN\r\n")[:-4])
+            else:
+                c.send(chunk)
+                out.append(c.read_available(0.3 if not harness.ASAN else 0.6))
+    return out
+
+
+def compare(args, chunks, what, text=True):
+    with Server(args=args) as ca, Server(MEMCACHED, args=args, kind="memcached") as mc:
+        got, want = conversation(ca, chunks, text), conversation(mc, chunks, text)
+    for chunk, g, w in zip(chunks, got, want):
+        ck.eq(g, w, "%s %s: %r" % (what, " ".join(args), chunk[:40]))
+
+
+BIG = b"x" * 600000
+SIZES = [b"stats sizes\r\n", b"set a 0 0 1\r\nx\r\n", b"gets a\r\n", b"stats sizes\r\n",
+         b"stats sizes_enable\r\n", b"set b 5 0 1\r\nx\r\n", b"gets b\r\n", b"stats sizes\r\n",
+         b"set n 0 0 2\r\n10\r\n", b"incr n 1\r\n", b"incr n 100\r\n", b"gets n\r\n",
+         b"stats sizes\r\n", b"delete b\r\n", b"append n 0 0 3\r\nabc\r\n",
+         b"stats sizes\r\n", b"stats sizes_enable\r\n", b"set c 0 0 1\r\nx\r\n", b"gets c\r\n",
+         b"set big 0 0 600000\r\n" + BIG + b"\r\n", b"ms k 40 F9\r\n" + b"y" * 40 + b"\r\n",
+         b"stats sizes\r\n", b"stats sizes_disable\r\n", b"set d 0 0 1\r\nx\r\n",
+         b"gets d\r\n", b"stats sizes\r\n", b"stats sizes_enable extra\r\n",
+         b"stats sizes\r\n", b"stats sizes_disable\r\n", b"stats sizes_disable\r\n"]
+for args in ([], ["-o", "track_sizes"], ["-C"], ["-C", "-o", "track_sizes"]):
+    compare(args, SIZES, "sizes")
+
+
+
+def bin_stat(key):
+    """A binary-protocol STAT request for key."""
+    return struct.pack(">BBHBBHIIQ", 0x80, 0x10, len(key), 0, 0, 0, len(key), 0, 0) + key
+
+
+# binary: memcached answers the switches with the status packet and no terminator
+compare([], [bin_stat(k) for k in (b"sizes_enable", b"sizes", b"sizes_disable", b"sizes")],
+        "binary sizes", text=False)
+
+FLUSH = [b"set a 0 0 1\r\nx\r\n", b"flush_all\r\n", b"set b 0 0 1\r\nx\r\n", b"gets b\r\n",
+         b"flush_all 0\r\n", b"set c 0 0 1\r\nx\r\n", b"gets c\r\n", b"flush_all 100\r\n",
+         b"set d 0 0 1\r\nx\r\n", b"gets d\r\n", b"mg d c\r\n", b"flush_all noreply\r\n",
+         b"ms e 1\r\nz\r\n", b"mg e c\r\n"]
+compare([], FLUSH, "flush cas")
+
+CRAWLER = [b"lru_crawler sleep 1000000\r\n", b"lru_crawler sleep 1000001\r\n",
+           b"lru_crawler sleep -1\r\n", b"lru_crawler sleep x\r\n", b"lru_crawler sleep\r\n",
+           b"lru_crawler sleep 0\r\n", b"lru_crawler sleep 0 0\r\n"]
+compare([], CRAWLER, "lru_crawler sleep")
+for v in ("5", "abc", "1000000"):
+    with Server(args=["-o", "lru_crawler_sleep=" + v]) as s:
+        ck.eq(s.stats("settings")["lru_crawler_sleep"], str(int(v) if v.isdigit() else 0),
+              "-o lru_crawler_sleep=%s: stats settings" % v)
+
+
+def poll(cond, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# The pause is real: at 1 s a batch of 1000 chunks, a crawl over a page of small chunks
+# (thousands of them) is still running after a second; at 0 it ends.
+with Server(args=["-o", "lru_crawler_sleep=1000000"]) as s, s.connect() as c:
+    ck.eq(c.cmd("set k 0 0 1\r\nv"), b"STORED\r\n", "set")
+    ck.eq(c.cmd("lru_crawler crawl all"), b"OK\r\n", "crawl at 1 s a batch")
+    t0 = time.time()
+    time.sleep(1.2)
+    running = c.stats()["lru_crawler_running"]
+    if time.time() - t0 < 3.0:  # only meaningful if the check came in time
+        ck.eq(running, "1", "crawl at 1 s a batch: still running after 1.2 s")
+    ck.eq(c.cmd("lru_crawler sleep 0"), b"OK\r\n", "sleep 0 at runtime")
+    ck.check(poll(lambda: c.stats()["lru_crawler_running"] == "0"),
+             "crawl at sleep 0: ends")
+    ck.eq(c.stats("settings")["lru_crawler_sleep"], "0", "stats settings after sleep 0")
+
+
+
+# ---- stats: memcached counts its listening sockets as connections ----
+CONN_KEYS = ["curr_connections", "total_connections", "connection_structures",
+             "rejected_connections"]
+
+
+def conn_counts(srv):
+    """The connection counters at start, with 5 more clients, after they left, after a reset
+    (all read on one control connection, so no other connection comes and goes meanwhile)."""
+    out = []
+    time.sleep(1.0)  # the harness's readiness probe has been closed on the server's side
+    with srv.connect() as ctl:
+        st = ctl.stats()
+        out.append([st[k] for k in CONN_KEYS] + [int(st["uptime"])])
+        extra = [srv.connect() for _ in range(5)]
+        for c in extra:
+            c.cmd("version")
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+        for c in extra:
+            c.close()
+        deadline = time.time() + 20
+        while time.time() < deadline and ctl.stats()["curr_connections"] != out[0][0]:
+            time.sleep(0.05)
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+        ck.eq(ctl.cmd("stats reset"), b"RESET\r\n", "stats reset")
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+    return out
+
+
+for listen in ([], ["-l", "[::1]"]):  # the harness gives -l 127.0.0.1
+    with Server(args=listen) as ca, Server(MEMCACHED, args=listen, kind="memcached") as mc:
+        got, want = conn_counts(ca), conn_counts(mc)
+    up_got, up_want = got[0].pop(), want[0].pop()
+    ck.check(abs(up_got - up_want) <= 1, "uptime at start: cached %d, memcached %d"
+             % (up_got, up_want))
+    for i, (g, w) in enumerate(zip(got, want)):
+        ck.eq(g, w, "%s: %s, step %d" % (listen, " ".join(CONN_KEYS), i))
+
+ck.done()

@@ -1,0 +1,125 @@
+/*
+ * proto_pipe: the protocol's per-command cost without sockets — pipelined gets fed to
+ * proto_process in-process against a real store, timed in thread CPU time. What it isolates is the
+ * user-space work of a command and the cache misses of its lookup (the kernel's share and the
+ * loader are not in it), in thread CPU time, so on a shared machine it is far steadier than a
+ * throughput run.
+ *
+ * usage: build/proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v value bytes]
+ * Stores keys "key:<i>" (i < keys) with values of -v bytes, then repeats: a buffer of -d
+ * "get key:<random>\r\n" lines, proto_process, drop the reply. Prints ns of CPU per get (the
+ * median and the minimum of -r repetitions of -n batches).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <time.h>
+
+#include "protocol/proto.h"
+#include "protocol/reply.h"
+#include "protocol/stats.h"
+#include "storage/clock.h"
+#include "storage/storage.h"
+
+static struct proto_stats st;
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t next_rand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void run(struct proto_conn *pc, struct reply *r, const char *buf, size_t len)
+{
+    size_t consumed = 0, off = 0;
+    while (off < len) {
+        proto_process(pc, r, buf + off, len - off, &consumed, 1000, 1u << 30);
+        off += consumed;
+        if (consumed == 0)
+            abort();
+    }
+    reply_consumed(r, r->pending); /* as if written: releases referenced items */
+}
+
+int main(int argc, char **argv)
+{
+    unsigned keys = 100000, depth = 16, batches = 20000, reps = 7, vlen = 100;
+    int o;
+    while ((o = getopt(argc, argv, "k:d:n:r:v:")) != -1) {
+        switch (o) {
+        case 'k': keys = (unsigned)atoi(optarg); break;
+        case 'd': depth = (unsigned)atoi(optarg); break;
+        case 'n': batches = (unsigned)atoi(optarg); break;
+        case 'r': reps = (unsigned)atoi(optarg); break;
+        case 'v': vlen = (unsigned)atoi(optarg); break;
+        default: fprintf(stderr, "usage: proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v bytes]\n"); return 2;
+        }
+    }
+    clock_setup();
+    struct storage_config sc = {.mem_limit = 1024u << 20, .item_size_max = 1 << 20,
+                                .growth_factor = 1.25, .chunk_min = 48, .evictions = true,
+                                .use_cas = true, .shards = 16, .automove = false};
+    char err[256];
+    if (storage_setup(&sc, err, sizeof err) != 0) {
+        fprintf(stderr, "proto-pipe: %s\n", err);
+        return 1;
+    }
+    proto_setup(NULL, NULL);
+    struct proto_conn pc;
+    memset(&pc, 0, sizeof pc);
+    pc.stats = &st;
+    struct reply r;
+    reply_init(&r);
+
+    size_t cap = (size_t)depth * 64 + 4096 + vlen;
+    char *buf = malloc(cap), *val = malloc(vlen + 2);
+    memset(val, 'v', vlen);
+    memcpy(val + vlen, "\r\n", 2);
+    for (unsigned i = 0; i < keys; i++) { /* preload */
+        int n = snprintf(buf, cap, "set key:%u 0 0 %u noreply\r\n", i, vlen);
+        memcpy(buf + n, val, vlen + 2);
+        run(&pc, &r, buf, (size_t)n + vlen + 2);
+    }
+    /* every batch of a repetition written beforehand: the timed loop is proto_process only */
+    size_t all_cap = (size_t)batches * depth * 24 + 64;
+    char *all = malloc(all_cap);
+    size_t *ends = malloc((size_t)batches * sizeof *ends);
+    uint64_t *per = malloc(reps * sizeof *per);
+    for (unsigned rep = 0; rep < reps; rep++) {
+        size_t len = 0;
+        for (unsigned b = 0; b < batches; b++) {
+            for (unsigned d = 0; d < depth; d++)
+                len += (size_t)snprintf(all + len, all_cap - len, "get key:%u\r\n",
+                                        (unsigned)(next_rand() % keys));
+            ends[b] = len;
+        }
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+        size_t start = 0;
+        for (unsigned b = 0; b < batches; b++) {
+            run(&pc, &r, all + start, ends[b] - start);
+            start = ends[b];
+        }
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+        uint64_t ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+                      (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec;
+        per[rep] = ns * 1000 / ((uint64_t)batches * depth); /* picoseconds per get */
+    }
+    qsort(per, reps, sizeof *per, cmp_u64);
+    printf("proto-pipe keys=%u depth=%u value=%u: %.1f ns/get median, %.1f min (%u x %u gets)"
+           " hits=%llu\n", keys, depth, vlen, per[reps / 2] / 1000.0,
+           per[0] / 1000.0, reps, batches * depth,
+           (unsigned long long)st.get_hits);
+    return 0;
+}
