@@ -18,19 +18,24 @@ from harness import Checker, Server, MEMCACHED  # noqa: E402
 ck = Checker("test_parity_leftovers")
 
 
-def conversation(srv, chunks):
-    """Sends each chunk and collects what comes back until the server goes quiet."""
+def conversation(srv, chunks, text=True):
+    """Sends each chunk and collects its reply: up to the MN of an `mn` sent after it (text),
+    or until the server goes quiet (binary)."""
     out = []
     with srv.connect() as c:
         for chunk in chunks:
-            c.send(chunk)
-            out.append(c.read_available(0.3 if not harness.ASAN else 0.6))
+            if text:
+                c.send(chunk + b"mn\r\n")
+                out.append(c.read_until(b"MN\r\n")[:-4])
+            else:
+                c.send(chunk)
+                out.append(c.read_available(0.3 if not harness.ASAN else 0.6))
     return out
 
 
-def compare(args, chunks, what):
+def compare(args, chunks, what, text=True):
     with Server(args=args) as ca, Server(MEMCACHED, args=args, kind="memcached") as mc:
-        got, want = conversation(ca, chunks), conversation(mc, chunks)
+        got, want = conversation(ca, chunks, text), conversation(mc, chunks, text)
     for chunk, g, w in zip(chunks, got, want):
         ck.eq(g, w, "%s %s: %r" % (what, " ".join(args), chunk[:40]))
 
@@ -57,7 +62,7 @@ def bin_stat(key):
 
 # binary: memcached answers the switches with the status packet and no terminator
 compare([], [bin_stat(k) for k in (b"sizes_enable", b"sizes", b"sizes_disable", b"sizes")],
-        "binary sizes")
+        "binary sizes", text=False)
 
 FLUSH = [b"set a 0 0 1\r\nx\r\n", b"flush_all\r\n", b"set b 0 0 1\r\nx\r\n", b"gets b\r\n",
          b"flush_all 0\r\n", b"set c 0 0 1\r\nx\r\n", b"gets c\r\n", b"flush_all 100\r\n",
@@ -98,5 +103,44 @@ with Server(args=["-o", "lru_crawler_sleep=1000000"]) as s, s.connect() as c:
     ck.check(poll(lambda: c.stats()["lru_crawler_running"] == "0"),
              "crawl at sleep 0: ends")
     ck.eq(c.stats("settings")["lru_crawler_sleep"], "0", "stats settings after sleep 0")
+
+
+
+# ---- stats: memcached counts its listening sockets as connections ----
+CONN_KEYS = ["curr_connections", "total_connections", "connection_structures",
+             "rejected_connections"]
+
+
+def conn_counts(srv):
+    """The connection counters at start, with 5 more clients, after they left, after a reset
+    (all read on one control connection, so no other connection comes and goes meanwhile)."""
+    out = []
+    time.sleep(1.0)  # the harness's readiness probe has been closed on the server's side
+    with srv.connect() as ctl:
+        st = ctl.stats()
+        out.append([st[k] for k in CONN_KEYS] + [int(st["uptime"])])
+        extra = [srv.connect() for _ in range(5)]
+        for c in extra:
+            c.cmd("version")
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+        for c in extra:
+            c.close()
+        deadline = time.time() + 20
+        while time.time() < deadline and ctl.stats()["curr_connections"] != out[0][0]:
+            time.sleep(0.05)
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+        ck.eq(ctl.cmd("stats reset"), b"RESET\r\n", "stats reset")
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+    return out
+
+
+for listen in ([], ["-l", "[::1]"]):  # the harness gives -l 127.0.0.1
+    with Server(args=listen) as ca, Server(MEMCACHED, args=listen, kind="memcached") as mc:
+        got, want = conn_counts(ca), conn_counts(mc)
+    up_got, up_want = got[0].pop(), want[0].pop()
+    ck.check(abs(up_got - up_want) <= 1, "uptime at start: cached %d, memcached %d"
+             % (up_got, up_want))
+    for i, (g, w) in enumerate(zip(got, want)):
+        ck.eq(g, w, "%s: %s, step %d" % (listen, " ".join(CONN_KEYS), i))
 
 ck.done()
