@@ -72,8 +72,9 @@ static void conns_each(void (*fn)(void *arg, const struct proto_conn_info *c), v
                                      0};
         fn(arg, &ci);
     }
-    for (unsigned i = 0; i < nworkers; i++) {
-        struct worker *w = &workers[i];
+    /* Workers, then the TLS handshake threads (connections mid-handshake: conn_new_cmd). */
+    for (unsigned i = 0; i < nworkers + nhandshakers; i++) {
+        struct worker *w = i < nworkers ? &workers[i] : &handshakers[i - nworkers];
         pthread_mutex_lock(&w->conns_lock);
         for (struct conn *c = w->conns; c != NULL; c = c->next) {
             rel_time_t last = atomic_load_explicit(&c->last_active, memory_order_relaxed);

@@ -27,6 +27,7 @@
 struct handoff {
     struct handoff *next;
     struct conn *conn; /* an established TLS connection from a handshaker, or NULL: fd */
+    struct tls_conn *tls; /* to a handshaker: a closed connection's TLS state to dispose of */
     int fd;
     unsigned listener;
     struct sockaddr_storage peer;
@@ -94,7 +95,10 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         struct handoff *next = h->next;
         /* Accepted just before shutdown: served like the others (its first request within
          * the grace period), not closed unread, which a client would see as a failure. */
-        if (h->conn != NULL)
+        if (h->tls != NULL) {
+            tls_conn_free(h->tls, true);
+            close(h->fd);
+        } else if (h->conn != NULL)
             conn_adopt(w, h->conn);
         else
             conn_open(w, h->fd, h->listener, &h->peer);
@@ -264,6 +268,7 @@ void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *p
     }
     struct handoff *h = mem_alloc(sizeof *h);
     h->conn = NULL;
+    h->tls = NULL;
     h->fd = fd;
     h->listener = listener;
     h->peer = *peer;
@@ -275,6 +280,7 @@ void worker_take(struct worker *w, int fd, unsigned listener, const struct socka
     if (listeners[listener].tls && nhandshakers > 0) {
         struct handoff *h = mem_alloc(sizeof *h);
         h->conn = NULL;
+        h->tls = NULL;
         h->fd = fd;
         h->listener = listener;
         h->peer = *peer;
@@ -290,9 +296,26 @@ void worker_handoff(struct conn *c)
     worker_conn_detach(hs, c);
     struct handoff *h = mem_alloc(sizeof *h);
     h->conn = c;
+    h->tls = NULL;
     h->fd = c->fd;
     h->listener = c->listener;
     enqueue(&workers[hs->id % nworkers], h);
+}
+
+bool worker_tls_retire(struct worker *w, struct tls_conn *t, int fd)
+{
+    if (w->handshaker || nhandshakers == 0)
+        return false;
+    struct worker *hs = &handshakers[w->id % nhandshakers];
+    if (atomic_load(&hs->stop))
+        return false; /* shutting down: its loop may be gone */
+    struct handoff *h = mem_alloc(sizeof *h);
+    h->conn = NULL;
+    h->tls = t;
+    h->fd = fd;
+    h->listener = 0;
+    enqueue(hs, h);
+    return true;
 }
 
 void worker_stop(unsigned grace_ms)
@@ -324,7 +347,10 @@ static void teardown_one(struct worker *w)
     while (w->qhead != NULL) { /* queued after the worker stopped */
         struct handoff *h = w->qhead;
         w->qhead = h->next;
-        if (h->conn != NULL) {
+        if (h->tls != NULL) {
+            tls_conn_free(h->tls, true);
+            close(h->fd);
+        } else if (h->conn != NULL) {
             conn_discard(h->conn);
         } else {
             close(h->fd);

@@ -42,6 +42,7 @@ struct event;
 struct conn;
 struct proto_stats;
 struct handoff;
+struct tls_conn;
 struct sockaddr_storage;
 
 /* Niceness of the handshake threads (relative to the process; workers stay at 0). */
@@ -103,6 +104,12 @@ void worker_take(struct worker *w, int fd, unsigned listener, const struct socka
 /* Handshaker thread: c's handshake is done; moves c (event disarmed) to its worker, which
  * adopts it (conn_adopt). */
 void worker_handoff(struct conn *c);
+/* Worker thread, closing an established TLS connection: gives its TLS state and fd to the
+ * worker's handshake thread, which sends close_notify, frees the SSL and closes the fd
+ * (SSL_shutdown + SSL_free are ~27,000 instructions, most of what a reconnect-per-request
+ * client costs a worker; the handshake thread runs them at its lower priority). false (the
+ * caller does it) on a handshake thread, without -Z, or once shutdown began. */
+bool worker_tls_retire(struct worker *w, struct tls_conn *t, int fd);
 /* Asks every worker to finish its connections' in-flight replies and exit its loop within
  * grace_ms; worker_join waits for them. */
 void worker_stop(unsigned grace_ms);
