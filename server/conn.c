@@ -91,6 +91,11 @@ const char *conn_state_name(int state)
     case CONN_PARSE: return "conn_parse_cmd";
     case CONN_NREAD: return "conn_nread";
     case CONN_WRITE: return "conn_mwrite";
+    /* A TLS connection mid-handshake as memcached 1.6.18 shows it: conn_new_cmd (its
+     * listener hands the connection over in that state after the first SSL_accept step),
+     * conn_read once its worker has read handshake bytes (SSL_read drives the rest). */
+    case CONN_HANDSHAKE: return "conn_new_cmd";
+    case CONN_HANDSHAKE_READ: return "conn_read";
     default: return "conn_closing";
     }
 }
@@ -206,6 +211,8 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
     peer_name(c, peer);
     c->tls = listeners[listener].tls ? tls_conn_new(fd) : NULL;
     c->handshaking = c->tls != NULL;
+    if (c->handshaking)
+        set_state(c, CONN_HANDSHAKE);
     if (listeners[listener].tls && c->tls == NULL)
         log_error("out of memory for a TLS connection from %s", c->addr); /* closed below */
 
@@ -235,6 +242,7 @@ void conn_adopt(struct worker *w, struct conn *c)
      * at ours without event_del, which would look into the other thread's base. */
     event_assign(c->ev, w->base, -1, 0, conn_event, c);
     c->ev_flags = 0;
+    set_state(c, CONN_READ);
     c->w = w;
     c->pc.stats = &w->stats;
     worker_conn_add(w, c);
@@ -278,11 +286,16 @@ void conn_close(struct conn *c)
     }
     if (watch_wants(WATCH_CONNEVENTS))
         watch_conn_event(c, true);
-    if (c->tls != NULL) {
-        tls_conn_free(c->tls, !c->handshaking);
+    if (c->tls == NULL) {
+        close(c->fd);
+    } else {
+        /* Established: close_notify, SSL_free and close(2) on the handshake thread. */
+        if (c->handshaking || !worker_tls_retire(w, c->tls, c->fd)) {
+            tls_conn_free(c->tls, !c->handshaking);
+            close(c->fd);
+        }
         c->tls = NULL;
     }
-    close(c->fd);
     c->fd = -1;
     reply_clear(&c->reply); /* drops the item references of unsent values */
     proto_conn_release(&c->pc); /* a half-read value's item, SASL context */
@@ -532,7 +545,8 @@ static void conn_abort(struct conn *c)
 /* Advances a TLS handshake; false when the callback must return (waiting or closed). */
 static bool conn_handshake(struct conn *c)
 {
-    switch (tls_handshake(c->tls, c->addr)) {
+    enum tls_status r = tls_handshake(c->tls, c->addr);
+    switch (r) {
     case TLS_DONE:
         c->handshaking = false;
         conn_want(c, 0); /* re-armed below at the established connections' priority */
@@ -542,10 +556,10 @@ static bool conn_handshake(struct conn *c)
         }
         return true;
     case TLS_WANT_READ:
-        conn_want(c, EV_READ);
-        return false;
     case TLS_WANT_WRITE:
-        conn_want(c, EV_WRITE);
+        if (tls_bytes_in(c->tls))
+            set_state(c, CONN_HANDSHAKE_READ);
+        conn_want(c, r == TLS_WANT_READ ? EV_READ : EV_WRITE);
         return false;
     default:
         conn_abort(c);
@@ -585,6 +599,12 @@ static void conn_run(struct conn *c)
          * it), unless the reply outgrew max_output or the connection is closing. */
         bool hold = proto_holding_reply(&c->pc) && !c->closing && !c->draining &&
                     c->reply.pending <= max_output;
+        /* TLS: each record costs ~5,000 instructions whatever its size, so a yield (the -R
+         * budget, 20 requests) keeps replies smaller than one batch for the next round:
+         * 100 pipelined gets become one record, not five. */
+        if (act == PROTO_YIELD && c->tls != NULL && !c->closing && !c->draining &&
+            c->reply.pending < tls_batch_bytes() && c->reply.pending <= max_output)
+            hold = true;
         if (!hold && !reply_empty(&c->reply) && conn_flush(c) < 0) {
             conn_close(c);
             return;

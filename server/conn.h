@@ -21,7 +21,8 @@ struct tls_conn;
 struct sockaddr_storage;
 
 /* What `stats conns` shows (memcached's state names). */
-enum conn_state { CONN_READ, CONN_PARSE, CONN_WRITE, CONN_CLOSING, CONN_NREAD };
+enum conn_state { CONN_READ, CONN_PARSE, CONN_WRITE, CONN_CLOSING, CONN_NREAD, CONN_HANDSHAKE,
+                  CONN_HANDSHAKE_READ };
 
 #define CONN_ADDR_MAX 128 /* LISTEN_NAME_MAX: a unix peer is named by its listener */
 

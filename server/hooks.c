@@ -26,10 +26,19 @@ static void server_stats(struct proto_server_stats *o)
 {
     o->max_connections = settings.conn_limit;
     watch_stats(o);
-    o->curr_connections = server_counter(&server_counters.curr_connections);
-    o->total_connections = server_counter(&server_counters.total_connections);
+    /* memcached counts its listening sockets as connections: curr_connections is its count
+     * minus one (the conn asking, it says), total_connections starts at the listeners (until a
+     * `stats reset`), and connection_structures, one per fd ever used, is the listeners plus
+     * the most clients open at once (accept hands out the lowest free fd). */
+    uint64_t nlisten = 0;
+    for (size_t i = 0; i < nlisteners; i++)
+        nlisten += listeners[i].fd >= 0;
+    o->curr_connections = server_counter(&server_counters.curr_connections) + nlisten -
+                          (nlisten > 0);
+    o->total_connections = server_counter(&server_counters.total_connections) +
+                           (atomic_load(&server_counters.stats_reset) ? 0 : nlisten);
     o->rejected_connections = server_counter(&server_counters.rejected_connections);
-    o->connection_structures = server_counter(&server_counters.connection_structures);
+    o->connection_structures = server_counter(&server_counters.conn_high_water) + nlisten;
     /* memcached's reserved_fds: descriptors it holds besides client connections (stdio,
      * listeners, one notify fd per worker, the shutdown bell). */
     o->reserved_fds = 3 + listen_nfds() + nworkers + 1;
@@ -63,8 +72,9 @@ static void conns_each(void (*fn)(void *arg, const struct proto_conn_info *c), v
                                      0};
         fn(arg, &ci);
     }
-    for (unsigned i = 0; i < nworkers; i++) {
-        struct worker *w = &workers[i];
+    /* Workers, then the TLS handshake threads (connections mid-handshake: conn_new_cmd). */
+    for (unsigned i = 0; i < nworkers + nhandshakers; i++) {
+        struct worker *w = i < nworkers ? &workers[i] : &handshakers[i - nworkers];
         pthread_mutex_lock(&w->conns_lock);
         for (struct conn *c = w->conns; c != NULL; c = c->next) {
             rel_time_t last = atomic_load_explicit(&c->last_active, memory_order_relaxed);
@@ -83,6 +93,7 @@ static void reset_stats(void)
     worker_reset_stats();
     /* memcached's `stats reset` also zeroes these totals (not the gauges). */
     atomic_store(&server_counters.total_connections, 0);
+    atomic_store(&server_counters.stats_reset, true);
     atomic_store(&server_counters.rejected_connections, 0);
     atomic_store(&server_counters.listen_disabled_num, 0);
     atomic_store(&server_counters.time_in_listen_disabled_us, 0);

@@ -498,7 +498,6 @@ static void accept_pause(struct acceptor *a);
 static void accept_take(struct acceptor *a, const struct listener *l, int fd,
                         const struct sockaddr_storage *peer)
 {
-    server_counter_add(&server_counters.total_connections, 1);
     /* Several threads accept: reserve a slot first, so the limit is never overshot. */
     uint64_t limit = settings.conn_limit;
     uint64_t before = atomic_fetch_add_explicit(&server_counters.curr_connections, 1,
@@ -513,6 +512,14 @@ static void accept_take(struct acceptor *a, const struct listener *l, int fd,
                   (unsigned long)limit);
         return;
     }
+    server_counter_add(&server_counters.total_connections, 1); /* memcached: not rejected */
+    /* the most open at once (stats connection_structures) */
+    uint64_t hw = server_counter(&server_counters.conn_high_water);
+    while (before + 1 > hw &&
+           !atomic_compare_exchange_weak_explicit(&server_counters.conn_high_water, &hw,
+                                                  before + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
     unsigned idx = (unsigned)(l - listeners);
     if (a->w != NULL)
         worker_take(a->w, fd, idx, peer);

@@ -16,9 +16,12 @@
 
 struct server_counters {
     _Atomic uint64_t curr_connections;      /* client connections open now */
-    _Atomic uint64_t total_connections;     /* accepted since start (incl. rejected) */
+    _Atomic uint64_t total_connections;     /* accepted since start (excl. rejected) */
     _Atomic uint64_t rejected_connections;  /* closed at once because of -c */
     _Atomic uint64_t connection_structures; /* struct conn allocated (live + cached) */
+    _Atomic uint64_t conn_high_water;       /* most client connections open at once
+                                               (stats connection_structures) */
+    _Atomic bool stats_reset;               /* `stats reset` ran: total_connections restarted */
     _Atomic uint64_t listen_disabled_num;   /* times accept stopped for lack of fds */
     _Atomic uint64_t time_in_listen_disabled_us;
     _Atomic bool accepting;                 /* listeners are armed */

@@ -37,7 +37,7 @@
 #include "storage/mem.h"
 
 #define SESSION_ID_CONTEXT "cached"
-#define TLS_IOV_MAX 64
+#define TLS_IOV_MAX 1024 /* reply_iov only points into the array: gather all that fits */
 
 struct tls_conn {
     SSL *ssl;
@@ -334,6 +334,39 @@ void tls_stats(struct tls_stats *out)
 
 /* ---- connections ---- */
 
+/*
+ * The error queue. SSL_get_error reads the thread's queue, so it must hold nothing from
+ * before the call it classifies. ERR_clear_error walks all 16 slots of the queue and frees
+ * each (~2,200 instructions, profiled: 22% of a depth-1 get); ERR_peek_error only looks, but
+ * still costs ~200 (OpenSSL's init check and thread-local lookup), twice per request. So the
+ * data path (tls_read, write_some) never looks on success: a return > 0 needs no
+ * classification. On failure it first asks the SSL object itself: SSL_want_read/write is
+ * what SSL_get_error answers for a would-block when the queue is empty, and does not read
+ * the queue (with the BIO's retry flag, as SSL_get_error tests it); only a real failure goes
+ * to SSL_get_error. Every failure path leaves the queue
+ * empty, so an error left by anything else on the thread can at worst change the log line of
+ * a connection that is closing anyway.
+ */
+static inline void err_reset(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
+static inline bool would_block(const struct tls_conn *t)
+{
+    /* SSL_get_error's own test, minus the queue: the record layer waits on a socket BIO
+     * that asked to be retried (an EOF or ECONNRESET leaves the state "reading" but no
+     * retry flag: those go to SSL_get_error). */
+    BIO *b = SSL_want_read(t->ssl)    ? SSL_get_rbio(t->ssl)
+             : SSL_want_write(t->ssl) ? SSL_get_wbio(t->ssl)
+                                      : NULL;
+    if (b == NULL || !BIO_should_retry(b))
+        return false;
+    err_reset(); /* normally empty already: only looks */
+    return true;
+}
+
 struct tls_conn *tls_conn_new(int fd)
 {
     unsigned gen = atomic_load_explicit(&ctx_gen, memory_order_acquire);
@@ -367,7 +400,7 @@ void tls_conn_free(struct tls_conn *t, bool clean)
         return;
     if (clean && t->established)
         SSL_shutdown(t->ssl); /* one non-blocking try at close_notify */
-    ERR_clear_error();
+    err_reset();
     SSL_free(t->ssl);
     mem_free(t->wbuf);
     mem_free(t);
@@ -379,15 +412,6 @@ void tls_count_timeout(void)
     atomic_fetch_add_explicit(&n_errors, 1, memory_order_relaxed);
 }
 
-/* SSL_get_error needs an empty error queue before each call. Every path here that can leave
- * an error clears it, so the queue is normally empty already: ERR_clear_error itself walks
- * all 16 slots of the queue and frees each (~2,200 instructions, profiled: 22% of a depth-1
- * get), whereas ERR_peek_error only looks. */
-static inline void err_reset(void)
-{
-    if (ERR_peek_error() != 0)
-        ERR_clear_error();
-}
 
 /* Why an operation failed, for the one log line. */
 static const char *fail_reason(int ssl_err, char *buf, size_t n)
@@ -429,7 +453,6 @@ enum tls_status tls_handshake(struct tls_conn *t, const char *peer)
 
 ssize_t tls_read(struct tls_conn *t, void *buf, size_t len, const char *peer)
 {
-    err_reset();
     errno = 0;
     int n = SSL_read(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
     if (t->reneg) {
@@ -439,6 +462,10 @@ ssize_t tls_read(struct tls_conn *t, void *buf, size_t len, const char *peer)
     }
     if (n > 0)
         return n;
+    if (would_block(t)) {
+        errno = EAGAIN;
+        return -1;
+    }
     int e = SSL_get_error(t->ssl, n);
     switch (e) {
     case SSL_ERROR_WANT_READ:
@@ -460,6 +487,11 @@ ssize_t tls_read(struct tls_conn *t, void *buf, size_t len, const char *peer)
     }
 }
 
+bool tls_bytes_in(const struct tls_conn *t)
+{
+    return BIO_number_read(SSL_get_rbio(t->ssl)) > 0;
+}
+
 bool tls_pending(const struct tls_conn *t)
 {
     return SSL_has_pending(t->ssl) == 1;
@@ -468,16 +500,21 @@ bool tls_pending(const struct tls_conn *t)
 /* One SSL_write; > 0 bytes taken, 0 would block, -1 error. */
 static int write_some(struct tls_conn *t, const void *buf, size_t len)
 {
-    err_reset();
-    errno = 0;
     int n = SSL_write(t->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
     if (n > 0)
         return n;
+    if (would_block(t))
+        return 0;
     int e = SSL_get_error(t->ssl, n);
     if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
         return 0;
     ERR_clear_error();
     return -1;
+}
+
+size_t tls_batch_bytes(void)
+{
+    return wbuf_cap;
 }
 
 /* Copies the reply's leading small iovecs into wbuf (at least the first one). */

@@ -66,8 +66,12 @@ void tls_conn_free(struct tls_conn *t, bool clean);
 enum tls_status tls_handshake(struct tls_conn *t, const char *peer);
 /* Like read(2): > 0 bytes, 0 at the peer's close, -1 with errno (EAGAIN: try on readiness). */
 ssize_t tls_read(struct tls_conn *t, void *buf, size_t len, const char *peer);
+/* The peer has sent bytes (handshake started), for `stats conns`. */
+bool tls_bytes_in(const struct tls_conn *t);
 /* Decrypted bytes already buffered (epoll cannot see them). */
 bool tls_pending(const struct tls_conn *t);
+/* Reply bytes worth gathering into one record before writing (ssl_wbuf_size). */
+size_t tls_batch_bytes(void);
 /* Writes queued replies: small pieces batched into one record (up to ssl_wbuf_size), large
  * values straight from the item. Adds plaintext bytes sent to *written. Returns 1 all sent,
  * 0 socket full, -1 error. */

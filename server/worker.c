@@ -27,6 +27,7 @@
 struct handoff {
     struct handoff *next;
     struct conn *conn; /* an established TLS connection from a handshaker, or NULL: fd */
+    struct tls_conn *tls; /* to a handshaker: a closed connection's TLS state to dispose of */
     int fd;
     unsigned listener;
     struct sockaddr_storage peer;
@@ -94,7 +95,10 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
         struct handoff *next = h->next;
         /* Accepted just before shutdown: served like the others (its first request within
          * the grace period), not closed unread, which a client would see as a failure. */
-        if (h->conn != NULL)
+        if (h->tls != NULL) {
+            tls_conn_free(h->tls, true);
+            close(h->fd);
+        } else if (h->conn != NULL)
             conn_adopt(w, h->conn);
         else
             conn_open(w, h->fd, h->listener, &h->peer);
@@ -194,12 +198,14 @@ static void *worker_main(void *arg)
     while (w->conns != NULL)
         conn_close(w->conns);
     tls_thread_release();
-    while (w->free_conns != NULL) {
-        struct conn *c = w->free_conns;
-        w->free_conns = c->next;
-        conn_free(c);
-    }
-    w->nfree = 0;
+    for (struct conn **list = &w->free_conns; list != NULL;
+         list = list == &w->free_conns ? &w->free_bare : NULL)
+        while (*list != NULL) {
+            struct conn *c = *list;
+            *list = c->next;
+            conn_free(c);
+        }
+    w->nfree = w->nfree_bufs = 0;
     return NULL;
 }
 
@@ -262,6 +268,7 @@ void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *p
     }
     struct handoff *h = mem_alloc(sizeof *h);
     h->conn = NULL;
+    h->tls = NULL;
     h->fd = fd;
     h->listener = listener;
     h->peer = *peer;
@@ -273,6 +280,7 @@ void worker_take(struct worker *w, int fd, unsigned listener, const struct socka
     if (listeners[listener].tls && nhandshakers > 0) {
         struct handoff *h = mem_alloc(sizeof *h);
         h->conn = NULL;
+        h->tls = NULL;
         h->fd = fd;
         h->listener = listener;
         h->peer = *peer;
@@ -288,9 +296,26 @@ void worker_handoff(struct conn *c)
     worker_conn_detach(hs, c);
     struct handoff *h = mem_alloc(sizeof *h);
     h->conn = c;
+    h->tls = NULL;
     h->fd = c->fd;
     h->listener = c->listener;
     enqueue(&workers[hs->id % nworkers], h);
+}
+
+bool worker_tls_retire(struct worker *w, struct tls_conn *t, int fd)
+{
+    if (w->handshaker || nhandshakers == 0)
+        return false;
+    struct worker *hs = &handshakers[w->id % nhandshakers];
+    if (atomic_load(&hs->stop))
+        return false; /* shutting down: its loop may be gone */
+    struct handoff *h = mem_alloc(sizeof *h);
+    h->conn = NULL;
+    h->tls = t;
+    h->fd = fd;
+    h->listener = 0;
+    enqueue(hs, h);
+    return true;
 }
 
 void worker_stop(unsigned grace_ms)
@@ -322,7 +347,10 @@ static void teardown_one(struct worker *w)
     while (w->qhead != NULL) { /* queued after the worker stopped */
         struct handoff *h = w->qhead;
         w->qhead = h->next;
-        if (h->conn != NULL) {
+        if (h->tls != NULL) {
+            tls_conn_free(h->tls, true);
+            close(h->fd);
+        } else if (h->conn != NULL) {
             conn_discard(h->conn);
         } else {
             close(h->fd);
@@ -363,7 +391,7 @@ void worker_teardown(void)
 /* ---- the connection list (owner thread) ---- */
 
 #define WORKER_FREE_MAX 64 /* closed connection structs a worker keeps for reuse */
-#define WORKER_FREE_BUFS 16 /* of which keep their buffers (~33 KB each) */
+#define WORKER_FREE_BUFS 32 /* of which keep their buffers (~33 KB each: ~1 MB a worker) */
 
 void worker_conn_add(struct worker *w, struct conn *c)
 {
@@ -396,22 +424,24 @@ void worker_conn_detach(struct worker *w, struct conn *c)
 void worker_conn_remove(struct worker *w, struct conn *c)
 {
     worker_conn_detach(w, c);
-    if (w->nfree < WORKER_FREE_MAX) {
-        /* The first WORKER_FREE_BUFS kept structs keep their read buffer and reply block:
-         * a client that reconnects per request (Django's) costs no buffer allocation then,
-         * and what a worker holds when its clients are gone stays bounded. */
-        if (c->rbuf != NULL) {
-            if (w->nfree_bufs < WORKER_FREE_BUFS)
-                w->nfree_bufs++;
-            else
-                conn_drop_buffers(c);
-        }
+    if (w->nfree >= WORKER_FREE_MAX) {
+        conn_free(c);
+        return;
+    }
+    /* Up to WORKER_FREE_BUFS kept structs keep their read buffer and reply block: a client
+     * that reconnects per request (Django's) costs no buffer allocation then, and what a
+     * worker holds when its clients are gone stays bounded. */
+    if (c->rbuf != NULL && w->nfree_bufs < WORKER_FREE_BUFS) {
         c->next = w->free_conns;
         w->free_conns = c;
-        w->nfree++;
+        w->nfree_bufs++;
     } else {
-        conn_free(c);
+        if (c->rbuf != NULL)
+            conn_drop_buffers(c);
+        c->next = w->free_bare;
+        w->free_bare = c;
     }
+    w->nfree++;
 }
 
 struct conn *worker_conn_reuse(struct worker *w)
@@ -419,10 +449,13 @@ struct conn *worker_conn_reuse(struct worker *w)
     struct conn *c = w->free_conns;
     if (c != NULL) {
         w->free_conns = c->next;
-        w->nfree--;
-        if (c->rbuf != NULL)
-            w->nfree_bufs--;
+        w->nfree_bufs--;
+    } else if ((c = w->free_bare) != NULL) {
+        w->free_bare = c->next;
+    } else {
+        return NULL;
     }
+    w->nfree--;
     return c;
 }
 

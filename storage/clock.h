@@ -45,11 +45,12 @@ static inline rel_time_t clock_now(void)
  * rel_time_t to store in an item (0 = never; any value <= clock_now() is already expired). */
 rel_time_t clock_exptime(int64_t exptime);
 
-/* Whole seconds since clock_setup() (stats `uptime`). */
+/* stats `uptime`: whole seconds since clock_setup(), plus 2, as memcached's (its clock starts
+ * at ITEM_UPDATE_INTERVAL + 2 = 62 and it shows now - ITEM_UPDATE_INTERVAL). */
 static inline uint32_t clock_uptime(void)
 {
     rel_time_t now = clock_now();
-    return now > CLOCK_START_MARGIN ? now - CLOCK_START_MARGIN : 0;
+    return now > CLOCK_START_MARGIN - 2 ? now - (CLOCK_START_MARGIN - 2) : 0;
 }
 
 /* Converts a rel_time_t to unix time (for stats `time`, meta TTLs). */

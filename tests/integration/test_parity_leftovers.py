@@ -18,19 +18,24 @@ from harness import Checker, Server, MEMCACHED  # noqa: E402
 ck = Checker("test_parity_leftovers")
 
 
-def conversation(srv, chunks):
-    """Sends each chunk and collects what comes back until the server goes quiet."""
+def conversation(srv, chunks, text=True):
+    """Sends each chunk and collects its reply: up to the MN of an `mn` sent after it (text),
+    or until the server goes quiet (binary)."""
     out = []
     with srv.connect() as c:
         for chunk in chunks:
-            c.send(chunk)
-            out.append(c.read_available(0.3 if not harness.ASAN else 0.6))
+            if text:
+                c.send(chunk + b"mn\r\n")
+                out.append(c.read_until(b"MN\r\n")[:-4])
+            else:
+                c.send(chunk)
+                out.append(c.read_available(0.3 if not harness.ASAN else 0.6))
     return out
 
 
-def compare(args, chunks, what):
+def compare(args, chunks, what, text=True):
     with Server(args=args) as ca, Server(MEMCACHED, args=args, kind="memcached") as mc:
-        got, want = conversation(ca, chunks), conversation(mc, chunks)
+        got, want = conversation(ca, chunks, text), conversation(mc, chunks, text)
     for chunk, g, w in zip(chunks, got, want):
         ck.eq(g, w, "%s %s: %r" % (what, " ".join(args), chunk[:40]))
 
@@ -57,7 +62,7 @@ def bin_stat(key):
 
 # binary: memcached answers the switches with the status packet and no terminator
 compare([], [bin_stat(k) for k in (b"sizes_enable", b"sizes", b"sizes_disable", b"sizes")],
-        "binary sizes")
+        "binary sizes", text=False)
 
 FLUSH = [b"set a 0 0 1\r\nx\r\n", b"flush_all\r\n", b"set b 0 0 1\r\nx\r\n", b"gets b\r\n",
          b"flush_all 0\r\n", b"set c 0 0 1\r\nx\r\n", b"gets c\r\n", b"flush_all 100\r\n",
@@ -98,5 +103,98 @@ with Server(args=["-o", "lru_crawler_sleep=1000000"]) as s, s.connect() as c:
     ck.check(poll(lambda: c.stats()["lru_crawler_running"] == "0"),
              "crawl at sleep 0: ends")
     ck.eq(c.stats("settings")["lru_crawler_sleep"], "0", "stats settings after sleep 0")
+
+
+
+# ---- stats: memcached counts its listening sockets as connections ----
+CONN_KEYS = ["curr_connections", "total_connections", "connection_structures",
+             "rejected_connections"]
+
+
+def conn_counts(srv):
+    """The connection counters at start, with 5 more clients, after they left, after a reset
+    (all read on one control connection, so no other connection comes and goes meanwhile)."""
+    out = []
+    time.sleep(1.0)  # the harness's readiness probe has been closed on the server's side
+    with srv.connect() as ctl:
+        st = ctl.stats()
+        out.append([st[k] for k in CONN_KEYS] + [int(st["uptime"])])
+        extra = [srv.connect() for _ in range(5)]
+        for c in extra:
+            c.cmd("version")
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+        for c in extra:
+            c.close()
+        deadline = time.time() + 20
+        while time.time() < deadline and ctl.stats()["curr_connections"] != out[0][0]:
+            time.sleep(0.05)
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+        ck.eq(ctl.cmd("stats reset"), b"RESET\r\n", "stats reset")
+        out.append([ctl.stats()[k] for k in CONN_KEYS])
+    return out
+
+
+for listen in ([], ["-l", "[::1]"]):  # the harness gives -l 127.0.0.1
+    with Server(args=listen) as ca, Server(MEMCACHED, args=listen, kind="memcached") as mc:
+        got, want = conn_counts(ca), conn_counts(mc)
+    up_got, up_want = got[0].pop(), want[0].pop()
+    ck.check(abs(up_got - up_want) <= 1, "uptime at start: cached %d, memcached %d"
+             % (up_got, up_want))
+    for i, (g, w) in enumerate(zip(got, want)):
+        ck.eq(g, w, "%s: %s, step %d" % (listen, " ".join(CONN_KEYS), i))
+
+
+# ---- watch fetchers: an expired or flushed item found by a lookup says so ----
+WATCH_SCRIPT = [
+    b"set b 0 0 1\r\nx\r\n", b"flush_all\r\nget b\r\n",
+    b"set a 0 -1 1\r\nx\r\nget a\r\n",
+    b"set e 0 0 1\r\nx\r\n", b"flush_all\r\nmg e v\r\nmg e v\r\n",
+    b"set f 0 0 1\r\nx\r\n", b"flush_all\r\nincr f 1\r\ntouch f 1\r\ngat 1 f\r\ndelete f\r\n",
+    b"set g 0 0 1\r\nx\r\n", b"flush_all\r\ntouch g 1\r\n",
+    b"set h 0 0 1\r\nx\r\n", b"flush_all\r\nset h 0 0 1\r\ny\r\n",
+    b"set i 0 0 1\r\nx\r\n", b"flush_all\r\ndelete i\r\n",
+    b"set j 0 0 1\r\nx\r\n", b"flush_all\r\ngets j k nope\r\n",
+    b"set k 0 0 1\r\nx\r\n", b"flush_all\r\nma k\r\n",
+    b"set l 0 0 1\r\nx\r\n", b"flush_all\r\nmd l\r\n",
+    b"set m 0 0 1\r\nx\r\n", b"flush_all\r\nms m 1\r\nz\r\n",
+    b"set n 0 0 1\r\nx\r\n", b"flush_all\r\nappend n 0 0 1\r\nz\r\n",
+    b"set o 0 0 1\r\nx\r\n", b"me o\r\nflush_all\r\nme o\r\nme o\r\n",
+    b"set p 0 0 1\r\nx\r\n", b"flush_all\r\ngat 0 p\r\n",
+    b"set q 0 -1 1\r\nx\r\nget q r q\r\n",
+]
+
+
+def watch_lines(srv):
+    with srv.connect() as w, srv.connect() as c:
+        w.send(b"watch fetchers mutations\r\n")
+        ck.eq(w.readline(), b"OK\r\n", "watch: OK")
+        for chunk in WATCH_SCRIPT:
+            c.send(chunk + b"mn\r\n")
+            c.read_until(b"MN\r\n")
+        c.send(b"get END-OF-SCRIPT\r\n")
+        c.read_until(b"END\r\n")
+        text = w.read_until(b"key=END-OF-SCRIPT").decode()
+    lines = []
+    for line in text.splitlines():
+        parts = [p for p in line.split() if not p.startswith(("ts=", "gid=", "cfd="))]
+        lines.append(" ".join(parts))
+    return lines
+
+
+with Server() as ca, Server(MEMCACHED, kind="memcached") as mc:
+    got, want = watch_lines(ca), watch_lines(mc)
+ck.eq(len(got), len(want), "watch: as many lines")
+for i, (g, w) in enumerate(zip(got, want)):
+    ck.eq(g, w, "watch line %d" % i)
+
+# me: memcached's size of the item (its header, key + NUL, value + CRLF, flags, CAS)
+ME = [b"set a 0 0 1\r\nx\r\nme a\r\n", b"set b 5 100 200\r\n" + b"y" * 200 + b"\r\nme b\r\n",
+      b"set c 0 0 5000\r\n" + b"y" * 5000 + b"\r\nme c\r\n", b"me nope\r\n",
+      b"ms " + b"k" * 250 + b" 3\r\nabc\r\nme " + b"k" * 250 + b"\r\n"]
+with Server() as ca, Server(MEMCACHED, kind="memcached") as mc:
+    got, want = conversation(ca, ME), conversation(mc, ME)
+for chunk, g, w in zip(ME, got, want):
+    strip = lambda b: b" ".join(p for p in b.split(b" ") if not p.startswith(b"la="))
+    ck.eq(strip(g), strip(w), "me (la= aside): %r" % chunk[:20])
 
 ck.done()

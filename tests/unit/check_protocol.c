@@ -617,17 +617,18 @@ START_TEST(test_iovecs)
     ck_assert_uint_eq(reply_iov(&S.r, &iov, 1024), 1);
     ck_assert_uint_eq(iov[0].iov_len, 20 * strlen("VALUE k 0 5\r\nhello\r\nEND\r\n"));
 
-    char big[700];
+    /* above PROTO_INLINE_VALUE_MAX: referenced in its item, not copied */
+    static char big[3100];
     memset(big, 'b', sizeof(big));
-    memcpy(big, "set b 0 0 600\r\n", 15);
-    memcpy(big + 15 + 600, "\r\n", 2);
-    run(big, 617);
+    memcpy(big, "set b 0 0 3000\r\n", 16);
+    memcpy(big + 16 + 3000, "\r\n", 2);
+    run(big, 3018);
     sim_free(&S);
     sim_init(&S);
     sim_feed_opts(&S, "get b k\r\nget b\r\n", 16, 1000, false);
     /* header | value | "\r\n" + k + END + header | value | "\r\nEND\r\n" */
     ck_assert_uint_eq(reply_iov(&S.r, &iov, 1024), 5);
-    ck_assert_uint_eq(iov[1].iov_len, 600);
+    ck_assert_uint_eq(iov[1].iov_len, 3000);
     ck_assert_uint_eq(S.r.nrefs, 2);
     sim_flush(&S);
     ck_assert_uint_eq(S.r.nrefs, 0);
@@ -637,11 +638,12 @@ END_TEST
 /* A bad key in a multi-get drops the VALUEs already composed (and their references). */
 START_TEST(test_multiget_rollback)
 {
-    char big[700];
+    /* above PROTO_INLINE_VALUE_MAX: referenced in its item, not copied */
+    static char big[3100];
     memset(big, 'b', sizeof(big));
-    memcpy(big, "set b 0 0 600\r\n", 15);
-    memcpy(big + 15 + 600, "\r\n", 2);
-    run(big, 617);
+    memcpy(big, "set b 0 0 3000\r\n", 16);
+    memcpy(big + 16 + 3000, "\r\n", 2);
+    run(big, 3018);
     RUN("set k 0 0 1\r\nx\r\n");
     char line[400];
     int n = sprintf(line, "version\r\nget b k b ");
