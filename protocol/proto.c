@@ -398,9 +398,13 @@ struct get_batch {
 
 static void get_batch_flush(struct proto_ctx *x, struct get_batch *b)
 {
-    if (b->n == 1) { /* a single-key get: no batch to overlap */
-        struct token t = {b->k[0].p, b->k[0].len};
-        get_key(x, &t, b->touch, b->exptime, b->with_cas);
+    if (b->n == 1 || WATCHING(WATCH_FETCHERS)) {
+        /* a single-key get: no batch to overlap; or `watch fetchers`, whose lines say why
+         * each key missed (storage_last_miss: the thread's last lookup) */
+        for (size_t i = 0; i < b->n; i++) {
+            struct token t = {b->k[i].p, b->k[i].len};
+            get_key(x, &t, b->touch, b->exptime, b->with_cas);
+        }
     } else if (b->n > 1) {
         struct item *it[STORAGE_BATCH_MAX];
         storage_get_batch(b->k, b->n, b->touch, b->exptime, it);

@@ -48,8 +48,9 @@ struct reply_mark {
 void reply_init(struct reply *r);
 /* Releases every block, iovec array and item reference. */
 void reply_deinit(struct reply *r);
-/* Empties r as reply_deinit does, but keeps its first block and its arrays when they are of
- * the starting size, for the next connection that uses the struct. */
+/* Empties r as reply_deinit does, but gives its blocks to the thread's pool (reply.c) and
+ * keeps its arrays when they are of the starting size, for the next connection that uses
+ * the struct. */
 void reply_clear(struct reply *r);
 
 /* Appends text, copying it. */
@@ -85,6 +86,9 @@ static inline bool reply_empty(const struct reply *r)
 #include <string.h>
 
 void reply_add_slow(struct reply *r, const void *data, size_t len);
+/* An empty reply's first block, from the thread's pool (reply.c): the common first append of
+ * a reply takes it here and stays on the inline path. */
+struct reply_block *reply_start(struct reply *r);
 char *reply_reserve_slow(struct reply *r, size_t len);
 void reply_commit_slow(struct reply *r, size_t used);
 
@@ -107,8 +111,8 @@ static inline struct iovec *reply_text_tail(struct reply *r, char *at)
 
 static inline void reply_add(struct reply *r, const void *data, size_t len)
 {
-    struct reply_block *b = r->cur;
-    if (b && len > 0 && REPLY_BLOCK_SIZE - b->used >= len) {
+    struct reply_block *b = r->cur ? r->cur : reply_start(r);
+    if (len > 0 && REPLY_BLOCK_SIZE - b->used >= len) {
         char *dst = b->data + b->used;
         struct iovec *last = reply_text_tail(r, dst);
         if (last) {
@@ -124,7 +128,9 @@ static inline void reply_add(struct reply *r, const void *data, size_t len)
 
 static inline char *reply_reserve(struct reply *r, size_t len)
 {
-    if (r->cur && REPLY_BLOCK_SIZE - r->cur->used >= len)
+    if (!r->cur)
+        reply_start(r);
+    if (REPLY_BLOCK_SIZE - r->cur->used >= len)
         return r->cur->data + r->cur->used;
     return reply_reserve_slow(r, len);
 }

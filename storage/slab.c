@@ -433,9 +433,9 @@ static struct item *clock_take(struct slab_class *c, struct item *it, bool allow
  *     the main ring where it already sits (nothing moves: the entry is dropped); never read
  *     -> evicted, unless the item under the main hand was never read either (it is older:
  *     that one goes, so a write stream nobody reads is still evicted oldest first).
- *   - the ghost: a key the window evicted unread leaves a 16-bit tag (direct-mapped by hash,
- *     as many slots as the class has chunks, rounded up to a power of two: 2-4 bytes a chunk);
- *     stored again while its tag is there, it skips the window: its reuse is proven.
+ *   - the ghost: a key evicted live (from the window unread, or by the hand) leaves an 8-bit
+ *     tag (direct-mapped by hash, two slots a chunk rounded up to a power of two: 2-4 bytes a
+ *     chunk); stored again while its tag is there, it skips the window: its reuse is proven.
  * Zipf traffic: one-time keys leave after a short probation instead of a full lap, so the
  * ring keeps more of the keys that come back. A key-level simulation of
  * tools/bench_hitratio.py's zipf trace with cached's classes and pages (30,528 chunks at

@@ -109,8 +109,14 @@ def many_connections():
 def conn_limit():
     limit = 5
     with Server(args=["-c", str(limit)]) as srv:
-        time.sleep(0.2)  # wait_port's probe connection must be gone
-        conns = [srv.connect() for _ in range(limit)]
+        # wait_port's probe connection must be gone: the worker that accepted it may not have
+        # seen it close yet (workers accept on their own sockets), so poll from the first
+        # connection, which holds one of the slots itself
+        conns = [srv.connect()]
+        deadline = time.time() + 20
+        while time.time() < deadline and conns[0].stats().get("curr_connections") != "1":
+            time.sleep(0.05)
+        conns += [srv.connect() for _ in range(limit - 1)]
         for c in conns:
             ck.check(c.cmd("version").startswith(b"VERSION "), "connection within -c answers")
         extra = srv.connect()
@@ -124,7 +130,9 @@ def conn_limit():
                  "rejected_connections counted (%s)" % st.get("rejected_connections"))
         ck.eq(st.get("max_connections"), str(limit), "max_connections")
         conns[-1].close()
-        time.sleep(0.3)
+        deadline = time.time() + 20
+        while time.time() < deadline and conns[0].stats().get("curr_connections") != str(limit - 1):
+            time.sleep(0.05)
         again = srv.connect()
         ck.check(again.cmd("version").startswith(b"VERSION "), "a freed slot is usable again")
         again.close()

@@ -304,6 +304,50 @@ START_TEST(test_eviction_order)
 }
 END_TEST
 
+static void slab_min_cb(void *arg, const struct slab_class_stats *s)
+{
+    uint32_t *min = arg;
+    if (s->used_chunks > 0 && (*min == 0 || s->chunk_size < *min))
+        *min = s->chunk_size;
+}
+
+/* Two 1 MB pages, each the only page of its class and old: a set of a third size, which owns
+ * no page, borrows a chunk of the larger class (one eviction) rather than taking a class's
+ * only page (a page of evictions, then ping-pong every 2 s when more sizes are in use than
+ * pages: storage/README, Page allocation). */
+START_TEST(test_single_page_kept)
+{
+    storage_teardown();
+    struct storage_config c = cfg_default();
+    c.mem_limit = 2u << 20;
+    start(c);
+    char key[32];
+    const size_t sizes[2] = {2000, 1000};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(store(k ? "s0" : "l0", valn(sizes[k], 'a'), sizes[k], 0, OP_SET, 0,
+                               NULL), ST_OK);
+        uint32_t chunk = 0;
+        storage_slab_stats(k ? slab_min_cb : slab_any_cb, &chunk);
+        ck_assert_uint_gt(chunk, 0);
+        for (uint32_t i = 1; i < (1u << 20) / chunk; i++) {
+            snprintf(key, sizeof(key), "%c%u", k ? 's' : 'l', i);
+            ck_assert_int_eq(store(key, valn(sizes[k], 'a'), sizes[k], 0, OP_SET, 0, NULL),
+                             ST_OK);
+        }
+    }
+    struct storage_stats before = stats();
+    ck_assert_uint_eq(before.evictions, 0);
+    ck_assert_uint_eq(before.total_malloced, 2u << 20);
+    clock_set(NOW + 10); /* both pages past their residency */
+    ck_assert_int_eq(store("m0", valn(700, 'b'), 700, 0, OP_SET, 0, NULL), ST_OK);
+    ck_assert_int_eq(check("m0", valn(700, 'b')), 1);
+    struct storage_stats after = stats();
+    ck_assert_uint_eq(after.evictions, 1);
+    ck_assert_uint_eq(after.curr_items, before.curr_items);
+    ck_assert_int_eq(check("l0", valn(2000, 'a')), 1);
+}
+END_TEST
+
 START_TEST(test_no_evictions)
 {
     storage_teardown();
@@ -1088,7 +1132,7 @@ static Suite *storage_suite(void)
         {"ops", {test_set_get_delete, test_add_replace_cas, test_no_cas, test_setup_errors}},
         {"slab",
          {test_class_selection, test_hard_cap, test_eviction_order, test_no_evictions,
-          test_automove, test_class_stats}},
+          test_automove, test_class_stats, test_single_page_kept}},
         {"table", {test_table_growth, test_hammer, test_hammer_growth, test_walk_steps_growth}},
         {"refs", {test_ref_survives_delete, test_ref_concurrent_delete}},
         {"batch",
