@@ -197,4 +197,18 @@ for chunk, g, w in zip(ME, got, want):
     strip = lambda b: b" ".join(p for p in b.split(b" ") if not p.startswith(b"la="))
     ck.eq(strip(g), strip(w), "me (la= aside): %r" % chunk[:20])
 
+
+# stats extstore: memcached built without extstore lists nothing
+compare([], [b"stats extstore\r\n", b"stats extstore x\r\n"], "stats extstore")
+
+# stats conns: a listener's secs_since_last_cmd counts from the start, as memcached's
+with Server() as s:
+    time.sleep(2.2)
+    with s.connect() as c:
+        c.send(b"stats conns\r\n")
+        lines = c.read_until(b"END\r\n").decode().split("\r\n")
+    fd = [l.split()[1].split(":")[0] for l in lines if l.endswith("conn_listening")][0]
+    secs = [int(l.split()[2]) for l in lines if l.startswith("STAT %s:secs_since" % fd)][0]
+    ck.check(secs >= 2, "listener secs_since_last_cmd counts from the start: %d" % secs)
+
 ck.done()
