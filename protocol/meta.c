@@ -154,6 +154,7 @@ enum cmd_result proto_meta_me(struct proto_ctx *x, int arg)
     STAT_INC(x->st->cmd_meta);
     struct meta_peek pk;
     struct item *it = storage_meta_peek(key, nkey, &pk);
+    WATCH_GET(x, key, nkey, it); /* memcached's me looks the key up with item_get */
     if (!it) {
         reply_add(x->r, "EN\r\n", 4);
         return CMD_DONE;
@@ -167,12 +168,12 @@ enum cmd_result proto_meta_me(struct proto_ctx *x, int arg)
         memcpy(l.p, item_key(it), it->nkey);
         l.p += it->nkey;
     }
-    /* memcached prints exp as now - exptime (negative while the item lives) and size/cls
-     * of its own layout; ours are cached's item size and slab class. */
+    /* memcached prints exp as now - exptime (negative while the item lives), its slab class
+     * and its own size of the item (storage_item_mc_size), as here. */
     int exp = pk.exptime == 0 ? -1 : (int)(now - pk.exptime);
     l.p += snprintf(l.p, 128, " exp=%d la=%llu cas=%llu fetch=%s cls=%u size=%zu", exp,
                     (unsigned long long)(now - pk.atime), (unsigned long long)pk.cas,
-                    (pk.iflags & ITEM_FETCHED) ? "yes" : "no", pk.cls, item_total_size(it));
+                    (pk.iflags & ITEM_FETCHED) ? "yes" : "no", pk.cls, storage_item_mc_size(it));
     item_put(it);
     line_end(&l, x, false);
     return CMD_DONE;

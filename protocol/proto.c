@@ -398,9 +398,13 @@ struct get_batch {
 
 static void get_batch_flush(struct proto_ctx *x, struct get_batch *b)
 {
-    if (b->n == 1) { /* a single-key get: no batch to overlap */
-        struct token t = {b->k[0].p, b->k[0].len};
-        get_key(x, &t, b->touch, b->exptime, b->with_cas);
+    if (b->n == 1 || WATCHING(WATCH_FETCHERS)) {
+        /* a single-key get: no batch to overlap; or `watch fetchers`, whose lines say why
+         * each key missed (storage_last_miss: the thread's last lookup) */
+        for (size_t i = 0; i < b->n; i++) {
+            struct token t = {b->k[i].p, b->k[i].len};
+            get_key(x, &t, b->touch, b->exptime, b->with_cas);
+        }
     } else if (b->n > 1) {
         struct item *it[STORAGE_BATCH_MAX];
         storage_get_batch(b->k, b->n, b->touch, b->exptime, it);
@@ -1076,15 +1080,16 @@ static size_t mget_feed(struct proto_ctx *x, const char *buf, size_t len)
  * complete `get <key>` / `gets <key>` lines in a row, they are framed in one pass, their keys
  * hashed and their buckets and then their items prefetched (storage_prefetch_*) before the
  * first of them runs: the misses overlap. Each such line then runs without the tokenizer and
- * the command table, through the same get_key as any get, so replies and counters are the
- * ones of the general path. Anything else (a second key, extra spaces, a NUL or a lone '\r'
+ * the command table, through the same get_key_done as any get, so replies and counters are
+ * the ones of the general path. Anything else (a second key, extra spaces, a NUL or a lone '\r'
  * in the line, -vv tracing, a login) goes the general way.
  */
 #define AHEAD_MAX 16
 /* How far ahead of the get that runs each hint is given: the bucket 4 gets ahead, the chain's
  * first item 2 ahead (its bucket is then in cache), the second item 1 ahead. proto-pipe
  * (tools/bench/micro) at 100k keys: ns per get without the lookahead 646..674; with 4/2/1
- * 264..325; 2/1 without the chain step 444..546, 8/4 300..430; all 16 ahead at once 524..578. */
+ * 264..325; 2/1 without the chain step 444..546, 8/4 300..430; all 16 ahead at once 524..578
+ * (a loaded machine: the ranges overlap, the lookahead against none does not). */
 #define AHEAD_BUCKET_DIST 4
 #define AHEAD_ITEM_DIST 2
 

@@ -487,6 +487,8 @@ bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_s
         if (!storage_sizes_each(size_line, &o))
             put_str(&o, "sizes_status", "disabled");
     }
+    else if (SUB("extstore"))
+        ; /* memcached without extstore lists nothing, and ends the reply */
     else if (SUB("conns")) {
         if (proto_hooks_active->conns_each)
             proto_hooks_active->conns_each(conn_lines, &o);

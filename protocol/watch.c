@@ -133,9 +133,16 @@ void proto_watch_get(int cfd, const char *key, size_t nkey, const struct item *i
     if (nkey > KEY_MAX_LENGTH)
         return;
     watch_key(k, key, nkey);
+    /* memcached's do_item_get: an expired or flushed item it finds (and reaps) is logged as
+     * such; one its LRU maintainer reaped first is simply not_found */
+    enum storage_miss miss = it ? STORAGE_MISS_ABSENT : storage_last_miss();
+    const char *status = it                              ? "found"
+                         : miss == STORAGE_MISS_FLUSHED ? "flushed"
+                         : miss == STORAGE_MISS_EXPIRED ? "expired"
+                                                        : "not_found";
     int n = snprintf(line, sizeof line,
                      "type=item_get key=%s status=%s clsid=%u cfd=%d size=%u", k,
-                     it ? "found" : "not_found", it ? storage_item_class(it) : 0u, cfd,
+                     status, it ? storage_item_class(it) : 0u, cfd,
                      it ? (unsigned)it->nbytes : 0u);
     watch_emit_line(WATCH_FETCHERS, line, n);
 }

@@ -68,8 +68,9 @@ static void conns_each(void (*fn)(void *arg, const struct proto_conn_info *c), v
     for (size_t i = 0; i < nlisteners; i++) {
         if (listeners[i].fd < 0)
             continue;
+        /* memcached: a listener's last command is its creation, at start */
         struct proto_conn_info ci = {listeners[i].fd, listeners[i].name, NULL, "conn_listening",
-                                     0};
+                                     now > CLOCK_START_MARGIN ? now - CLOCK_START_MARGIN : 0u};
         fn(arg, &ci);
     }
     /* Workers, then the TLS handshake threads (connections mid-handshake: conn_new_cmd). */

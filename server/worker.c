@@ -299,7 +299,12 @@ void worker_handoff(struct conn *c)
     h->tls = NULL;
     h->fd = c->fd;
     h->listener = c->listener;
-    enqueue(&workers[hs->id % nworkers], h);
+    /* Round-robin over all workers, not back to the worker that accepted: with per-worker
+     * SO_REUSEPORT sockets the kernel's hash may give one worker most of a few long-lived
+     * connections (4 connections on 2 workers: 3/1 or 4/0 five times in eight). */
+    static _Atomic unsigned next_adopter;
+    unsigned i = atomic_fetch_add_explicit(&next_adopter, 1, memory_order_relaxed);
+    enqueue(&workers[i % nworkers], h);
 }
 
 bool worker_tls_retire(struct worker *w, struct tls_conn *t, int fd)

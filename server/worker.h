@@ -10,9 +10,11 @@
  *
  * With -Z each worker has a companion handshake thread (handshakers[i], same struct and
  * loop, its own event base). The listener gives it the connections of TLS listeners; it
- * runs their non-blocking handshakes and hands each established connection (struct conn, SSL
- * and all) to workers[i] through the same queue. A handshake storm thus never delays a
- * request of an established connection behind a handshake step in the same thread, and the
+ * runs their non-blocking handshakes and hands each established connection (struct conn,
+ * SSL and all) to a worker (round-robin) through the same queue; a worker gives the closed
+ * ones' SSL back to its handshake thread to shut down and free (worker_tls_retire). A
+ * handshake storm thus never delays a request of an established connection behind a
+ * handshake step in the same thread, and the
  * handshake threads run at nice WORKER_HANDSHAKE_NICE so that, when cores are short, the
  * kernel runs request work first. Handshake capacity still grows with -t. Each worker has its own struct proto_stats; `stats`
  * sums them through proto_hooks.sum_stats.
@@ -101,8 +103,8 @@ void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *p
 /* Worker thread: w accepted fd itself; opens it here, or for a TLS listener hands it to
  * w's handshaker. */
 void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer);
-/* Handshaker thread: c's handshake is done; moves c (event disarmed) to its worker, which
- * adopts it (conn_adopt). */
+/* Handshaker thread: c's handshake is done; moves c (event disarmed) to the next worker,
+ * round-robin over all workers, which adopts it (conn_adopt). */
 void worker_handoff(struct conn *c);
 /* Worker thread, closing an established TLS connection: gives its TLS state and fd to the
  * worker's handshake thread, which sends close_notify, frees the SSL and closes the fd

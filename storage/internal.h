@@ -136,6 +136,7 @@ static inline void sizes_note(const struct item *it, int delta)
         sizes_count(it, delta);
 }
 extern _Thread_local struct shard *tl_held_shard;
+extern _Thread_local uint8_t tl_find_miss; /* storage_last_miss() */
 extern _Thread_local unsigned tl_last_class; /* storage_last_class() */
 
 static inline struct item *ref_item(uint32_t ref)

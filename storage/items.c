@@ -57,6 +57,13 @@ void st_assert_fail(const char *what, const char *file, int line)
 }
 #endif
 
+_Thread_local uint8_t tl_find_miss;
+
+enum storage_miss storage_last_miss(void)
+{
+    return (enum storage_miss)tl_find_miss;
+}
+
 uint64_t storage_next_cas(void)
 {
     return atomic_fetch_add_explicit(&stg.cas_next, 1, memory_order_relaxed);
@@ -210,15 +217,21 @@ struct item *do_item_find(struct shard *sh, const char *key, size_t nkey, uint64
         if (it->nkey == nkey && memcmp(item_key(it), key, nkey) == 0)
             goto found;
     }
+    tl_find_miss = STORAGE_MISS_ABSENT;
     return NULL;
 found:;
     enum item_state s = item_state_at(it, clock_now());
-    if (s == ITEM_LIVE)
+    if (s == ITEM_LIVE) {
+        tl_find_miss = STORAGE_MISS_ABSENT;
         return it;
-    if (s == ITEM_EXPIRED)
+    }
+    if (s == ITEM_EXPIRED) {
         sh->st.get_expired++;
-    else
+        tl_find_miss = STORAGE_MISS_EXPIRED;
+    } else {
         sh->st.get_flushed++;
+        tl_find_miss = STORAGE_MISS_FLUSHED;
+    }
     slab_count_reclaim(it, false);
     do_item_unlink(sh, it, hv);
     return NULL;

@@ -23,7 +23,7 @@ static uint32_t sizes_buckets;
 static uint64_t sizes_cas_min;
 _Atomic bool stg_sizes_on;
 
-static size_t mc_ntotal(const struct item *it)
+size_t storage_item_mc_size(const struct item *it)
 {
     return MC_ITEM_HEADER + it->nkey + 1 + (size_t)it->nbytes + 2 + (it->flags ? 4 : 0) +
            (item_has_cas(it) ? 8 : 0);
@@ -34,7 +34,7 @@ void sizes_count(const struct item *it, int delta)
     if (!atomic_load_explicit(&stg_sizes_on, memory_order_acquire) ||
         item_cas(it) < sizes_cas_min)
         return;
-    size_t bucket = (mc_ntotal(it) + 31) / 32;
+    size_t bucket = (storage_item_mc_size(it) + 31) / 32;
     if (bucket < sizes_buckets)
         atomic_fetch_add_explicit(&sizes_hist[bucket], (uint32_t)delta, memory_order_relaxed);
 }

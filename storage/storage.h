@@ -320,6 +320,13 @@ struct storage_stats {
     uint64_t reassign_rescues, reassign_evictions_nomem, reassign_busy_items, reassign_running;
 };
 void storage_stats(struct storage_stats *out);
+/* Why the calling thread's last lookup of a key found no live item: absent, or there but
+ * expired / flushed (and reclaimed by that lookup). memcached's `watch fetchers` says which. */
+enum storage_miss { STORAGE_MISS_ABSENT, STORAGE_MISS_FLUSHED, STORAGE_MISS_EXPIRED };
+enum storage_miss storage_last_miss(void);
+/* The size memcached would give this item (its ITEM_ntotal: 48-byte header, CAS, key + NUL,
+ * value + "\r\n", 4 bytes of nonzero client flags): `me` size=, `stats sizes`. */
+size_t storage_item_mc_size(const struct item *it);
 /* memcached's `stats sizes` (storage/sizes.c): linked items by memcached's size of them, in
  * 32-byte buckets. Enabling uses up a CAS id (memcached's watermark) and fails without CAS. */
 enum storage_sizes_status { SIZES_ENABLED, SIZES_NO_CAS, SIZES_NO_MEMORY };

@@ -140,8 +140,8 @@ START_TEST(test_mn_me)
     EXPECT("me k\r\n", "EN\r\n");
     EXPECT("ms k 3 T100\r\nbar\r\n", "HD\r\n");
     clock_set(1002);
-    EXPECT("me k\r\n", "ME k exp=-98 la=2 cas=1 fetch=no cls=1 size=36\r\n");
-    EXPECT("mg k\r\nme k\r\n", "HD\r\nME k exp=-98 la=0 cas=1 fetch=yes cls=1 size=36\r\n");
+    EXPECT("me k\r\n", "ME k exp=-98 la=2 cas=1 fetch=no cls=1 size=63\r\n");
+    EXPECT("mg k\r\nme k\r\n", "HD\r\nME k exp=-98 la=0 cas=1 fetch=yes cls=1 size=63\r\n");
     EXPECT("me\r\nme k b\r\n", "CLIENT_ERROR bad command line format\r\n"
                                 "CLIENT_ERROR bad command line format\r\n");
     ck_assert_uint_eq(S.st.cmd_meta, 3); /* only me counts, as in memcached */
@@ -227,7 +227,7 @@ START_TEST(test_base64_keys)
     EXPECT("mg Zm9v b k v\r\n", "VA 3 kZm9v b\r\nbar\r\n");
     EXPECT("mg foo b\r\n", "CLIENT_ERROR error decoding key\r\n");
     EXPECT("mg Zm9vYg== b k\r\n", "EN kZm9vYg== b\r\n");
-    EXPECT("me Zm9v b\r\n", "ME Zm9v exp=-1 la=0 cas=1 fetch=yes cls=1 size=38\r\n");
+    EXPECT("me Zm9v b\r\n", "ME Zm9v exp=-1 la=0 cas=1 fetch=yes cls=1 size=65\r\n");
     EXPECT("ms foo 1 b\r\nx\r\nmn\r\n", "CLIENT_ERROR error decoding key\r\nMN\r\n");
     EXPECT("md Zm9v b k\r\nmg foo\r\n", "HD kZm9v b\r\nEN\r\n");
 }

@@ -776,6 +776,42 @@ START_TEST(test_get_batch_growth)
 }
 END_TEST
 
+START_TEST(test_prefetch_hashed)
+{
+    /* the pipelined-get hints over a growing table: harmless, and the hashed lookup finds
+     * what storage_get finds */
+    char k[32], v[32];
+    for (int i = 0; i < 30000; i++) {
+        snprintf(k, sizeof(k), "p%d", i);
+        snprintf(v, sizeof(v), "%d", i);
+        ck_assert_int_eq(set(k, v), ST_OK);
+        if (i % 499 != 0)
+            continue;
+        for (int j = 0; j <= i; j += 1 + i / 7) {
+            snprintf(k, sizeof(k), "p%d", j);
+            uint64_t hv = storage_hash(k, strlen(k));
+            storage_prefetch_bucket(hv);
+            uint32_t cur = storage_prefetch_item(hv);
+            ck_assert_uint_ne(cur, 0); /* the key is in its bucket's chain */
+            for (int steps = 0; cur != 0; steps++) {
+                ck_assert_int_lt(steps, 1000);
+                cur = storage_prefetch_chain(cur);
+            }
+            struct item *it = storage_get_hashed(k, strlen(k), hv);
+            ck_assert_ptr_nonnull(it);
+            ck_assert_uint_eq(it->nkey, strlen(k));
+            ck_assert(memcmp(item_key(it), k, it->nkey) == 0);
+            item_put(it);
+        }
+        uint64_t miss = storage_hash("nope", 4);
+        storage_prefetch_bucket(miss);
+        storage_prefetch_chain(storage_prefetch_item(miss));
+        ck_assert_ptr_null(storage_get_hashed("nope", 4, miss));
+    }
+    ck_assert_uint_eq(storage_prefetch_chain(0), 0);
+}
+END_TEST
+
 /* ---- expiry ---- */
 
 START_TEST(test_expiry_rules)
@@ -1136,7 +1172,8 @@ static Suite *storage_suite(void)
         {"table", {test_table_growth, test_hammer, test_hammer_growth, test_walk_steps_growth}},
         {"refs", {test_ref_survives_delete, test_ref_concurrent_delete}},
         {"batch",
-         {test_get_batch, test_get_batch_one_shard, test_get_batch_touch, test_get_batch_growth}},
+         {test_get_batch, test_get_batch_one_shard, test_get_batch_touch, test_get_batch_growth,
+          test_prefetch_hashed}},
         {"expiry", {test_expiry_rules, test_sweeper}},
         {"flush", {test_flush_now, test_flush_delayed, test_flush_no_cas}},
         {"arith", {test_arith}},
