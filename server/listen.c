@@ -260,9 +260,11 @@ static int bind_siblings(struct listener *l, const struct cfg *c)
         log_error("failed to listen on %s: %s", l->name, strerror(errno));
         return -1;
     }
-    struct sockaddr_storage ss;
+    if (n == 1)
+        return 0;
+    struct sockaddr_storage ss = {0};
     socklen_t sl = sizeof ss;
-    if (n > 1 && getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0) {
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) < 0) {
         log_error("failed to listen on %s: getsockname: %s", l->name, strerror(errno));
         return -1;
     }
