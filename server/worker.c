@@ -256,6 +256,18 @@ static void enqueue(struct worker *w, struct handoff *h)
         wake(w);
 }
 
+/* Hands a freshly accepted fd (no connection, no TLS state yet) to w's queue. */
+static void enqueue_fd(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer)
+{
+    struct handoff *h = mem_alloc(sizeof *h);
+    h->conn = NULL;
+    h->tls = NULL;
+    h->fd = fd;
+    h->listener = listener;
+    h->peer = *peer;
+    enqueue(w, h);
+}
+
 void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer)
 {
     struct worker *w;
@@ -266,25 +278,13 @@ void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *p
         w = &workers[next_worker];
         next_worker = (next_worker + 1) % nworkers;
     }
-    struct handoff *h = mem_alloc(sizeof *h);
-    h->conn = NULL;
-    h->tls = NULL;
-    h->fd = fd;
-    h->listener = listener;
-    h->peer = *peer;
-    enqueue(w, h);
+    enqueue_fd(w, fd, listener, peer);
 }
 
 void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer)
 {
     if (listeners[listener].tls && nhandshakers > 0) {
-        struct handoff *h = mem_alloc(sizeof *h);
-        h->conn = NULL;
-        h->tls = NULL;
-        h->fd = fd;
-        h->listener = listener;
-        h->peer = *peer;
-        enqueue(&handshakers[w->id % nhandshakers], h);
+        enqueue_fd(&handshakers[w->id % nhandshakers], fd, listener, peer);
         return;
     }
     conn_open(w, fd, listener, peer);
