@@ -737,6 +737,8 @@ enum cmd_result proto_cmd_memlimit(struct proto_ctx *x, int arg)
         OUT(x, MSG_MEMLIMIT_NOT_BYTES);
     } else if (storage_set_mem_limit((size_t)mb * 1024 * 1024)) {
         __atomic_store_n(&proto_cfg.mem_limit, (uint64_t)mb * 1024 * 1024, __ATOMIC_RELAXED);
+        if (proto_verbose() > 0) /* memcached's -v line */
+            proto_trace_printf("maxbytes adjusted to %llum\n", (unsigned long long)mb);
         OUT(x, MSG_OK);
     } else {
         OUT(x, MSG_MEMLIMIT_FAILED);
