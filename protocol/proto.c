@@ -533,26 +533,11 @@ static enum cmd_result store_refused(struct proto_ctx *x, enum st_result res, en
 
 static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok);
 
-static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
+/* The parsed line of a storage command: allocate its item and take its value. */
+static enum cmd_result store_start(struct proto_ctx *x, enum store_op op, const struct token *key,
+                                   uint32_t flags, int32_t exptime, int32_t vlen, uint64_t cas)
 {
     struct request *q = x->q;
-    enum store_op op = (enum store_op)arg;
-    proto_noreply_maybe(q);
-    const struct token *key = cmd_key(x);
-    if (!key)
-        return CMD_DONE;
-    uint32_t flags;
-    int32_t exptime, vlen;
-    uint64_t cas = 0;
-    if (!(tok_strtoul(&q->tok[2], &flags) && tok_strtol(&q->tok[3], &exptime) &&
-          tok_strtol(&q->tok[4], &vlen))) {
-        OUT(x, MSG_BAD_FORMAT);
-        return CMD_DONE;
-    }
-    if (op == OP_CAS && !tok_strtoull(&q->tok[5], &cas)) {
-        OUT(x, MSG_BAD_FORMAT);
-        return CMD_DONE;
-    }
     /* A bad length leaves the data block unread: it is parsed as commands next. */
     if (vlen < 0 || vlen > INT32_MAX - 2) {
         OUT(x, MSG_BAD_FORMAT);
@@ -575,6 +560,104 @@ static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
         (struct proto_store){.op = (uint8_t)op, .noreply = q->noreply, .cas = cas, .hv = hv};
     proto_value_start(x, it);
     return CMD_DONE;
+}
+
+static enum cmd_result cmd_store(struct proto_ctx *x, int arg)
+{
+    struct request *q = x->q;
+    enum store_op op = (enum store_op)arg;
+    proto_noreply_maybe(q);
+    const struct token *key = cmd_key(x);
+    if (!key)
+        return CMD_DONE;
+    uint32_t flags;
+    int32_t exptime, vlen;
+    uint64_t cas = 0;
+    if (!(tok_strtoul(&q->tok[2], &flags) && tok_strtol(&q->tok[3], &exptime) &&
+          tok_strtol(&q->tok[4], &vlen))) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    if (op == OP_CAS && !tok_strtoull(&q->tok[5], &cas)) {
+        OUT(x, MSG_BAD_FORMAT);
+        return CMD_DONE;
+    }
+    return store_start(x, op, key, flags, exptime, vlen, cas);
+}
+
+/*
+ * Plain digits up to a space or the end: what tok_number reads fast (1 to 18 digits, so no
+ * limit can overflow), at p; *pp moves past them. False on anything else (no digit, a sign, a
+ * tab, too many digits), which the general path then answers.
+ */
+static inline bool plain_number(const char **pp, const char *end, uint64_t *out)
+{
+    const char *p = *pp, *start = p;
+    uint64_t v = 0;
+    while (p < end) {
+        unsigned d = (unsigned)(unsigned char)*p - '0';
+        if (d > 9)
+            break;
+        v = v * 10 + d;
+        p++;
+    }
+    size_t n = (size_t)(p - start);
+    if (n - 1 >= 18 || (p < end && *p != ' '))
+        return false;
+    *out = v;
+    *pp = p;
+    return true;
+}
+
+static size_t key_span(const char *p, size_t avail);
+
+/*
+ * `set <key> <flags> <exptime> <bytes>` with an optional ` noreply`, single spaces, plain
+ * digits and a key of 1..KEY_MAX_LENGTH bytes: parsed in one pass, with the tokens and numbers
+ * the general path (proto_tokenize, cmd_lookup, cmd_store's tok_strto*) would produce, and run
+ * by the same store_start. Anything else returns false and takes the general path. ~30% of a
+ * set's parsing was the tokenizer's memchr per token and the number parsers' wrappers
+ * (callgrind: proto_tokenize ~255 and tok_* ~200 of a set's ~2,850 instructions).
+ */
+static bool set_fast(struct proto_ctx *x, enum cmd_result *res)
+{
+    struct request *q = x->q;
+    const char *line = q->line, *end = line + q->len;
+    if (q->len < 11 || memcmp(line, "set ", 4) != 0)
+        return false;
+    const char *p = line + 4;
+    size_t klen = key_span(p, (size_t)(end - p));
+    if (klen == 0 || klen > KEY_MAX_LENGTH || p + klen >= end || p[klen] != ' ')
+        return false;
+    q->tok[0] = (struct token){line, 3};
+    q->tok[1] = (struct token){p, klen};
+    p += klen + 1;
+    uint64_t num[3];
+    for (unsigned i = 0; i < 3; i++) {
+        const char *t = p;
+        if (!plain_number(&p, end, &num[i]))
+            return false;
+        q->tok[2 + i] = (struct token){t, (size_t)(p - t)};
+        if (i < 2) {
+            if (p == end)
+                return false;
+            p++; /* the single space */
+        }
+    }
+    q->ntok = 5;
+    if (p < end) {
+        if (end - p != 8 || memcmp(p, " noreply", 8) != 0)
+            return false;
+        q->tok[5] = (struct token){p + 1, 7};
+        q->ntok = 6;
+        q->noreply = true;
+    }
+    q->rest = NULL;
+    q->end = end;
+    /* the conversions of tok_strtoul / tok_strtol on plain digits: 32-bit truncation */
+    *res = store_start(x, OP_SET, &q->tok[1], (uint32_t)num[0], (int32_t)(uint32_t)num[1],
+                       (int32_t)(uint32_t)num[2], 0);
+    return true;
 }
 
 void proto_value_start(struct proto_ctx *x, struct item *it)
@@ -924,6 +1007,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("cache_memlimit", 2, 3, proto_cmd_memlimit, 0),
     CMD("debugtime", 2, 0, proto_cmd_debugtime, 0),
     CMD("lru_crawler", 2, 3, proto_cmd_lru_crawler, 0), /* protocol/admin.c */
+    CMD("lru", 2, 0, proto_cmd_lru, 0),                 /* protocol/admin.c */
     CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
     CMD("version", 1, 0, cmd_version, 0),
@@ -972,6 +1056,9 @@ static enum cmd_result unknown_command(struct proto_ctx *x)
 static enum cmd_result dispatch(struct proto_ctx *x)
 {
     struct request *q = x->q;
+    enum cmd_result res;
+    if (q->line[0] == 's' && set_fast(x, &res))
+        return res;
     proto_tokenize(q);
     /* No command is shorter than two bytes; an empty line has no token. */
     if (q->ntok == 0 || q->tok[0].len < 2) {
