@@ -135,6 +135,7 @@ struct cfg {
     /* Derived after parsing. */
     size_t mem_limit;       /* bytes */
     bool port_ephemeral;    /* -p -1: listen on a port the kernel picks */
+    bool no_lru_maintainer; /* -o no_lru_maintainer or no_modern (stats settings shows it) */
     const char *config_file; /* --config FILE, or NULL */
     uint64_t cmdline_set;    /* bit i: table row i was given on the command line (a reload
                                 from the file leaves it alone: command line > file) */

@@ -463,6 +463,8 @@ static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
             /* memcached drops the VALUEs already composed and answers only the error (the
              * keys before it still count as fetched) */
             get_batch_flush(x, &b);
+            if (PROTO_TRACING()) /* memcached has logged these hits ("sending key") */
+                proto_trace_reply(x, &mark, PROTO_TRACE_RETRIEVAL);
             reply_rollback(x->r, &mark);
             OUT(x, MSG_BAD_FORMAT);
             return CMD_DONE;
@@ -692,6 +694,8 @@ static void store_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     enum st_result res = storage_store_hv(it, x->pc->store.hv, op, x->pc->store.cas, NULL);
     WATCH_STORE(x, it, op, res);
     proto_count_cas(x, op, res, it);
+    if (op == OP_CAS && res == ST_EXISTS && PROTO_TRACING())
+        proto_trace_cas_failure(it, x->pc->store.cas);
     item_put(it);
     switch (res) {
     case ST_OK: OUT(x, MSG_STORED); break;
@@ -717,6 +721,21 @@ static void value_finish(struct proto_ctx *x)
     else
         store_finish(x, it, trailer_ok);
     x->q->noreply = false;
+}
+
+/* value_finish, and at -vv the ">FD STORED" line of what it answered. */
+static void traced_value_finish(struct proto_ctx *x)
+{
+    if (proto_verbose() < 2 || !proto_hooks_active->trace_command) {
+        value_finish(x);
+        return;
+    }
+    struct reply_mark m;
+    enum proto_trace_kind kind =
+        x->pc->store.kind == PROTO_STORE_META ? PROTO_TRACE_META : PROTO_TRACE_LINE;
+    reply_mark(x->r, &m);
+    value_finish(x);
+    proto_trace_reply(x, &m, kind);
 }
 
 size_t proto_value_window(struct proto_conn *pc, char **dst)
@@ -795,6 +814,9 @@ static enum cmd_result cmd_arith(struct proto_ctx *x, int incr)
             *p++ = '\r';
             *p++ = '\n';
             reply_commit(x->r, (size_t)(p - s));
+        } else if (proto_verbose() >= 2) {
+            char b[24], *p = proto_u64toa(value, b);
+            proto_trace_noreply(x, b, (size_t)(p - b));
         }
         break;
     }
@@ -1325,6 +1347,7 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         else if (proto_cfg.binding == PROTO_BIND_BINARY)
             bin = true;
         pc->mode = bin ? PROTO_MODE_BINARY : PROTO_MODE_TEXT;
+        proto_trace_negotiated(pc);
     }
     if (pc->mode == PROTO_MODE_BINARY)
         return proto_binary_process(pc, r, buf, len, consumed, max_reqs, max_output);
@@ -1357,11 +1380,11 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
             /* a storage command is parsed once its value is in: time the store itself */
             enum obs_cmd voc = pc->store.kind == PROTO_STORE_META ? OBS_MS : OBS_SET;
             uint64_t tv = obs_now();
-            value_finish(&x);
+            traced_value_finish(&x);
             t0 = obs_now();
             obs_latency_add(&x.st->obs, voc, obs_ticks_ns(tv, t0));
 #else
-            value_finish(&x);
+            traced_value_finish(&x);
 #endif
             continue;
         }
@@ -1457,9 +1480,16 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
         if (t0 == 0)
             t0 = obs_now();
 #endif
-        if (!login && proto_hooks_active->trace_command && proto_verbose() >= 2)
+        enum cmd_result res;
+        if (!login && proto_hooks_active->trace_command && proto_verbose() >= 2) {
+            struct reply_mark m;
             proto_hooks_active->trace_command(pc->trace_id, q.line, q.len);
-        enum cmd_result res = login ? proto_auth(&x) : dispatch(&x);
+            reply_mark(r, &m);
+            res = dispatch(&x);
+            proto_trace_reply(&x, &m, proto_trace_kind_of(&q));
+        } else {
+            res = login ? proto_auth(&x) : dispatch(&x);
+        }
         if (res == CMD_NEED_MORE)
             break; /* the login's data is not all in yet (bounded: PROTO_AUTH_DATA_MAX) */
 #ifndef CACHED_NO_OBSERVE

@@ -46,7 +46,6 @@ declare -A SKIP=(
   [extstore.t]="extstore"
   [proxy.t]="the proxy (-o proxy_config): not built in"
   [64bit.t]="memcached-debug's T_MEMD_INITIAL_MALLOC hook fakes total_malloced"
-  [stats.t]="counts exactly 83 keys in stats: cached prints memcached's keys, then its own (README); its other 112 checks pass"
   [issue_42.t]="wants > 500 bytes for ten 10-byte items: cached's 32-byte item headers need 460"
   [conn-limits.t]="-o read_buf_mem_limit=N is refused: cached keeps no read-buffer or response-object pools"
   [slabs-reassign-chunked.t]="chunked items: slab_chunk_max=4096 splits its 11000-byte values across chunks and it counts slab_reassign_chunk_rescues; cached stores every item in one chunk (README)"
