@@ -15,8 +15,8 @@
  * ones' SSL back to its handshake thread to shut down and free (worker_tls_retire). A
  * handshake storm thus never delays a request of an established connection behind a
  * handshake step in the same thread, and the
- * handshake threads run at nice WORKER_HANDSHAKE_NICE so that, when cores are short, the
- * kernel runs request work first. Handshake capacity still grows with -t. Each worker has its own struct proto_stats; `stats`
+ * handshake threads run under SCHED_IDLE (ssl_handshake_priority; low: nice
+ * WORKER_HANDSHAKE_NICE) so that, when cores are short, the kernel runs request work first. Handshake capacity still grows with -t. Each worker has its own struct proto_stats; `stats`
  * sums them through proto_hooks.sum_stats.
  *
  * Counters (struct proto_stats, idle_kicks, conn_yields, bytes_*) are written by the owner
@@ -47,7 +47,8 @@ struct handoff;
 struct tls_conn;
 struct sockaddr_storage;
 
-/* Niceness of the handshake threads (relative to the process; workers stay at 0). */
+/* Niceness of the handshake threads under ssl_handshake_priority=low, or when SCHED_IDLE is
+ * refused (relative to the process; workers stay at 0). */
 #define WORKER_HANDSHAKE_NICE 5
 
 struct worker {
