@@ -17,8 +17,10 @@
  * memcached has one crawler: a crawl or a metadump while another runs answers BUSY; both
  * refuse while the crawler is disabled.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
@@ -254,5 +256,84 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
         return CMD_DONE;
     }
     reply_add(x->r, MSG_ERROR, MSG_LEN(MSG_ERROR));
+    return CMD_DONE;
+}
+
+/* ---- `lru tune|mode|temp_ttl`: memcached's segmented-LRU knobs ----
+ * cached's LRU is one CLOCK ring per slab class (storage/README), which is what memcached's
+ * `lru mode flat` selects and never has a temporary-TTL LRU. So the requests that ask for
+ * what cached already is (`lru mode flat`, `lru temp_ttl <negative>`: temp LRU off) answer
+ * OK; the ones that ask for a segmented HOT/WARM/COLD or temp LRU (`lru tune`, `lru mode
+ * segmented`, `lru temp_ttl <n >= 0>`) cannot be honoured and answer an ERROR line saying so
+ * (the -o hot_lru_pct/temporary_ttl start options are refused likewise) rather than an OK
+ * that would change nothing. Syntax and range errors are memcached's, byte for byte. */
+#define MSG_LRU_PCTS "ERROR hot and warm pcts must not exceed 80\r\n"
+#define MSG_LRU_FACTORS "ERROR hot/warm age factors must be greater than 0\r\n"
+#define MSG_LRU_NO_SEGMENTS "ERROR not supported: cached's LRU is one CLOCK ring per class, not segmented\r\n"
+#define MSG_LRU_NO_TEMP "ERROR not supported: cached has no temporary-TTL LRU\r\n"
+
+/* memcached's safe_strtod: the whole token is a number (strtod's syntax: also "nan", "inf",
+ * hex), and not out of range. The token is copied to be NUL-terminated. */
+static bool tok_strtod(const struct token *t, double *out)
+{
+    char small[64];
+    char *buf = t->len < sizeof small ? small : mem_alloc(t->len + 1);
+    memcpy(buf, t->p, t->len);
+    buf[t->len] = '\0';
+    char *end;
+    errno = 0;
+    double d = strtod(buf, &end);
+    bool ok = errno != ERANGE && end != buf && *end == '\0';
+    if (buf != small)
+        mem_free(buf);
+    *out = ok ? d : 0;
+    return ok;
+}
+
+static enum cmd_result lru_tune(struct proto_ctx *x)
+{
+    const struct request *q = x->q;
+    uint32_t pct_hot, pct_warm;
+    double hot_factor, warm_factor;
+    if (!tok_strtoul(&q->tok[2], &pct_hot) || !tok_strtoul(&q->tok[3], &pct_warm) ||
+        !tok_strtod(&q->tok[4], &hot_factor) || !tok_strtod(&q->tok[5], &warm_factor))
+        OUT(x, MSG_ERROR);
+    else if ((uint32_t)(pct_hot + pct_warm) > 80) /* memcached's sum wraps in 32 bits */
+        OUT(x, MSG_LRU_PCTS);
+    else if (warm_factor <= 0 || hot_factor <= 0)
+        OUT(x, MSG_LRU_FACTORS);
+    else
+        OUT(x, MSG_LRU_NO_SEGMENTS);
+    return CMD_DONE;
+}
+
+enum cmd_result proto_cmd_lru(struct proto_ctx *x, int arg)
+{
+    (void)arg;
+    struct request *q = x->q;
+    const struct token *sub = &q->tok[1];
+    proto_noreply_maybe(q);
+    if (TOK_IS(sub, "tune") && q->ntok >= 6)
+        return lru_tune(x);
+    if (TOK_IS(sub, "mode") && q->ntok >= 3) {
+        if (TOK_IS(&q->tok[2], "flat"))
+            OUT(x, MSG_OK); /* what cached's LRU is */
+        else if (TOK_IS(&q->tok[2], "segmented"))
+            OUT(x, MSG_LRU_NO_SEGMENTS);
+        else
+            OUT(x, MSG_ERROR);
+        return CMD_DONE;
+    }
+    if (TOK_IS(sub, "temp_ttl") && q->ntok >= 3) {
+        int32_t ttl;
+        if (!tok_strtol(&q->tok[2], &ttl))
+            OUT(x, MSG_ERROR);
+        else if (ttl < 0)
+            OUT(x, MSG_OK); /* temp LRU off: cached has none */
+        else
+            OUT(x, MSG_LRU_NO_TEMP);
+        return CMD_DONE;
+    }
+    OUT(x, MSG_ERROR);
     return CMD_DONE;
 }

@@ -184,10 +184,11 @@ static void bin_protocol_error(struct bin_ctx *x)
  * buffered now, the rest as it arrives, so no buffer grows with a value. What the response
  * needs is kept in pc->store; bin_value_finish runs once the value is complete.
  */
-static void bin_value_start(struct bin_ctx *x, struct item *it, uint8_t kind, enum store_op op)
+static void bin_value_start(struct bin_ctx *x, struct item *it, uint8_t kind, enum store_op op,
+                            uint64_t hv)
 {
     x->pc->store = (struct proto_store){.kind = kind, .op = (uint8_t)op, .noreply = x->noreply,
-                                        .cas = x->h.cas, .bin_opcode = x->h.opcode,
+                                        .cas = x->h.cas, .hv = hv, .bin_opcode = x->h.opcode,
                                         .bin_cmd = x->cmd, .bin_opaque = x->h.opaque};
     value_in_start(&x->pc->value, it, 0);
     x->used = value_in_feed(&x->pc->value, x->rest, x->avail);
@@ -240,9 +241,10 @@ static enum cmd_result bin_store(struct bin_ctx *x)
     }
     DETAIL(x->key, x->h.keylen, DETAIL_SET, false);
     enum st_result res = ST_OK;
-    struct item *it = item_alloc(x->key, x->h.keylen, flags,
-                                 concat ? 0 : clock_exptime((int64_t)exptime), (uint32_t)vlen,
-                                 &res);
+    uint64_t hv = storage_key_hash(x->key, x->h.keylen); /* for the allocation and the store */
+    struct item *it = item_alloc_hv(x->key, x->h.keylen, hv, flags,
+                                    concat ? 0 : clock_exptime((int64_t)exptime), (uint32_t)vlen,
+                                    &res);
     if (!it) {
         if (res == ST_TOO_LARGE) {
             STAT_INC(x->st->store_too_large);
@@ -261,7 +263,7 @@ static enum cmd_result bin_store(struct bin_ctx *x)
     STAT_INC(x->st->cmd_set), STAT_INC(CLS_OF(x, it)->cmd_set);
     if (proto_cfg.cas_disabled)
         x->h.cas = 0; /* memcached sets the CAS on the new item: a no-op under -C */
-    bin_value_start(x, it, PROTO_STORE_BINARY, op);
+    bin_value_start(x, it, PROTO_STORE_BINARY, op, hv);
     return CMD_DONE;
 }
 
@@ -275,11 +277,12 @@ static void bin_store_finish(struct bin_ctx *x, struct item *it)
     WATCH_PEEK(x, item_key(it), it->nkey);
     if (concat) {
         /* A CAS given to append/prepend must match; a missing key is NOT_STORED. */
-        res = storage_meta_store(it, op, x->h.cas != 0, x->h.cas, false, false, &cas);
+        res = storage_meta_store_hv(it, x->pc->store.hv, op, x->h.cas != 0, x->h.cas, false,
+                                    false, &cas);
     } else {
         /* Any CAS makes set/add/replace a CAS operation (memcached's NREAD_CAS). */
         enum store_op sop = x->h.cas != 0 ? OP_CAS : op;
-        res = storage_store(it, sop, x->h.cas, &cas);
+        res = storage_store_hv(it, x->pc->store.hv, sop, x->h.cas, &cas);
         if (sop == OP_CAS) {
             op = OP_CAS;
             if (res == ST_OK)
@@ -606,7 +609,7 @@ static enum cmd_result bin_sasl_auth(struct bin_ctx *x)
         bin_error(x, BST_ENOMEM, NULL, vlen);
         return CMD_DONE;
     }
-    bin_value_start(x, it, PROTO_STORE_BINARY_SASL, OP_SET);
+    bin_value_start(x, it, PROTO_STORE_BINARY_SASL, OP_SET, 0); /* never stored: no hash */
     return CMD_DONE;
 }
 

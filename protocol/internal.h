@@ -169,6 +169,8 @@ bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_s
 void proto_stats_reset(struct proto_ctx *x);
 /* `lru_crawler ...` (protocol/admin.c). */
 enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg);
+/* `lru tune|mode|temp_ttl` (protocol/admin.c). */
+enum cmd_result proto_cmd_lru(struct proto_ctx *x, int arg);
 /* `lru_crawler sleep` / `tocrawl` as last set (memcached's defaults 100 and 0). */
 uint32_t proto_crawler_sleep(void);
 uint32_t proto_crawler_tocrawl(void);

@@ -363,8 +363,11 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
      * goes too (whatever the mode) so a failed write never leaves stale data behind. */
     enum st_result res = ST_TOO_LARGE;
     struct item *it = NULL;
-    if ((uint64_t)vlen <= proto_cfg.item_size_max)
-        it = item_alloc(f.key, f.nkey, f.client_flags, f.exptime, (uint32_t)vlen, &res);
+    uint64_t hv = 0; /* for the allocation and the store: the key is hashed once */
+    if ((uint64_t)vlen <= proto_cfg.item_size_max) {
+        hv = storage_key_hash(f.key, f.nkey);
+        it = item_alloc_hv(f.key, f.nkey, hv, f.client_flags, f.exptime, (uint32_t)vlen, &res);
+    }
     if (!it) {
         if (res == ST_TOO_LARGE)
             STAT_INC(x->st->store_too_large);
@@ -380,7 +383,7 @@ enum cmd_result proto_meta_ms(struct proto_ctx *x, int arg)
     struct proto_store *st = &x->pc->store;
     *st = (struct proto_store){.kind = PROTO_STORE_META, .op = (uint8_t)op, .noreply = f.no_reply,
                                .has_cas = f.has_cas, .set_stale = f.set_stale && op == OP_CAS,
-                               .key_binary = f.key_binary, .cas = f.req_cas};
+                               .key_binary = f.key_binary, .cas = f.req_cas, .hv = hv};
     size_t nret = 0;
     for (unsigned i = 3; i < q->ntok; i++) {
         const struct token *t = &q->tok[i];
@@ -409,8 +412,8 @@ void proto_meta_ms_finish(struct proto_ctx *x, struct item *it, bool trailer_ok)
     }
     uint64_t cas = 0;
     WATCH_PEEK(x, item_key(it), it->nkey);
-    enum st_result res = storage_meta_store(it, op, st->has_cas, st->cas, st->set_stale,
-                                            st->key_binary, &cas);
+    enum st_result res = storage_meta_store_hv(it, st->hv, op, st->has_cas, st->cas,
+                                               st->set_stale, st->key_binary, &cas);
     WATCH_STORE(x, it, op, res);
     proto_count_cas(x, op, res, it);
     const char *status;

@@ -924,6 +924,7 @@ static const struct proto_cmd proto_cmds[] = {
     CMD("cache_memlimit", 2, 3, proto_cmd_memlimit, 0),
     CMD("debugtime", 2, 0, proto_cmd_debugtime, 0),
     CMD("lru_crawler", 2, 3, proto_cmd_lru_crawler, 0), /* protocol/admin.c */
+    CMD("lru", 2, 0, proto_cmd_lru, 0),                 /* protocol/admin.c */
     CMD("slabs", 1, 0, proto_cmd_slabs, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
     CMD("version", 1, 0, cmd_version, 0),

@@ -31,7 +31,7 @@ struct proto_store {
     bool noreply;           /* classic noreply, or ms q */
     bool has_cas, set_stale, key_binary; /* ms C, I, b */
     uint64_t cas;           /* the CAS the client sent (classic cas, ms C) */
-    uint64_t hv;            /* classic: the key's hash (storage_key_hash), taken once */
+    uint64_t hv;            /* the key's hash (storage_key_hash), taken once (not SASL) */
     char ret[4];            /* ms return flags in the client's order ('O' 'k' 'c'), NUL-ended */
     uint8_t opaque_len;
     char opaque[32];        /* the ms O token, 'O' included (META_OPAQUE_MAX) */

@@ -98,12 +98,13 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
     return ST_OK;
 }
 
-enum st_result storage_meta_store(struct item *it, enum store_op op, bool has_cas, uint64_t cas,
-                                  bool set_stale, bool key_binary, uint64_t *cas_out)
+enum st_result storage_meta_store_hv(struct item *it, uint64_t hv, enum store_op op, bool has_cas,
+                                     uint64_t cas, bool set_stale, bool key_binary,
+                                     uint64_t *cas_out)
 {
+    ST_ASSERT(hv == storage_hash(item_key(it), it->nkey));
     if (!has_cas && (op == OP_APPEND || op == OP_PREPEND))
         cas = 0; /* append/prepend compare a CAS only when one was given */
-    uint64_t hv = storage_hash(item_key(it), it->nkey);
     struct shard *sh = shard_of(hv);
     *cas_out = 0;
     if (key_binary)

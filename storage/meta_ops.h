@@ -62,10 +62,12 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
  * than the item's still stores, keeping the old exptime and marking the new item stale
  * (and keeping a token already handed out). Append/prepend with has_cas && cas != 0 refuse
  * a mismatch with ST_EXISTS. key_binary marks the stored item's key as base64-given.
- * *cas_out gets the new CAS on ST_OK.
+ * *cas_out gets the new CAS on ST_OK. hv is the key's hash (storage_key_hash), taken once for
+ * item_alloc_hv and this store, as the classic set does.
  */
-enum st_result storage_meta_store(struct item *it, enum store_op op, bool has_cas, uint64_t cas,
-                                  bool set_stale, bool key_binary, uint64_t *cas_out);
+enum st_result storage_meta_store_hv(struct item *it, uint64_t hv, enum store_op op, bool has_cas,
+                                     uint64_t cas, bool set_stale, bool key_binary,
+                                     uint64_t *cas_out);
 
 /* ---- md ---- */
 

@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""memcached's `lru tune|mode|temp_ttl` admin command against cached and Debian's memcached.
+
+Every syntax and range error, `lru mode flat` and `lru temp_ttl <negative>` (what cached's
+one-CLOCK-ring-per-class LRU already is) and the noreply forms answer byte for byte as memcached
+does. What would need a segmented or temporary-TTL LRU (`lru tune` with good values, `lru mode
+segmented`, `lru temp_ttl <n >= 0>`) memcached answers OK; cached cannot honour it and answers
+an ERROR line saying so (README, "lru"), and its stats settings stay as they were.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+from harness import MEMCACHED, Checker, Server  # noqa: E402
+
+SAME = [b"lru", b"lru ", b"lru tune", b"lru tune 1 2 3", b"lru tune 50 40 2 2", b"lru tune 10 20 0 2",
+        b"lru tune 10 20 2 -0", b"lru tune -1 20 2 2", b"lru tune 1e1 2 2 2", b"lru tune 10 20 1e400 2",
+        b"lru tune 1 1 1e-400 1", b"lru tune 10 20 2x 2", b"lru tune 10 20 2 2 noreply",
+        b"lru TUNE 1 1 1 1", b"lru mode", b"lru mode flat", b"lru mode flat a b c", b"lru mode bogus",
+        b"lru mode FLAT", b"lru mode flat noreply", b"lru mode segmented noreply", b"lru temp_ttl",
+        b"lru temp_ttl -1", b"lru temp_ttl x", b"lru temp_ttl 2147483648", b"lru temp_ttl 5 noreply",
+        b"lru foo", b"lru foo noreply", b"lru noreply", b"lru  mode  flat"]
+NO_SEGMENTS = b"ERROR not supported: cached's LRU is one CLOCK ring per class, not segmented\r\n"
+NO_TEMP = b"ERROR not supported: cached has no temporary-TTL LRU\r\n"
+REFUSED = [(b"lru tune 10 20 2 2", NO_SEGMENTS), (b"lru tune 10 20 nan 2", NO_SEGMENTS),
+           (b"lru tune 4294967295 1 2 2", NO_SEGMENTS), (b"lru tune 1 1 1 1 1 1 1 1", NO_SEGMENTS),
+           (b"lru mode segmented", NO_SEGMENTS), (b"lru temp_ttl 0", NO_TEMP),
+           (b"lru temp_ttl 99999999999", NO_TEMP), (b"lru temp_ttl 5 extra", NO_TEMP)]
+SETTINGS = (b"lru_segmented", b"temp_lru", b"temporary_ttl", b"hot_lru_pct", b"warm_lru_pct")
+
+
+def ask(srv, line):
+    """The reply to one line, delimited by a following `version`."""
+    with srv.connect() as c:
+        c.send(line + b"\r\nversion\r\n")
+        return c.read_until(b"VERSION 1.6.18\r\n")[:-len(b"VERSION 1.6.18\r\n")]
+
+
+def settings(srv):
+    st = srv.stats("settings")
+    return {k: st.get(k.decode()) for k in SETTINGS}
+
+
+def main():
+    ck = Checker("test_lru_cmd")
+    with Server() as cs, Server(MEMCACHED, kind="memcached") as ms:
+        before = settings(cs)
+        for line in SAME:
+            ck.eq(ask(cs, line), ask(ms, line), "%r as memcached answers it" % line)
+        for line, want in REFUSED:
+            ck.eq(ask(ms, line), b"OK\r\n", "%r: memcached's OK" % line)
+            ck.eq(ask(cs, line), want, "%r: cached refuses what it cannot honour" % line)
+        ck.eq(settings(cs), before, "stats settings unchanged by lru commands")
+        ck.check(cs.proc.poll() is None, "cached still running")
+    ck.done()
+
+
+if __name__ == "__main__":
+    main()
