@@ -595,6 +595,22 @@ static struct item *clock_reclaim_ahead(struct slab_class *c, rel_time_t now, bo
  * like unread ones, 100% (test_eviction.py's test_reads_do_not_shield). Ageing on every eviction costs the zipf trace 0.45 points (the main ring
  * is aged too fast), every 8th nothing measurable. */
 #define WIN_HAND_EVERY 8
+/* ... and that 8 adapts per class, in quarter steps (hand_every holds it x HAND_Q), between
+ * HAND_EVERY_MIN and HAND_EVERY_MAX: a ghost hit on a key the window evicted unread takes
+ * HAND_DEC quarters off (the window evicts too eagerly: age the main ring faster, so its idle
+ * items go instead), one on a key the hand evicted adds HAND_INC (ARC's rule: the side whose
+ * ghost is hit should have kept more). A hot set that moves (tools/bench_hitgrid.py wsshift:
+ * Zipf 1.0 over 20k keys, shifted to new keys every 20k requests, -m 8) left the last phase's
+ * read items in the main ring while the window evicted the new phase's keys: 68.3% against
+ * memcached's 72.5% (LRU's bound 73.1%); 71.4% adaptive (tools/hitsim; no window at all:
+ * 72.3%, but the zipf trace falls from 79.7% to 77.4%). Equal steps (4/4) gave wsshift 71.5%,
+ * zipf 79.1%; 2/4 keeps zipf at 79.6%, tests/integration/test_hitratio.py's traces the same
+ * (80.3%, 83.7%). */
+#define HAND_EVERY_MIN 1
+#define HAND_EVERY_MAX 16
+#define HAND_Q 4
+#define HAND_DEC 2
+#define HAND_INC 4
 
 /* The ghost has GHOST_SLOTS_PER_CHUNK slots a chunk (rounded up to a power of two), each an
  * 8-bit tag: the same bytes as one 16-bit tag a chunk, twice the keys remembered. A false
@@ -605,8 +621,8 @@ static struct item *clock_reclaim_ahead(struct slab_class *c, rel_time_t now, bo
 
 static uint8_t ghost_tag(uint64_t hv)
 {
-    uint8_t t = (uint8_t)(hv >> 56);
-    return t ? t : 1; /* 0 is an empty slot */
+    uint8_t t = (uint8_t)(hv >> 56) & 0xfe;
+    return t ? t : 2; /* 0 is an empty slot; bit 0: evicted from the window */
 }
 
 /* A key evicted live by the hand or the window (not by a page move): remembered, so that if
@@ -614,7 +630,7 @@ static uint8_t ghost_tag(uint64_t hv)
 static void ghost_remember(struct slab_class *c, uint64_t hv)
 {
     if (c->ghost != NULL)
-        c->ghost[hv & c->ghost_mask] = ghost_tag(hv);
+        c->ghost[hv & c->ghost_mask] = ghost_tag(hv) | (c->ghost_win ? 1 : 0);
 }
 
 /* Fits window and ghost to the class's chunk count (after a page came or went). The window
@@ -654,8 +670,17 @@ static void window_admit(struct slab_class *c, const struct item *it, uint64_t h
     if (c->win_cap == 0)
         return;
     uint8_t *g = &c->ghost[hv & c->ghost_mask];
-    if (*g == ghost_tag(hv)) {
-        *g = 0; /* asked for again after its eviction: straight to the main ring */
+    if ((*g & 0xfe) == ghost_tag(hv)) {
+        /* asked for again after its eviction: straight to the main ring. Whose eviction it
+         * was says which side evicts too eagerly (ARC's rule): the window's -> the main hand
+         * ages its read items faster; the hand's -> slower. */
+        uint32_t q = c->hand_every ? c->hand_every : WIN_HAND_EVERY * HAND_Q;
+        if (*g & 1)
+            q = q > HAND_EVERY_MIN * HAND_Q + HAND_DEC ? q - HAND_DEC : HAND_EVERY_MIN * HAND_Q;
+        else
+            q = q + HAND_INC < HAND_EVERY_MAX * HAND_Q ? q + HAND_INC : HAND_EVERY_MAX * HAND_Q;
+        c->hand_every = q;
+        *g = 0;
         return;
     }
     while (c->win_len >= c->win_cap) { /* full: the oldest graduates, read or not */
@@ -738,11 +763,13 @@ static struct item *window_evict(struct slab_class *c)
         c->win_len--;
         uint64_t hv = 0;
         struct item *it = window_item(c, e, &hv);
-        /* gone, read (it graduates), or in use by a reply (being read) */
-        if (!it || (item_iflags(it) & ITEM_FETCHED) ||
+        /* gone, read or in use (it graduates: ACTIVE/HOT came from the value it replaced,
+         * do_item_store), or in use by a reply (being read) */
+        if (!it || (item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE | ITEM_HOT)) ||
             atomic_load_explicit(&it->refcount, memory_order_relaxed) != 1)
             continue;
-        struct item *m = clock_peek_unread(c, it, c->win_evicts++ % WIN_HAND_EVERY == 0);
+        uint32_t every = c->hand_every ? c->hand_every / HAND_Q : WIN_HAND_EVERY;
+        struct item *m = clock_peek_unread(c, it, c->win_evicts++ % every == 0);
         /* an expired item near the hand is reclaimed before anything live is evicted */
         struct item *got = clock_reclaim_ahead(c, clock_now(), false);
         if (got) {
@@ -757,7 +784,9 @@ static struct item *window_evict(struct slab_class *c)
             c->win_len++;
             return got;
         }
+        c->ghost_win = true;
         got = clock_take(c, it, true, true); /* evicted live: clock_take remembers the key */
+        c->ghost_win = false;
         if (got)
             return got;
     }
