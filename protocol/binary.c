@@ -98,6 +98,18 @@ static void wr64(unsigned char *p, uint64_t v)
 
 /* ---- compose ---- */
 
+/* -vv: the response header as memcached dumps it: a get or touch hit's CAS is filled in
+ * after its dump there, so the dump shows 0. */
+static void trace_response(const struct bin_ctx *x, const unsigned char *p)
+{
+    unsigned char h[BIN_HEADER_LEN];
+    memcpy(h, p, sizeof h);
+    if (x->cmd == BIN_GET || x->cmd == BIN_GETK || x->cmd == BIN_GAT || x->cmd == BIN_GATK ||
+        x->cmd == BIN_TOUCH)
+        memset(h + 16, 0, 8);
+    proto_trace_bin_header(x->pc->trace_id, true, h);
+}
+
 /* Appends a response header (memcached's add_bin_header) and returns where the body may
  * follow inside the reserved space (room bytes of it). */
 static unsigned char *bin_header(struct bin_ctx *x, uint8_t opcode, uint16_t status,
@@ -114,6 +126,8 @@ static unsigned char *bin_header(struct bin_ctx *x, uint8_t opcode, uint16_t sta
     wr32(p + 8, bodylen);
     memcpy(p + 12, &x->h.opaque, 4);
     wr64(p + 16, cas);
+    if (PROTO_TRACING())
+        trace_response(x, p);
     return p + BIN_HEADER_LEN;
 }
 
@@ -165,6 +179,8 @@ static const char *bin_status_text(uint16_t status)
 static void bin_error(struct bin_ctx *x, uint16_t status, const char *msg, uint64_t swallow)
 {
     const char *text = msg ? msg : bin_status_text(status);
+    if (PROTO_TRACING())
+        proto_trace_printf(">%d Writing an error: %s\n", x->pc->trace_id, text);
     bin_respond(x, status, text, strlen(text), 0);
     if (swallow > 0)
         bin_swallow(x, swallow);
@@ -228,6 +244,14 @@ static enum cmd_result bin_store(struct bin_ctx *x)
     uint32_t flags = concat ? 0 : rd32(x->ext);
     uint32_t exptime = concat ? 0 : rd32(x->ext + 4);
     uint64_t vlen = (uint64_t)x->h.bodylen - x->h.keylen - x->h.extlen;
+    if (PROTO_TRACING()) { /* memcached prints vlen as an int */
+        static const char *const names[] = {[OP_SET] = "SET", [OP_ADD] = "ADD", [OP_REPLACE] = "REPLACE"};
+        if (concat)
+            proto_trace_printf("Value len is %d\n", (int)vlen);
+        else
+            proto_trace_printf("<%d %s %.*s Value len is %d\n", x->pc->trace_id, names[op],
+                               (int)x->h.keylen, x->key, (int)vlen);
+    }
     /* Refused before the value arrives, so a huge body never grows the buffer. */
     if (!item_fits(x->h.keylen, flags, vlen)) {
         STAT_INC(x->st->store_too_large);
@@ -308,6 +332,9 @@ static enum cmd_result bin_get(struct bin_ctx *x)
     bool with_key = x->cmd == BIN_GETK || x->cmd == BIN_GATK;
     bool with_value = x->cmd != BIN_TOUCH;
     struct item *it;
+    if (PROTO_TRACING())
+        proto_trace_printf("<%d %s %.*s\n", x->pc->trace_id, touch ? "TOUCH" : "GET",
+                           (int)x->h.keylen, x->key);
     if (touch) {
         it = storage_touch(x->key, x->h.keylen, clock_exptime((int64_t)rd32(x->ext)));
         STAT_INC(x->st->cmd_touch);
@@ -362,6 +389,8 @@ static enum cmd_result bin_get(struct bin_ctx *x)
 
 static enum cmd_result bin_delete(struct bin_ctx *x)
 {
+    if (PROTO_TRACING())
+        proto_trace_printf("Deleting %.*s\n", (int)x->h.keylen, x->key);
     DETAIL(x->key, x->h.keylen, DETAIL_DEL, false);
     WATCH_PEEK(x, x->key, x->h.keylen);
     switch (storage_delete(x->key, x->h.keylen, x->h.cas)) {
@@ -394,6 +423,9 @@ static enum cmd_result bin_arith(struct bin_ctx *x)
     };
     struct meta_arith_result res;
     unsigned char body[8];
+    if (PROTO_TRACING()) /* memcached's words for incr and decr alike */
+        proto_trace_printf("incr %.*s %lld, %llu, %d\n", (int)x->h.keylen, x->key,
+                           (long long)a.delta, (unsigned long long)a.initial, (int)exptime);
     WATCH_PEEK(x, x->key, x->h.keylen);
     enum st_result r = storage_meta_arith(x->key, x->h.keylen, &a, &res);
     if (r == ST_OK && res.created && WATCHING(WATCH_FETCHERS | WATCH_MUTATIONS))
@@ -529,6 +561,8 @@ static bool key_is(const struct bin_ctx *x, const char *s)
  * for reset/settings/detail, exact names for the rest). */
 static enum cmd_result bin_stats(struct bin_ctx *x)
 {
+    if (PROTO_TRACING())
+        proto_trace_printf("<%d STATS %.*s\n", x->pc->trace_id, (int)x->h.keylen, x->key);
     if (x->h.keylen == 0) {
         bin_stats_from_text(x, "stats");
     } else if (key_starts(x, "reset")) {
@@ -853,6 +887,8 @@ enum proto_action proto_binary_process(struct proto_conn *pc, struct reply *r, c
         x.key = (const char *)x.ext + x.h.extlen;
         x.rest = avail >= head ? (const char *)p + head : NULL;
         x.avail = avail >= head ? avail - head : 0;
+        if (PROTO_TRACING())
+            proto_trace_bin_header(pc->trace_id, false, p);
         bin_dispatch(&x);
         if (refuse_now && !x.close) {
             x.close = true; /* cannot happen: dispatch closes on such a key */

@@ -44,6 +44,10 @@ struct proto_ctx {
     const char *data;       /* the bytes after the command line ... */
     size_t avail;           /* ... and how many of them the buffer holds */
     size_t data_used;       /* out: bytes after the line consumed (a refused value) */
+    /* A key of this line already hashed (mg in the lookahead): its bytes and hash, or NULL */
+    const char *hint_key;
+    size_t hint_nkey;
+    uint64_t hint_hv;
 };
 
 typedef enum cmd_result (*proto_handler)(struct proto_ctx *x, int arg);
@@ -94,11 +98,37 @@ bool proto_noreply_maybe(struct request *q);
 
 /* ---- replies ---- */
 
+/* ---- -vv tracing (protocol/trace.c): memcached's ">FD reply" lines ---- */
+enum proto_trace_kind {
+    PROTO_TRACE_LINE,      /* a one-line reply is traced (memcached's out_string) */
+    PROTO_TRACE_RETRIEVAL, /* get & co.: "sending key K" per hit, then END */
+    PROTO_TRACE_META,      /* mg/ms/md/ma: errors only */
+    PROTO_TRACE_ME,        /* me: a miss's EN and errors */
+};
+enum proto_trace_kind proto_trace_kind_of(const struct request *q);
+/* Traces what the command queued on x->r since m (verbosity 2 and up: the caller checks). */
+void proto_trace_reply(const struct proto_ctx *x, const struct reply_mark *m,
+                       enum proto_trace_kind kind);
+/* ">FD NOREPLY <reply>": the reply noreply withheld (checks the verbosity itself). */
+void proto_trace_noreply(const struct proto_ctx *x, const char *s, size_t len);
+/* One stderr line (or several, with "\n" inside), in one write(). */
+void proto_trace_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* memcached's -vv dump of a binary request (response false) or response header. */
+void proto_trace_bin_header(int id, bool response, const unsigned char *h);
+#define PROTO_TRACING() (proto_verbose() >= 2)
+/* memcached's "CAS:  failure: expected <item's>, got <client's>" for a cas that met EXISTS. */
+void proto_trace_cas_failure(const struct item *it, uint64_t cas);
+/* "FD: Client using the ascii|binary protocol" once negotiated (checks the verbosity). */
+void proto_trace_negotiated(const struct proto_conn *pc);
+
+
 /* Appends a reply unless the command is noreply. */
 static inline void proto_out(struct proto_ctx *x, const char *s, size_t len)
 {
     if (!x->q->noreply)
         reply_add(x->r, s, len);
+    else
+        proto_trace_noreply(x, s, len);
 }
 #define OUT(x, msg) proto_out((x), (msg), MSG_LEN(msg))
 

@@ -245,5 +245,10 @@ struct proto_config {
 };
 
 /* cfg NULL: defaults (1 MB items, 64 MB, flush on, shutdown off). hooks NULL: none. */
+/* -vv: memcached's "<FD new ... client connection", "<FD connection closed." and "<FD server
+ * listening (...)" lines on stderr (protocol/trace.c); each checks the verbosity itself. */
+void proto_trace_conn_open(int id);
+void proto_trace_conn_close(int id);
+void proto_trace_listening(int id);
 void proto_setup(const struct proto_config *cfg, const struct proto_hooks *hooks);
 void proto_teardown(void);

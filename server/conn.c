@@ -221,6 +221,7 @@ void conn_open(struct worker *w, int fd, unsigned listener, const struct sockadd
         watch_conn_event(c, false);
 
     log_debug("worker %u: new connection fd %d from %s", w->id, fd, c->addr);
+    proto_trace_conn_open(fd);
     if (listeners[listener].tls && c->tls == NULL) {
         conn_close(c);
         return;
@@ -279,6 +280,7 @@ void conn_close(struct conn *c)
     event_del(c->ev); /* also drops a pending event_active */
     set_state(c, CONN_CLOSING);
     log_debug("worker %u: closing fd %d (%s)", w->id, c->fd, c->addr);
+    proto_trace_conn_close(c->fd);
     if (c->watcher != NULL) {
         watch_remove(c->watcher);
         c->watcher = NULL;

@@ -337,6 +337,8 @@ static int run(void)
         .debug_hooks = settings.debug_hooks,
     };
     proto_setup(&pcfg, &server_hooks);
+    for (size_t i = 0; i < nlisteners; i++) /* -vv: memcached's "<FD server listening" */
+        proto_trace_listening(listeners[i].fd);
     if (settings.sasl && proto_sasl_setup() < 0) {
         storage_teardown();
         daemon_remove_pidfile(settings.pidfile);

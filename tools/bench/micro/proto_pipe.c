@@ -5,9 +5,9 @@
  * loader are not in it), in thread CPU time, so on a shared machine it is far steadier than a
  * throughput run.
  *
- * usage: build/proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v value bytes]
+ * usage: build/proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v value bytes] [-m]
  * Stores keys "key:<i>" (i < keys) with values of -v bytes, then repeats: a buffer of -d
- * "get key:<random>\r\n" lines, proto_process, drop the reply. Prints ns of CPU per get (the
+ * "get key:<random>\r\n" lines (-m: "mg key:<random> v f\r\n"), proto_process, drop the reply. Prints ns of CPU per get (the
  * median and the minimum of -r repetitions of -n batches).
  */
 #include <stdint.h>
@@ -55,15 +55,17 @@ static void run(struct proto_conn *pc, struct reply *r, const char *buf, size_t 
 int main(int argc, char **argv)
 {
     unsigned keys = 100000, depth = 16, batches = 20000, reps = 7, vlen = 100;
+    const char *fmt = "get key:%u\r\n";
     int o;
-    while ((o = getopt(argc, argv, "k:d:n:r:v:")) != -1) {
+    while ((o = getopt(argc, argv, "k:d:n:r:v:m")) != -1) {
         switch (o) {
         case 'k': keys = (unsigned)atoi(optarg); break;
         case 'd': depth = (unsigned)atoi(optarg); break;
         case 'n': batches = (unsigned)atoi(optarg); break;
         case 'r': reps = (unsigned)atoi(optarg); break;
         case 'v': vlen = (unsigned)atoi(optarg); break;
-        default: fprintf(stderr, "usage: proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v bytes]\n"); return 2;
+        case 'm': fmt = "mg key:%u v f\r\n"; break;
+        default: fprintf(stderr, "usage: proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v bytes] [-m]\n"); return 2;
         }
     }
     clock_setup();
@@ -92,7 +94,7 @@ int main(int argc, char **argv)
         run(&pc, &r, buf, (size_t)n + vlen + 2);
     }
     /* every batch of a repetition written beforehand: the timed loop is proto_process only */
-    size_t all_cap = (size_t)batches * depth * 24 + 64;
+    size_t all_cap = (size_t)batches * depth * 28 + 64;
     char *all = malloc(all_cap);
     size_t *ends = malloc((size_t)batches * sizeof *ends);
     uint64_t *per = malloc(reps * sizeof *per);
@@ -100,7 +102,7 @@ int main(int argc, char **argv)
         size_t len = 0;
         for (unsigned b = 0; b < batches; b++) {
             for (unsigned d = 0; d < depth; d++)
-                len += (size_t)snprintf(all + len, all_cap - len, "get key:%u\r\n",
+                len += (size_t)snprintf(all + len, all_cap - len, fmt,
                                         (unsigned)(next_rand() % keys));
             ends[b] = len;
         }
