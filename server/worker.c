@@ -154,7 +154,7 @@ static int setup_one(struct worker *w, unsigned id, bool handshaker)
     struct timeval sec = {1, 0};
     if (event_add(w->notify_ev, NULL) < 0 || event_add(w->tick_ev, &sec) < 0)
         return -1;
-    if (!handshaker && (w->acceptor = listen_worker_setup(w)) == NULL)
+    if ((w->acceptor = listen_worker_setup(w)) == NULL)
         return -1;
     return 0;
 }
@@ -310,7 +310,7 @@ void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *p
 
 void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer)
 {
-    if (listeners[listener].tls && nhandshakers > 0) {
+    if (listeners[listener].tls && !w->handshaker && nhandshakers > 0) {
         enqueue_fd(&handshakers[w->id % nhandshakers], fd, listener, peer);
         return;
     }

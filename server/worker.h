@@ -9,7 +9,8 @@
  * mutex-guarded list), waking it with an eventfd.
  *
  * With -Z each worker has a companion handshake thread (handshakers[i], same struct and
- * loop, its own event base). The listener gives it the connections of TLS listeners; it
+ * loop, its own event base). It accepts on the TLS listeners' per-worker sockets itself (the
+ * listener thread gives it those of shared TLS sockets); it
  * runs their non-blocking handshakes and hands each established connection (struct conn,
  * SSL and all) to a worker (round-robin) through the same queue; a worker gives the closed
  * ones' SSL back to its handshake thread to shut down and free (worker_tls_retire). A
@@ -101,8 +102,9 @@ int worker_start(void);
  * returned it) to the next worker, or for a TLS listener to the next handshaker
  * (round-robin). */
 void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer);
-/* Worker thread: w accepted fd itself; opens it here, or for a TLS listener hands it to
- * w's handshaker. */
+/* Worker or handshake thread: w accepted fd itself (handshake threads accept on the TLS
+ * listeners' per-worker sockets, workers on the others); opens it here, or, should a worker
+ * accept on a TLS listener, hands it to w's handshaker. */
 void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer);
 /* Handshaker thread: c's handshake is done; moves c (event disarmed) to the next worker,
  * round-robin over all workers, which adopts it (conn_adopt). */
