@@ -1675,7 +1675,8 @@ bool storage_class_dump(unsigned id, bool (*fn)(void *arg, const struct item *it
         char *base = page_base(c->pages[pi]);
         for (uint32_t ch = 0; more && ch < c->perslab; ch++) {
             const struct item *it = (const struct item *)(base + (size_t)ch * c->size);
-            if ((item_iflags(it) & (ITEM_FREE | ITEM_LINKED)) == ITEM_LINKED)
+            /* linked, whatever bit 6 (ITEM_HOT on a linked item, ITEM_FREE on a free one) */
+            if (item_iflags(it) & ITEM_LINKED)
                 more = fn(arg, it);
         }
     }
