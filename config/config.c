@@ -97,6 +97,10 @@ static const struct {
     /* memcached's pre-1.5 behaviour: no page moves, no background crawler (eviction stays
      * CLOCK: cached has no other scheme) */
     {"no_modern", "slab-automove", "no", "expiry-sweeper", "no"},
+    /* memcached's slab automover runs inside its LRU maintainer thread: without the thread no
+     * page moves (its flat-LRU mode has no counterpart: eviction stays CLOCK, as with
+     * no_modern); `stats settings` says lru_maintainer_thread no */
+    {"no_lru_maintainer", "slab-automove", "no", NULL, NULL},
 };
 
 /* memcached -o knobs whose effect cached does not provide: refused with the reason, never
@@ -106,7 +110,6 @@ static const struct {
 } refused_ext[] = {
     {"hash_algorithm", "cached hashes keys with xxh64 only (stats settings: hash_algorithm xxh64)"},
     {"tail_repair_time", "cached counts item references exactly and never force-frees an item"},
-    {"no_lru_maintainer", "cached's LRU (CLOCK with a protected share) has no flat-LRU mode"},
     {"worker_logbuf_size", "cached keeps no per-worker log buffer: `watch` lines go straight to "
                            "each watcher's buffer (watcher_logbuf_size)"},
     {"slab_automove_freeratio", "an extstore option: cached keeps items in RAM only"},
@@ -545,6 +548,11 @@ static int set_value(struct cfg *c, const struct cfg_desc *d, const char *val, b
         if (is(d, offsetof(struct cfg, protocol)) && strcmp(val, "auto") != 0 &&
             strcmp(val, "ascii") != 0 && strcmp(val, "binary") != 0) {
             snprintf(msg, msgsz, "'%s' is not a protocol (auto, ascii, binary)", val);
+            return -1;
+        }
+        if (is(d, offsetof(struct cfg, ssl_handshake_priority)) && strcmp(val, "idle") != 0 &&
+            strcmp(val, "low") != 0 && strcmp(val, "normal") != 0) {
+            snprintf(msg, msgsz, "'%s' is not a priority (idle, low, normal)", val);
             return -1;
         }
         if (is(d, offsetof(struct cfg, prefix_delimiter)) && strlen(val) != 1) {
@@ -1172,6 +1180,8 @@ static int extended_one(struct cfg *c, struct src *src, char *kv, FILE *err)
                 src->kind[m] = SRC_ARGV;
                 c->cmdline_set |= 1ull << m;
             }
+            if (strcmp(u, "no_lru_maintainer") == 0 || strcmp(u, "no_modern") == 0)
+                c->no_lru_maintainer = true;
             return 0;
         }
     }

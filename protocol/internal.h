@@ -46,6 +46,10 @@ struct proto_ctx {
     size_t data_used;       /* out: bytes after the line consumed (a refused value) */
     struct reply_mark unsent; /* replies memcached would not have written yet: since this
                                * proto_process call began or the last get ended */
+    /* A key of this line already hashed (mg in the lookahead): its bytes and hash, or NULL */
+    const char *hint_key;
+    size_t hint_nkey;
+    uint64_t hint_hv;
 };
 
 typedef enum cmd_result (*proto_handler)(struct proto_ctx *x, int arg);

@@ -160,20 +160,24 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     /* Page moves (storage/slab.c): live items are rescued into free chunks of their class,
      * else evicted; cached never chunks an item, so chunk rescues are 0, and a referenced
      * item is waited for, never deleted (busy_deletes 0). */
-    put_u64(o, "slab_reassign_rescues", ss.reassign_rescues);
-    put_u64(o, "slab_reassign_chunk_rescues", 0);
-    put_u64(o, "slab_reassign_evictions_nomem", ss.reassign_evictions_nomem);
-    put_u64(o, "slab_reassign_inline_reclaim", 0);
-    put_u64(o, "slab_reassign_busy_items", ss.reassign_busy_items);
-    put_u64(o, "slab_reassign_busy_deletes", 0);
-    put_u64(o, "slab_reassign_running", ss.reassign_running);
-    put_u64(o, "slabs_moved", ss.slabs_moved);
     const struct cfg *cf = proto_cfg.settings;
+    if (cf == NULL || !cf->no_slab_reassign) { /* memcached: only with slab_reassign */
+        put_u64(o, "slab_reassign_rescues", ss.reassign_rescues);
+        put_u64(o, "slab_reassign_chunk_rescues", 0);
+        put_u64(o, "slab_reassign_evictions_nomem", ss.reassign_evictions_nomem);
+        put_u64(o, "slab_reassign_inline_reclaim", 0);
+        put_u64(o, "slab_reassign_busy_items", ss.reassign_busy_items);
+        put_u64(o, "slab_reassign_busy_deletes", 0);
+        put_u64(o, "slab_reassign_running", ss.reassign_running);
+        put_u64(o, "slabs_moved", ss.slabs_moved);
+    }
     if (cf == NULL || proto_crawler_enabled()) {
         put_u64(o, "lru_crawler_running", ss.crawl_running);
         put_u64(o, "lru_crawler_starts", ss.sweeper_runs + ss.crawl_starts);
     }
-    put_u64(o, "lru_maintainer_juggles", sv.lru_maintainer_juggles);
+    bool mnt = cf == NULL || !cf->no_lru_maintainer; /* memcached: only with its maintainer */
+    if (mnt)
+        put_u64(o, "lru_maintainer_juggles", sv.lru_maintainer_juggles);
     put_u64(o, "malloc_fails", 0);
     put_u64(o, "log_worker_dropped", sv.log_worker_dropped);
     put_u64(o, "log_worker_written", sv.log_worker_written);
@@ -194,18 +198,33 @@ static void stats_general(struct proto_ctx *x, struct stat_out *o)
     put_u64(o, "slab_global_page_pool", ss.global_page_pool);
     put_u64(o, "expired_unfetched", ss.expired_unfetched);
     put_u64(o, "evicted_unfetched", ss.evicted_unfetched);
-    put_u64(o, "evicted_active", ss.evicted_active);
+    if (mnt)
+        put_u64(o, "evicted_active", ss.evicted_active);
     put_u64(o, "evictions", ss.evictions);
     put_u64(o, "reclaimed", ss.reclaimed);
     put_u64(o, "crawler_reclaimed", ss.crawler_reclaimed); /* sweeper + crawl passes */
     put_u64(o, "crawler_items_checked", ss.crawler_items_checked);
     put_u64(o, "lrutail_reflocked", 0);
-    put_u64(o, "moves_to_cold", 0);
-    put_u64(o, "moves_to_warm", 0);
-    put_u64(o, "moves_within_lru", 0);
-    put_u64(o, "direct_reclaims", ss.evictions);
-    put_u64(o, "lru_bumps_dropped", 0);
-    /* cached's own, after memcached's: the expiry sweeper and where RSS goes. */
+    if (mnt) {
+        put_u64(o, "moves_to_cold", 0);
+        put_u64(o, "moves_to_warm", 0);
+        put_u64(o, "moves_within_lru", 0);
+        put_u64(o, "direct_reclaims", ss.evictions);
+        put_u64(o, "lru_bumps_dropped", 0);
+    }
+}
+
+/* ---- stats cached: cached's own counters ----
+ * Kept out of `stats` so that its keys are memcached's, no more (memcached's own stats.t counts
+ * them, and dashboards compare them): the expiry sweeper, lock contention, item header size,
+ * where RSS goes, and the TLS handshake counters. */
+static void stats_own(struct stat_out *o)
+{
+    struct storage_stats ss;
+    storage_stats(&ss);
+    struct proto_server_stats sv = {0};
+    if (proto_hooks_active->server_stats)
+        proto_hooks_active->server_stats(&sv);
     put_u64(o, "sweeper_runs", ss.sweeper_runs);
     put_u64(o, "sweeper_reclaimed", ss.sweeper_reclaimed);
     put_u64(o, "ref_saturated", ss.ref_saturated);
@@ -296,8 +315,10 @@ static void stats_settings(struct stat_out *o)
     put_str(o, "flush_enabled", s->disable_flush_all ? "no" : "yes");
     put_str(o, "dump_enabled", s->disable_dumping ? "no" : "yes");
     put_str(o, "hash_algorithm", "xxh64");
-    put_str(o, "lru_maintainer_thread", "yes"); /* the maintenance tick (see the top) */
-    put_str(o, "lru_segmented", "no");
+    /* the maintenance tick (see the top); its page moves stop under no_lru_maintainer */
+    put_str(o, "lru_maintainer_thread", s->no_lru_maintainer ? "no" : "yes");
+    /* cached's default (fetched twice: protected) stands for memcached's segmented LRU */
+    put_str(o, "lru_segmented", storage_lru_flat() ? "no" : "yes");
     put_u64(o, "hot_lru_pct", 0);
     put_u64(o, "warm_lru_pct", 0);
     put_fmt(o, "hot_max_factor", "%.2f", 0.0);
@@ -357,12 +378,16 @@ static void item_class(void *arg, const struct slab_class_stats *s)
     unsigned id = s->id;
     const struct proto_class_stats *k = &c->sum->cls[id < PROTO_CLASSES ? id : 0];
 #define I(name, v) put_cls(o, "items", id, name, (v))
+    const struct cfg *cf = proto_cfg.settings;
+    bool mnt = cf == NULL || !cf->no_lru_maintainer; /* memcached: only with its maintainer */
     I("number", s->number);
-    I("number_hot", 0);
-    I("number_warm", 0);
-    I("number_cold", s->number);
-    I("age_hot", 0);
-    I("age_warm", 0);
+    if (mnt) {
+        I("number_hot", 0);
+        I("number_warm", 0);
+        I("number_cold", s->number);
+        I("age_hot", 0);
+        I("age_warm", 0);
+    }
     I("age", s->age);
     I("mem_requested", s->mem_requested);
     I("evicted", s->evicted);
@@ -373,18 +398,21 @@ static void item_class(void *arg, const struct slab_class_stats *s)
     I("reclaimed", s->reclaimed);
     I("expired_unfetched", s->expired_unfetched);
     I("evicted_unfetched", s->evicted_unfetched);
-    I("evicted_active", s->evicted_active);
+    if (mnt)
+        I("evicted_active", s->evicted_active);
     I("crawler_reclaimed", s->crawler_reclaimed);
     I("crawler_items_checked", s->crawler_items_checked);
     I("lrutail_reflocked", 0);
-    I("moves_to_cold", 0);
-    I("moves_to_warm", 0);
-    I("moves_within_lru", 0);
-    I("direct_reclaims", s->evicted);
-    I("hits_to_hot", 0);
-    I("hits_to_warm", 0);
-    I("hits_to_cold", k->get_hits + k->touch_hits);
-    I("hits_to_temp", 0);
+    if (mnt) {
+        I("moves_to_cold", 0);
+        I("moves_to_warm", 0);
+        I("moves_within_lru", 0);
+        I("direct_reclaims", s->evicted);
+        I("hits_to_hot", 0);
+        I("hits_to_warm", 0);
+        I("hits_to_cold", k->get_hits + k->touch_hits);
+        I("hits_to_temp", 0);
+    }
 #undef I
 }
 
@@ -487,6 +515,8 @@ bool proto_stats_group(struct proto_ctx *x, const char *sub, size_t len, proto_s
         if (!storage_sizes_each(size_line, &o))
             put_str(&o, "sizes_status", "disabled");
     }
+    else if (SUB("cached"))
+        stats_own(&o);
     else if (SUB("extstore"))
         ; /* memcached without extstore lists nothing, and ends the reply */
     else if (SUB("conns")) {

@@ -493,7 +493,7 @@ static bool stopped;          /* listen_stop ran (pause_lock) */
 
 #define ACCEPT_BATCH_WORKER 16 /* a worker also has requests to serve between accepts */
 
-static void accept_pause(struct acceptor *a);
+static void accept_pause(struct acceptor *a, const struct listener *l, int err);
 
 /* Takes an accepted connection: rejects it past -c, else opens it in this worker (or hands
  * it to a worker from the listener thread). */
@@ -545,9 +545,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_warn("accept on %s: %s; pausing accepts for 10 ms", l->name,
-                         strerror(errno));
-                accept_pause(a);
+                accept_pause(a, l, errno);
             } else if (errno == EINVAL) {
                 event_del(src->ev); /* shut down by listen_stop: stopping */
             } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -579,7 +577,14 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&pause_lock);
 }
 
-static void accept_pause(struct acceptor *a)
+/* Out of fds, every acceptor pauses and retries each 10 ms for as long as it lasts: the
+ * warning is written at most once per PAUSE_WARN_EVERY s, or a stderr nobody drains (a pipe)
+ * would fill up and block the worker that writes it, and a journal would get 100 lines/s. */
+#define PAUSE_WARN_EVERY 10
+static time_t pause_warned;      /* when the last warning was written (pause_lock) */
+static uint64_t pauses_unwarned; /* pauses since then (pause_lock) */
+
+static void accept_pause(struct acceptor *a, const struct listener *l, int err)
 {
     if (a->paused)
         return;
@@ -592,7 +597,19 @@ static void accept_pause(struct acceptor *a)
         server_counter_add(&server_counters.listen_disabled_num, 1);
         gettimeofday(&disabled_since, NULL);
     }
+    pauses_unwarned++;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    bool warn = pause_warned == 0 || now.tv_sec - pause_warned >= PAUSE_WARN_EVERY;
+    uint64_t n = pauses_unwarned;
+    if (warn) {
+        pause_warned = now.tv_sec;
+        pauses_unwarned = 0;
+    }
     pthread_mutex_unlock(&pause_lock);
+    if (warn)
+        log_warn("accept on %s: %s; pausing accepts for 10 ms (%llu pauses since the last "
+                 "warning)", l->name, strerror(err), (unsigned long long)n);
     struct timeval tv = {0, 10000};
     evtimer_add(a->resume_ev, &tv);
 }
@@ -616,7 +633,8 @@ static void acceptor_free(struct acceptor *a)
 }
 
 /* An acceptor on base: for the listener thread (w NULL) the shared listeners, for worker w
- * its own socket of every per-worker listener. */
+ * its own socket of every plaintext per-worker listener, for handshake thread w that of every
+ * TLS one (a storm of reconnects then costs the worker no accept and no wake-up). */
 static struct acceptor *acceptor_new(struct event_base *base, struct worker *w)
 {
     struct acceptor *a = mem_calloc(1, sizeof *a);
@@ -631,8 +649,8 @@ static struct acceptor *acceptor_new(struct event_base *base, struct worker *w)
         int fd;
         if (w == NULL && l->wfds == NULL)
             fd = l->fd;
-        else if (w != NULL && l->wfds != NULL && w->id < l->nwfds)
-            fd = l->wfds[w->id];
+        else if (w != NULL && l->wfds != NULL && w->id < l->nwfds && w->handshaker == l->tls)
+            fd = l->wfds[w->id]; /* TLS: the handshake thread's, so a worker never accepts */
         else
             continue;
         struct accept_src *src = &a->src[a->nsrc++];

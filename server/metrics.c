@@ -49,7 +49,7 @@
 
 /* ---- the STAT lines of one scrape ---- */
 
-enum sect { S_GEN, S_SET, S_ITEMS, S_SLABS, S_SLABS_GLOBAL, S_COUNT };
+enum sect { S_GEN, S_SET, S_ITEMS, S_SLABS, S_SLABS_GLOBAL, S_OWN, S_COUNT };
 
 struct stat_kv {
     enum sect sect;
@@ -93,7 +93,11 @@ static void snap_parse(struct snapshot *s)
             break;
         *eol = '\0';
         if (strcmp(p, "END") == 0) {
-            sect = sect == S_GEN ? S_SET : sect == S_SET ? S_ITEMS : sect == S_ITEMS ? S_SLABS : S_COUNT;
+            sect = sect == S_GEN     ? S_SET
+                   : sect == S_SET   ? S_ITEMS
+                   : sect == S_ITEMS ? S_SLABS
+                   : sect == S_SLABS ? S_OWN
+                                     : S_COUNT;
         } else if (strncmp(p, "STAT ", 5) == 0) {
             char *k = p + 5, *sp = strchr(k, ' ');
             if (sp) {
@@ -127,7 +131,7 @@ static const char *snap_get(const struct snapshot *s, enum sect sect, int cls, c
 /* Runs the stats commands through the protocol, exactly as a client would see them. */
 static void snap_take(struct snapshot *s)
 {
-    static const char cmds[] = "stats\r\nstats settings\r\nstats items\r\nstats slabs\r\n";
+    static const char cmds[] = "stats\r\nstats settings\r\nstats items\r\nstats slabs\r\nstats cached\r\n";
     memset(s, 0, sizeof(*s));
     struct proto_conn pc = {0};
     struct reply r;
@@ -214,7 +218,7 @@ static const struct gmetric crawler_metrics[] = {
     {"memcached_lru_crawler_warm_max_factor", "gauge", "Set idle age of WARM LRU to COLD age * this", S_SET, "warm_max_factor", C_NUM},
 };
 
-/* cached's own, from its extra `stats` fields. */
+/* cached's own: extra fields of `stats` and the fields of `stats cached`. */
 static const struct gmetric cached_metrics[] = {
     {"cached_connections_accepted_total", "counter", "Connections accepted by the listeners (rate() of it is the accept rate).", S_GEN, "total_connections", C_NUM},
     {"cached_expired_unfetched_total", "counter", "Items that expired without ever being fetched.", S_GEN, "expired_unfetched", C_NUM},
@@ -222,18 +226,18 @@ static const struct gmetric cached_metrics[] = {
     {"cached_evicted_active_total", "counter", "Items evicted although recently used.", S_GEN, "evicted_active", C_NUM},
     {"cached_get_expired_total", "counter", "Gets that found an expired item.", S_GEN, "get_expired", C_NUM},
     {"cached_get_flushed_total", "counter", "Gets that found an item invalidated by flush_all.", S_GEN, "get_flushed", C_NUM},
-    {"cached_sweeper_runs_total", "counter", "Complete passes of the expiry sweeper over the hash table.", S_GEN, "sweeper_runs", C_NUM},
-    {"cached_sweeper_reclaimed_total", "counter", "Expired or flushed items reclaimed by the sweeper.", S_GEN, "sweeper_reclaimed", C_NUM},
-    {"cached_shard_lock_waits_total", "counter", "Hash shard lock acquisitions that had to wait (contention).", S_GEN, "shard_lock_waits", C_NUM},
-    {"cached_class_lock_waits_total", "counter", "Slab class lock acquisitions that had to wait (contention).", S_GEN, "class_lock_waits", C_NUM},
+    {"cached_sweeper_runs_total", "counter", "Complete passes of the expiry sweeper over the hash table.", S_OWN, "sweeper_runs", C_NUM},
+    {"cached_sweeper_reclaimed_total", "counter", "Expired or flushed items reclaimed by the sweeper.", S_OWN, "sweeper_reclaimed", C_NUM},
+    {"cached_shard_lock_waits_total", "counter", "Hash shard lock acquisitions that had to wait (contention).", S_OWN, "shard_lock_waits", C_NUM},
+    {"cached_class_lock_waits_total", "counter", "Slab class lock acquisitions that had to wait (contention).", S_OWN, "class_lock_waits", C_NUM},
     {"cached_hash_power_level", "gauge", "log2 of the hash table's buckets (all shards).", S_GEN, "hash_power_level", C_NUM},
     {"cached_hash_bytes", "gauge", "Bytes of hash table buckets.", S_GEN, "hash_bytes", C_NUM},
     {"cached_hash_is_expanding", "gauge", "1 while a hash shard is growing (incremental rehash).", S_GEN, "hash_is_expanding", C_NUM},
     {"cached_slabs_moved_total", "counter", "Slab pages moved between classes.", S_GEN, "slabs_moved", C_NUM},
-    {"cached_malloc_allocated_bytes", "gauge", "Bytes allocated through jemalloc outside the slab arena.", S_GEN, "malloc_allocated", C_NUM},
-    {"cached_malloc_active_bytes", "gauge", "jemalloc active bytes.", S_GEN, "malloc_active", C_NUM},
-    {"cached_malloc_resident_bytes", "gauge", "jemalloc resident bytes.", S_GEN, "malloc_resident", C_NUM},
-    {"cached_malloc_mapped_bytes", "gauge", "jemalloc mapped bytes.", S_GEN, "malloc_mapped", C_NUM},
+    {"cached_malloc_allocated_bytes", "gauge", "Bytes allocated through jemalloc outside the slab arena.", S_OWN, "malloc_allocated", C_NUM},
+    {"cached_malloc_active_bytes", "gauge", "jemalloc active bytes.", S_OWN, "malloc_active", C_NUM},
+    {"cached_malloc_resident_bytes", "gauge", "jemalloc resident bytes.", S_OWN, "malloc_resident", C_NUM},
+    {"cached_malloc_mapped_bytes", "gauge", "jemalloc mapped bytes.", S_OWN, "malloc_mapped", C_NUM},
 };
 
 struct smetric {

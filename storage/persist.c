@@ -126,12 +126,25 @@ static void write_file_header(void)
     memcpy(pst.map, &h, sizeof h);
 }
 
+/* Gives every page of FILE its block now. A sparse file on a full filesystem (a tmpfs at
+ * its size= limit, a full disk) maps fine, but the first store into a page that has no block
+ * raises SIGBUS: the daemon would die mid-request. Reserved up front, a full filesystem is a
+ * clear refusal at startup instead (libc writes the blocks where fallocate is missing). */
+static int file_reserve(void)
+{
+    int err = posix_fallocate(pst.fd, 0, (off_t)pst.map_bytes);
+    if (err == 0)
+        return 0;
+    errno = err;
+    return -1;
+}
+
 /* Empties FILE: truncation drops every page (tmpfs frees them), re-extension reads zeroes. */
 static int file_reset(void)
 {
     if (ftruncate(pst.fd, 0) < 0 || ftruncate(pst.fd, (off_t)pst.map_bytes) < 0)
         return -1;
-    return 0;
+    return file_reserve();
 }
 
 char *persist_map(size_t arena_bytes, char *errbuf, size_t errlen)
@@ -163,6 +176,11 @@ char *persist_map(size_t arena_bytes, char *errbuf, size_t errlen)
      * has checked the size (a shorter file is reset first). */
     if (st.st_size < (off_t)FILE_HEADER_BYTES && ftruncate(pst.fd, (off_t)pst.map_bytes) < 0) {
         snprintf(errbuf, errlen, "cannot size memory file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (file_reserve() < 0) {
+        snprintf(errbuf, errlen, "cannot reserve %zu bytes for memory file %s: %s",
+                 pst.map_bytes, path, strerror(errno));
         return NULL;
     }
     void *p = mmap(NULL, pst.map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, pst.fd, 0);

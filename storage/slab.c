@@ -1410,6 +1410,16 @@ void storage_slab_tick(void)
     }
 }
 
+void storage_set_lru_flat(bool flat)
+{
+    atomic_store(&stg.lru_flat, flat);
+}
+
+bool storage_lru_flat(void)
+{
+    return atomic_load(&stg.lru_flat);
+}
+
 void storage_set_automove(unsigned level)
 {
     atomic_store(&stg.automove, level);

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from harness import CACHED, MEMCACHED, Checker, Server  # noqa: E402
@@ -153,21 +154,29 @@ def refused(binary, args):
     return p.returncode, p.stderr.decode(errors="replace")
 
 
+def both(run):
+    """run(CACHED) and run(MEMCACHED) side by side (each on its own server and port: their
+    waits for sweeps, crawls and page moves overlap); returns (cached's, memcached's)."""
+    with ThreadPoolExecutor(2) as ex:
+        got, want = ex.submit(run, CACHED), ex.submit(run, MEMCACHED)
+        return got.result(), want.result()
+
+
 def main():
     ck = Checker("crawl_reassign")
-    got, want = crawl_run(CACHED), crawl_run(MEMCACHED)
+    got, want = both(crawl_run)
     for k in want:
         ck.eq(got[k], want[k], "crawl: %s" % k)
     ck.eq(got["crawler_reclaimed"], "30", "crawl reclaimed the 30 expired items")
     ck.eq(tocrawl_checked(), 5, "tocrawl 5: five items checked")
-    got, want = rescue_run(CACHED), rescue_run(MEMCACHED)
+    got, want = both(rescue_run)
     for k in want:
         ck.eq(got[k], want[k], "page moves: %s" % k)
         ck.check(got[k], "page moves: %s (cached)" % k)
-    got, want = shrink_run(CACHED), shrink_run(MEMCACHED)
+    got, want = both(shrink_run)
     for k in want:
         ck.eq(got[k], want[k], "cache_memlimit shrink: %s" % k)
-    got, want = settings_run(CACHED), settings_run(MEMCACHED)
+    got, want = both(settings_run)
     for k in want:
         ck.eq(got[k], want[k], "settings: %s" % k)
     # memcached refuses -S with a UDP port; cached refuses any UDP port (it serves none)

@@ -14,6 +14,8 @@
 #   EXPECTED  files failing today because another issue owns what they test; each names the issue.
 #             An EXPECTED file that passes is reported (XPASS) so the list can shrink.
 # Release build only (CACHED_BUILD=build): under ASan the suite's timings do not hold.
+# Files run three at a time (MCSUITE_JOBS=N to change; 1 = one after another), as memcached's own
+# `make test PARALLEL=N` runs them with `prove -j N`.
 #   MCSUITE_ONLY="stats.t cas.t"   runs just those files.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,7 +46,6 @@ declare -A SKIP=(
   [extstore.t]="extstore"
   [proxy.t]="the proxy (-o proxy_config): not built in"
   [64bit.t]="memcached-debug's T_MEMD_INITIAL_MALLOC hook fakes total_malloced"
-  [stats.t]="counts exactly 83 keys in stats: cached prints memcached's keys, then its own (README); its other 112 checks pass"
   [issue_42.t]="wants > 500 bytes for ten 10-byte items: cached's 32-byte item headers need 460"
   [conn-limits.t]="-o read_buf_mem_limit=N is refused: cached keeps no read-buffer or response-object pools"
   [slabs-reassign-chunked.t]="chunked items: slab_chunk_max=4096 splits its 11000-byte values across chunks and it counts slab_reassign_chunk_rescues; cached stores every item in one chunk (README)"
@@ -53,7 +54,6 @@ declare -A SKIP=(
 # Run, and expected to fail: they assert memcached's own eviction internals, which cached's
 # policy does not have; an unexpected pass is reported (XPASS).
 declare -A EXPECTED=(
-  [lru.t]="by design: it reads 'big' once and wants it evicted before 37 newer items (strict LRU order); cached's CLOCK gives a read item its second chance (storage/README)"
   [lru-maintainer.t]="by design: it counts memcached's HOT/WARM/COLD segment moves; cached's eviction (CLOCK + probation window) has no segments to move between"
 )
 
@@ -118,7 +118,20 @@ cd "$mc" || exit 1
 # sasldb under /tmp through t/sasl/memcached.conf and needs saslpasswd2, from sasl2-bin).
 export RUN_SASL_TESTS=1
 files=${MCSUITE_ONLY:-$(cd t && ls *.t)}
-pass=() fail=() skip=() xfail=() xpass=() flaky=()
+# memcached's Makefile runs its suite as `prove t -j $PARALLEL` (every file picks its own free
+# ports and its own /tmp names, by PID): here the files run MCSUITE_JOBS at a time (default 3;
+# most of their time is sleeping), the longest first so the pool drains evenly. The report below
+# is in file order whatever order they finish in.
+JOBS=${MCSUITE_JOBS:-3}
+LONG_FIRST="binary.t 00-startup.t lru-maintainer.t lru-crawler.t watcher.t slabs-reassign2.t
+item_size_max.t idle-timeout.t binary-sasl.t flush-all.t chunked-items.t shutdown.t"
+ordered=()
+for f in $LONG_FIRST; do
+  case " $(echo $files) " in *" $f "*) ordered+=("$f") ;; esac
+done
+for f in $files; do
+  case " $LONG_FIRST " in *[[:space:]]"$f"[[:space:]]*) ;; *) ordered+=("$f") ;; esac
+done
 run_one() { # file log limit -> prove's exit code
   # its own session, so servers a file leaves behind (a timed-out file never stops them; the
   # harness gives each its own process group) are found afterwards and stopped by PID
@@ -132,11 +145,8 @@ run_one() { # file log limit -> prove's exit code
   return $rc
 }
 show_failures() { grep -E '^not ok|^#|Failed|croak|timed out' "$1" | head -n 25 | cut -c1-200 | sed 's/^/    | /'; }
-for f in $files; do
-  if [ -n "${SKIP[$f]:-}" ]; then skip+=("$f"); continue; fi
-  log=$work/$f.log
-  t0=$SECONDS
-  limit=$PER_FILE_TIMEOUT
+one_file() { # file -> writes $work/$f.out (its report lines) and $work/$f.res (its verdict)
+  local f=$1 log=$work/$1.log t0=$SECONDS limit=$PER_FILE_TIMEOUT rc dt
   [ -n "${EXPECTED[$f]:-}" ] && limit=60 # some hang waiting for what is not there yet
   run_one "$f" "$log" "$limit"
   rc=$?
@@ -146,18 +156,37 @@ for f in $files; do
     echo "retry $f ($((SECONDS - t0))s): first run failed:"; show_failures "$log"
     run_one "$f" "$log.retry" "$limit"
     rc=$?
-    [ $rc -eq 0 ] && flaky+=("$f")
+    [ $rc -eq 0 ] && echo flaky >"$work/$f.flaky"
     log=$log.retry
   fi
   dt=$((SECONDS - t0))
   if [ $rc -eq 0 ]; then
-    if [ -n "${EXPECTED[$f]:-}" ]; then xpass+=("$f"); echo "XPASS $f (${dt}s): remove it from EXPECTED"
-    else pass+=("$f"); echo "pass  $f (${dt}s)"; fi
+    if [ -n "${EXPECTED[$f]:-}" ]; then echo xpass >"$work/$f.res"; echo "XPASS $f (${dt}s): remove it from EXPECTED"
+    else echo pass >"$work/$f.res"; echo "pass  $f (${dt}s)"; fi
   else
-    if [ -n "${EXPECTED[$f]:-}" ]; then xfail+=("$f"); echo "xfail $f (${dt}s): ${EXPECTED[$f]}"
-    else fail+=("$f"); echo "FAIL  $f (${dt}s)"; show_failures "$log"; fi
+    if [ -n "${EXPECTED[$f]:-}" ]; then echo xfail >"$work/$f.res"; echo "xfail $f (${dt}s): ${EXPECTED[$f]}"
+    else echo fail >"$work/$f.res"; echo "FAIL  $f (${dt}s)"; show_failures "$log"; fi
   fi
+}
+pass=() fail=() skip=() xfail=() xpass=() flaky=()
+t_all=$SECONDS
+for f in "${ordered[@]}"; do
+  if [ -n "${SKIP[$f]:-}" ]; then skip+=("$f"); continue; fi
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+  one_file "$f" >"$work/$f.out" 2>&1 &
+done
+wait
+for f in $files; do
+  [ -n "${SKIP[$f]:-}" ] && continue
+  cat "$work/$f.out"
+  case "$(cat "$work/$f.res" 2>/dev/null)" in
+    pass) pass+=("$f") ;;
+    xpass) xpass+=("$f") ;;
+    xfail) xfail+=("$f") ;;
+    *) fail+=("$f") ;;
+  esac
+  [ -f "$work/$f.flaky" ] && flaky+=("$f")
 done
 for f in "${skip[@]}"; do echo "skip  $f: ${SKIP[$f]}"; done
-echo "memcached suite: ${#pass[@]} passed (${#flaky[@]} on a second run: ${flaky[*]:-none}), ${#fail[@]} failed, ${#xfail[@]} expected failures, ${#xpass[@]} unexpected passes, ${#skip[@]} skipped"
+echo "memcached suite ($JOBS files at a time, $((SECONDS - t_all))s): ${#pass[@]} passed (${#flaky[@]} on a second run: ${flaky[*]:-none}), ${#fail[@]} failed, ${#xfail[@]} expected failures, ${#xpass[@]} unexpected passes, ${#skip[@]} skipped"
 [ ${#fail[@]} -eq 0 ]

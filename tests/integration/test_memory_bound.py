@@ -1,7 +1,8 @@
 """Memory stays bounded by -m whatever clients send (issue 13).
 
 Two hostile inputs, each against cached and then against Debian's memcached on the same
-machine (memcached's figures are printed for comparison, not asserted):
+machine (memcached's figures are printed for comparison, not asserted, with
+MEMORY_BOUND_MEMCACHED=1):
   1. 300 connections each send the command line of a 1 MB `set` and 999,000 bytes of its
      value, then pause. cached allocates the item when the line is parsed (it counts against
      -m and evicts like any store) and reads the value into it; once -m is taken by
@@ -173,7 +174,9 @@ def main():
             ck.check(after <= base + BACK_KB, "cached: long gets RSS back to %d KB (was %d KB)"
                      % (after, base))
         check_alive(srv, ck, "cached")
-    if os.path.exists(MEMCACHED) and not ASAN and not os.environ.get("SKIP_MEMCACHED"):
+    # memcached's figures, for comparison only (nothing is asserted on them): on request, since
+    # they double the test's time (MEMORY_BOUND_MEMCACHED=1)
+    if os.path.exists(MEMCACHED) and not ASAN and os.environ.get("MEMORY_BOUND_MEMCACHED"):
         mck = Checker("memcached (not asserted)")
         with Server(MEMCACHED, args=args, kind="memcached") as mc:
             slow_uploads(mc, mck, "memcached")

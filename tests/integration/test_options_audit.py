@@ -56,7 +56,6 @@ for knob, why in [
         ("lru_crawler_sleep=1000001", "between 0 and 1 second"),
         ("lru_crawler_sleep", "missing lru_crawler_sleep value"),
         ("lru_crawler_tocrawl=x", "numeric 32bit"),
-        ("no_lru_maintainer", "no flat-LRU"),
         ("worker_logbuf_size=64", "per-worker"),
         ("slab_automove_ratio=0", "must be > 0"),
         ("slab_automove_window=2", "must be > 2"),
@@ -77,6 +76,16 @@ with Server(args=["-U", "0", "-o", same]) as s:
     ck.eq(st.get("udpport"), "0", "stats settings udpport")
     ck.eq(st.get("lru_crawler_sleep"), "250", "stats settings lru_crawler_sleep")
     ck.eq(st.get("track_sizes"), "yes", "stats settings track_sizes")
+    ck.eq(st.get("lru_maintainer_thread"), "yes", "stats settings lru_maintainer_thread")
+
+# no_lru_maintainer and no_modern: no LRU maintainer thread, so no page moves (memcached's
+# automover runs in that thread); stats settings says so, as memcached's does
+for opt in ("no_lru_maintainer", "no_modern"):
+    with Server(args=["-o", opt]) as s:
+        ck.eq(exchange(s, b"set k 0 0 1\r\nx\r\n"), b"STORED\r\n", "%s: serves" % opt)
+        st = s.stats("settings")
+        ck.eq(st.get("lru_maintainer_thread"), "no", "%s: lru_maintainer_thread" % opt)
+        ck.eq(st.get("slab_automove"), "0", "%s: no automove" % opt)
 
 deprecated = "DEPRECATED: resp_obj_mem_limit no longer used"
 for binary in (CACHED, MEMCACHED):

@@ -4,7 +4,10 @@ memcached on the same conversation (cached and memcached each on a free loopback
   histogram uses memcached's item sizes, enabling uses up a CAS id, no END after a switch;
 - flush_all uses up a CAS id (the next item's CAS is one higher);
 - -o lru_crawler_sleep=N and `lru_crawler sleep N`: accepted, limits, stats settings, and the
-  pass really pauses (a crawl at 1 s a batch is still running a second later; at 0 it ends).
+  pass really pauses (a crawl at 1 s a batch is still running a second later; at 0 it ends);
+- `stats` and `stats items` list exactly memcached's keys, in its order (memcached's stats.t
+  counts them), by default, with -o no_lru_maintainer and with -o no_modern (which drop the
+  LRU-maintainer and slab-reassign keys); cached's own counters are in `stats cached`.
 """
 import os
 import struct
@@ -210,5 +213,30 @@ with Server() as s:
     fd = [l.split()[1].split(":")[0] for l in lines if l.endswith("conn_listening")][0]
     secs = [int(l.split()[2]) for l in lines if l.startswith("STAT %s:secs_since" % fd)][0]
     ck.check(secs >= 2, "listener secs_since_last_cmd counts from the start: %d" % secs)
+
+# stats keys: memcached's, no more, no fewer (values differ: names only)
+def stat_keys(srv):
+    keys = []
+    with srv.connect() as c:
+        c.send(b"set a 0 0 1\r\nx\r\n")
+        c.read_until(b"STORED\r\n")
+        for cmd in (b"stats\r\n", b"stats items\r\n"):
+            c.send(cmd)
+            keys += [l.split()[1] for l in c.read_until(b"END\r\n").decode().split("\r\n")
+                     if l.startswith("STAT ")]
+    return keys
+
+
+for args in ([], ["-o", "no_lru_maintainer"], ["-o", "no_modern"]):
+    with Server(args=args) as ca, Server(MEMCACHED, args=args, kind="memcached") as mc:
+        got, want = stat_keys(ca), stat_keys(mc)
+        own = ca.stats("cached")
+    if args == ["-o", "no_modern"]:
+        # memcached without maxconns_fast hides rejected_connections; cached always refuses
+        # over -c at once (maxconns_fast yes), so it counts them
+        got = [k for k in got if k != "rejected_connections"]
+    ck.eq(got, want, "stats + stats items keys %s" % " ".join(args))
+    ck.check("sweeper_reclaimed" in own and "malloc_resident" in own,
+             "stats cached %s: cached's own counters" % " ".join(args))
 
 ck.done()

@@ -200,6 +200,7 @@ static const struct setting_case cases[] = {
     {NULL, "ssl-min-version", "3", "3"},
     {NULL, "ssl-session-cache", "no", "no"},
     {NULL, "ssl-wbuf-size", "32", "32"},
+    {NULL, "ssl-handshake-priority", "low", "low"},
     {"-S", "enable-sasl", "yes", "yes"},
     {"-B", "binding-protocol", "ascii", "ascii"},
     {"-D", "stats-prefix-delimiter", "/", "/"},
@@ -540,7 +541,7 @@ START_TEST(test_extended)
     /* knobs whose effect cached lacks are refused with the reason, never accepted */
     static const char *const refused[] = {
         "hash_algorithm=murmur3", "tail_repair_time=10",
-        "no_lru_maintainer", "worker_logbuf_size=64", "slab_automove_freeratio=0.1"};
+        "worker_logbuf_size=64", "slab_automove_freeratio=0.1"};
     for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
         ck_assert_int_eq(PARSE("-o", refused[k]), CFG_EXIT_USAGE);
         ERR_HAS("is not supported: ");
@@ -610,7 +611,14 @@ START_TEST(test_extended)
     fresh();
     /* no_modern: no page moves and no crawler (eviction stays CLOCK). */
     ck_assert_int_eq(PARSE("-o", "no_modern"), 0);
-    ck_assert(!C.slab_automove && !C.sweeper);
+    ck_assert(!C.slab_automove && !C.sweeper && C.no_lru_maintainer);
+    fresh();
+    /* no_lru_maintainer: memcached's automover runs in that thread, so no page moves */
+    ck_assert_int_eq(PARSE("-o", "no_lru_maintainer"), 0);
+    ck_assert(!C.slab_automove && C.sweeper && C.no_lru_maintainer);
+    fresh();
+    ck_assert_int_eq(PARSE("-o", "lru_crawler"), 0);
+    ck_assert(!C.no_lru_maintainer);
     fresh();
     /* -p -1: an ephemeral port. */
     ck_assert_int_eq(PARSE("-p", "-1"), 0);
