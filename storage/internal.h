@@ -50,7 +50,9 @@ struct slab_class {
      * live, direct-mapped by hash, ghost_mask + 1 slots (0 when none). */
     uint64_t *win;
     uint32_t win_size, win_head, win_len, win_cap;
-    uint32_t win_evicts;          /* evictions through the window (the hand steps every 8th) */
+    uint32_t win_evicts;          /* evictions through the window (the hand steps every Nth) */
+    uint32_t hand_every;          /* that N x 4, adapted by ghost hits (0: not set yet) */
+    bool ghost_win;               /* the live eviction under way is the window's candidate */
     uint8_t *ghost;
     uint32_t ghost_mask;
     uint64_t crawler_reclaimed, crawler_checked; /* `lru_crawler crawl` (crawl.c) */
