@@ -283,6 +283,7 @@ int slab_setup(char *errbuf, size_t errlen)
         return -1;
     }
     stg.page_size = (uint32_t)page;
+    stg.page_shift = (page & (page - 1)) == 0 ? (uint32_t)__builtin_ctzll(page) : 0;
     size_t npages = cfg->mem_limit / page;
     if (npages == 0)
         npages = 1; /* the smallest arena is one page */
