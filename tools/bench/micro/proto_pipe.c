@@ -7,7 +7,9 @@
  *
  * usage: build/proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v value bytes] [-m]
  * Stores keys "key:<i>" (i < keys) with values of -v bytes, then repeats: a buffer of -d
- * "get key:<random>\r\n" lines (-m: "mg key:<random> v f\r\n"), proto_process, drop the reply. Prints ns of CPU per get (the
+ * "get key:<random>\r\n" lines (-m: "mg key:<random> v f\r\n"; -b: binary GETKQ requests and a
+ * NOOP, on a connection of its own; -s: "set key:<random> 0 0 <-v> noreply" and the value),
+ * proto_process, drop the reply. Prints ns of CPU per get (the
  * median and the minimum of -r repetitions of -n batches).
  */
 #include <stdint.h>
@@ -56,8 +58,9 @@ int main(int argc, char **argv)
 {
     unsigned keys = 100000, depth = 16, batches = 20000, reps = 7, vlen = 100;
     const char *fmt = "get key:%u\r\n";
+    bool bin = false, set = false;
     int o;
-    while ((o = getopt(argc, argv, "k:d:n:r:v:m")) != -1) {
+    while ((o = getopt(argc, argv, "k:d:n:r:v:mbs")) != -1) {
         switch (o) {
         case 'k': keys = (unsigned)atoi(optarg); break;
         case 'd': depth = (unsigned)atoi(optarg); break;
@@ -65,7 +68,9 @@ int main(int argc, char **argv)
         case 'r': reps = (unsigned)atoi(optarg); break;
         case 'v': vlen = (unsigned)atoi(optarg); break;
         case 'm': fmt = "mg key:%u v f\r\n"; break;
-        default: fprintf(stderr, "usage: proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v bytes] [-m]\n"); return 2;
+        case 'b': bin = true; break;
+        case 's': set = true; fmt = "set key:%u 0 0 %u noreply\r\n"; break;
+        default: fprintf(stderr, "usage: proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v bytes] [-m|-b]\n"); return 2;
         }
     }
     clock_setup();
@@ -94,23 +99,44 @@ int main(int argc, char **argv)
         run(&pc, &r, buf, (size_t)n + vlen + 2);
     }
     /* every batch of a repetition written beforehand: the timed loop is proto_process only */
-    size_t all_cap = (size_t)batches * depth * 28 + 64;
+    size_t all_cap = (size_t)batches * (depth + 1) * (48 + (set ? vlen + 2 : 0)) + 64;
+    struct proto_conn pcb; /* -b: a binary connection (its first byte decides) */
+    memset(&pcb, 0, sizeof pcb);
+    pcb.stats = &st;
     char *all = malloc(all_cap);
     size_t *ends = malloc((size_t)batches * sizeof *ends);
     uint64_t *per = malloc(reps * sizeof *per);
     for (unsigned rep = 0; rep < reps; rep++) {
         size_t len = 0;
         for (unsigned b = 0; b < batches; b++) {
-            for (unsigned d = 0; d < depth; d++)
+            for (unsigned d = 0; d < depth && !bin; d++) {
                 len += (size_t)snprintf(all + len, all_cap - len, fmt,
-                                        (unsigned)(next_rand() % keys));
+                                        (unsigned)(next_rand() % keys), vlen);
+                if (set) {
+                    memcpy(all + len, val, vlen + 2);
+                    len += vlen + 2;
+                }
+            }
+            for (unsigned d = 0; d <= depth && bin; d++) { /* GETKQ x depth, then NOOP */
+                unsigned char *h = (unsigned char *)all + len;
+                char key[24];
+                int kl = d < depth ? snprintf(key, sizeof key, "key:%u",
+                                              (unsigned)(next_rand() % keys)) : 0;
+                memset(h, 0, 24);
+                h[0] = 0x80;
+                h[1] = d < depth ? 0x0d : 0x0a;
+                h[3] = (unsigned char)kl;
+                h[11] = (unsigned char)kl;
+                memcpy(h + 24, key, (size_t)kl);
+                len += 24 + (size_t)kl;
+            }
             ends[b] = len;
         }
         struct timespec t0, t1;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
         size_t start = 0;
         for (unsigned b = 0; b < batches; b++) {
-            run(&pc, &r, all + start, ends[b] - start);
+            run(bin ? &pcb : &pc, &r, all + start, ends[b] - start);
             start = ends[b];
         }
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
