@@ -1675,7 +1675,9 @@ bool storage_class_dump(unsigned id, bool (*fn)(void *arg, const struct item *it
         char *base = page_base(c->pages[pi]);
         for (uint32_t ch = 0; more && ch < c->perslab; ch++) {
             const struct item *it = (const struct item *)(base + (size_t)ch * c->size);
-            if ((item_iflags(it) & (ITEM_FREE | ITEM_LINKED)) == ITEM_LINKED)
+            /* linked is enough: bit 6 is ITEM_HOT on a linked item (a test for FREE left out
+             * every item fetched twice) */
+            if (item_iflags(it) & ITEM_LINKED)
                 more = fn(arg, it);
         }
     }
