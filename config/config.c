@@ -550,6 +550,11 @@ static int set_value(struct cfg *c, const struct cfg_desc *d, const char *val, b
             snprintf(msg, msgsz, "'%s' is not a protocol (auto, ascii, binary)", val);
             return -1;
         }
+        if (is(d, offsetof(struct cfg, ssl_handshake_priority)) && strcmp(val, "idle") != 0 &&
+            strcmp(val, "low") != 0 && strcmp(val, "normal") != 0) {
+            snprintf(msg, msgsz, "'%s' is not a priority (idle, low, normal)", val);
+            return -1;
+        }
         if (is(d, offsetof(struct cfg, prefix_delimiter)) && strlen(val) != 1) {
             snprintf(msg, msgsz, "'%s' is not one character", val);
             return -1;

@@ -94,6 +94,8 @@
       "TLS: server-side session cache (resumption for clients without tickets)")                   \
     X(ssl_wbuf_size, UINT, 0, "ssl-wbuf-size", 16, 1, 1024, false,                                 \
       "TLS: kilobytes of per-connection buffer that batches small replies into one record")        \
+    X(ssl_handshake_priority, STR, 0, "ssl-handshake-priority", "idle", 0, 0, false,               \
+      "TLS handshake threads' CPU priority: idle (SCHED_IDLE), low (nice +5) or normal")           \
     X(sasl, BOOL, 'S', "enable-sasl", false, 0, 1, false,                                          \
       "require SASL authentication (binary protocol only, as memcached -S)")                     \
     X(memory_file, STR, 'e', "memory-file", "", 0, 0, false,                                       \

@@ -260,13 +260,15 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
 }
 
 /* ---- `lru tune|mode|temp_ttl`: memcached's segmented-LRU knobs ----
- * cached's LRU is one CLOCK ring per slab class (storage/README), which is what memcached's
- * `lru mode flat` selects and never has a temporary-TTL LRU. So the requests that ask for
- * what cached already is (`lru mode flat`, `lru temp_ttl <negative>`: temp LRU off) answer
- * OK; the ones that ask for a segmented HOT/WARM/COLD or temp LRU (`lru tune`, `lru mode
- * segmented`, `lru temp_ttl <n >= 0>`) cannot be honoured and answer an ERROR line saying so
- * (the -o hot_lru_pct/temporary_ttl start options are refused likewise) rather than an OK
- * that would change nothing. Syntax and range errors are memcached's, byte for byte. */
+ * cached's LRU is one CLOCK ring per slab class (storage/README) in one of two modes:
+ * memcached's flat LRU (a hit counts at most once a minute) or cached's default, whose
+ * fetched-twice protection stands for memcached's segmented LRU. `lru mode flat|segmented`
+ * switches between them (OK), and, as in memcached, only while the LRU maintainer runs
+ * (-o no_lru_maintainer / no_modern: ERROR). `lru temp_ttl <negative>` (temp LRU off) is what
+ * cached is: OK. The HOT/WARM/COLD sizes of `lru tune` and a temporary-TTL LRU (`lru temp_ttl
+ * <n >= 0>`) cannot be honoured and answer an ERROR line saying so (the -o
+ * hot_lru_pct/temporary_ttl start options are refused likewise) rather than an OK that would
+ * change nothing. Syntax and range errors are memcached's, byte for byte. */
 #define MSG_LRU_PCTS "ERROR hot and warm pcts must not exceed 80\r\n"
 #define MSG_LRU_FACTORS "ERROR hot/warm age factors must be greater than 0\r\n"
 #define MSG_LRU_NO_SEGMENTS "ERROR not supported: cached's LRU is one CLOCK ring per class, not segmented\r\n"
@@ -315,16 +317,19 @@ enum cmd_result proto_cmd_lru(struct proto_ctx *x, int arg)
     proto_noreply_maybe(q);
     if (TOK_IS(sub, "tune") && q->ntok >= 6)
         return lru_tune(x);
-    if (TOK_IS(sub, "mode") && q->ntok >= 3) {
-        if (TOK_IS(&q->tok[2], "flat"))
-            OUT(x, MSG_OK); /* what cached's LRU is */
-        else if (TOK_IS(&q->tok[2], "segmented"))
-            OUT(x, MSG_LRU_NO_SEGMENTS);
-        else
+    const struct cfg *cf = proto_cfg.settings;
+    bool maintainer = cf == NULL || !cf->no_lru_maintainer;
+    if (TOK_IS(sub, "mode") && q->ntok >= 3 && maintainer) {
+        bool flat = TOK_IS(&q->tok[2], "flat");
+        if (flat || TOK_IS(&q->tok[2], "segmented")) {
+            storage_set_lru_flat(flat);
+            OUT(x, MSG_OK);
+        } else {
             OUT(x, MSG_ERROR);
+        }
         return CMD_DONE;
     }
-    if (TOK_IS(sub, "temp_ttl") && q->ntok >= 3) {
+    if (TOK_IS(sub, "temp_ttl") && q->ntok >= 3 && maintainer) {
         int32_t ttl;
         if (!tok_strtol(&q->tok[2], &ttl))
             OUT(x, MSG_ERROR);

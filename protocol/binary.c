@@ -61,6 +61,8 @@ struct bin_ctx {
     size_t avail;      /* ... and how many of them are buffered */
     size_t used;       /* out: bytes of rest consumed */
     bool close;        /* out: close once the response is sent */
+    bool hinted;       /* hint_hv is key's hash (the lookahead took it) */
+    uint64_t hint_hv;
 };
 
 static uint16_t rd16(const unsigned char *p)
@@ -343,7 +345,8 @@ static enum cmd_result bin_get(struct bin_ctx *x)
         else
             STAT_INC(x->st->touch_misses);
     } else {
-        it = storage_get(x->key, x->h.keylen);
+        it = x->hinted ? storage_get_hashed(x->key, x->h.keylen, x->hint_hv)
+                       : storage_get(x->key, x->h.keylen);
         STAT_INC(x->st->cmd_get);
         if (it)
             STAT_INC(x->st->get_hits), STAT_INC(CLS_OF(x, it)->get_hits);
@@ -823,10 +826,85 @@ static enum cmd_result bin_dispatch(struct bin_ctx *x)
     return CMD_DONE;
 }
 
+/*
+ * ---- lookahead over pipelined gets ----
+ *
+ * A binary multi-get is a run of GETKQ (or GETQ / GETK / GET) requests ended by a NOOP. As
+ * for the text protocol's pipelined gets (protocol/proto.c, "lookahead"), each lookup waits
+ * for two cache misses in a row (its bucket, then its item); so when the buffer holds several
+ * complete get requests in a row, their keys are hashed and their buckets and items
+ * prefetched a few requests ahead of the one that runs. Each request still runs through
+ * bin_dispatch (SASL, tracing, counters and replies unchanged); bin_get takes the hash.
+ */
+#define BIN_AHEAD_MAX 16
+#define BIN_AHEAD_BUCKET_DIST 4 /* the distances of the text lookahead */
+#define BIN_AHEAD_ITEM_DIST 2
+#define BIN_GET_OPS                                                                              \
+    ((1u << BIN_GET) | (1u << BIN_GETQ) | (1u << BIN_GETK) | (1u << BIN_GETKQ))
+
+struct bin_ahead {
+    unsigned n, i; /* g[i .. n) are still to run */
+    struct {
+        size_t off;
+        uint64_t hv;
+        uint32_t chain; /* storage_prefetch_item's cursor */
+    } g[BIN_AHEAD_MAX];
+};
+
+/* A complete get request at p: no extras, a key of 1..KEY_MAX_LENGTH bytes, nothing else. */
+static size_t bin_get_request(const unsigned char *p, size_t avail)
+{
+    if (avail < BIN_HEADER_LEN || p[0] != BIN_REQ_MAGIC || p[4] != 0 || p[1] >= 32 ||
+        !((1u << p[1]) & BIN_GET_OPS))
+        return 0;
+    uint16_t klen = rd16(p + 2);
+    if (klen == 0 || klen > KEY_MAX_LENGTH || rd32(p + 8) != klen ||
+        avail - BIN_HEADER_LEN < klen)
+        return 0;
+    return BIN_HEADER_LEN + (size_t)klen;
+}
+
+static void bin_ahead_scan(struct bin_ahead *a, const char *buf, size_t pos, size_t len,
+                           unsigned max)
+{
+    unsigned n = 0;
+    size_t total;
+    while (n < max && n < BIN_AHEAD_MAX &&
+           (total = bin_get_request((const unsigned char *)buf + pos, len - pos)) != 0) {
+        a->g[n].off = pos;
+        a->g[n].hv = storage_hash(buf + pos + BIN_HEADER_LEN, total - BIN_HEADER_LEN);
+        a->g[n].chain = 0;
+        if (n < BIN_AHEAD_BUCKET_DIST)
+            storage_prefetch_bucket(a->g[n].hv);
+        pos += total;
+        n++;
+    }
+    for (unsigned i = 1; i < n && i < BIN_AHEAD_ITEM_DIST; i++)
+        a->g[i].chain = storage_prefetch_item(a->g[i].hv);
+    a->n = n;
+    a->i = 0;
+}
+
+/* The hash of the request at pos (the next framed one), after the hints for those after it. */
+static uint64_t bin_ahead_next(struct bin_ahead *a)
+{
+    unsigned i = a->i++;
+    if (i + BIN_AHEAD_BUCKET_DIST < a->n)
+        storage_prefetch_bucket(a->g[i + BIN_AHEAD_BUCKET_DIST].hv);
+    if (i + BIN_AHEAD_ITEM_DIST < a->n)
+        a->g[i + BIN_AHEAD_ITEM_DIST].chain =
+            storage_prefetch_item(a->g[i + BIN_AHEAD_ITEM_DIST].hv);
+    if (i + 1 < a->n)
+        storage_prefetch_chain(a->g[i + 1].chain);
+    return a->g[i].hv;
+}
+
 enum proto_action proto_binary_process(struct proto_conn *pc, struct reply *r, const char *buf,
                                        size_t len, size_t *consumed, unsigned max_reqs,
                                        size_t max_output)
 {
+    struct bin_ahead ahead;
+    ahead.n = ahead.i = 0;
     static _Thread_local struct proto_stats dummy_stats;
     struct proto_stats *st = pc->stats ? pc->stats : &dummy_stats;
     enum proto_action action = PROTO_CONTINUE;
@@ -869,7 +947,17 @@ enum proto_action proto_binary_process(struct proto_conn *pc, struct reply *r, c
             pc->closing = true;
             break;
         }
+        if (ahead.i == ahead.n && p[1] < 32 && ((1u << p[1]) & BIN_GET_OPS))
+            bin_ahead_scan(&ahead, buf, pos, len, max_reqs - nreq);
         struct bin_ctx x = {.pc = pc, .r = r, .st = st};
+        if (ahead.i < ahead.n) {
+            if (ahead.g[ahead.i].off == pos) {
+                x.hinted = true;
+                x.hint_hv = bin_ahead_next(&ahead);
+            } else {
+                ahead.i = ahead.n = 0; /* not where the lookahead was (cannot happen) */
+            }
+        }
         x.h.opcode = p[1];
         x.h.keylen = rd16(p + 2);
         x.h.extlen = p[4];

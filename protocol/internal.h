@@ -44,6 +44,10 @@ struct proto_ctx {
     const char *data;       /* the bytes after the command line ... */
     size_t avail;           /* ... and how many of them the buffer holds */
     size_t data_used;       /* out: bytes after the line consumed (a refused value) */
+    /* A key of this line already hashed (mg in the lookahead): its bytes and hash, or NULL */
+    const char *hint_key;
+    size_t hint_nkey;
+    uint64_t hint_hv;
 };
 
 typedef enum cmd_result (*proto_handler)(struct proto_ctx *x, int arg);

@@ -231,7 +231,11 @@ enum cmd_result proto_meta_mg(struct proto_ctx *x, int arg)
             a.steps[a.nsteps++] = META_STEP_RECACHE;
     }
     struct meta_get_result g;
-    enum st_result res = storage_meta_get(f.key, f.nkey, &a, &g);
+    /* the pipelined-get lookahead (protocol/proto.c) may have hashed this very key already */
+    uint64_t hv = x->hint_key != NULL && x->hint_key == f.key && x->hint_nkey == f.nkey
+                      ? x->hint_hv
+                      : storage_key_hash(f.key, f.nkey);
+    enum st_result res = storage_meta_get_hv(f.key, f.nkey, hv, &a, &g);
     WATCH_GET(x, f.key, f.nkey, res == ST_OK && !g.created ? g.it : NULL);
     if (res == ST_REF_SATURATED)
         return meta_error(x, MSG_META_REFCOUNT);

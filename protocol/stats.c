@@ -317,7 +317,8 @@ static void stats_settings(struct stat_out *o)
     put_str(o, "hash_algorithm", "xxh64");
     /* the maintenance tick (see the top); its page moves stop under no_lru_maintainer */
     put_str(o, "lru_maintainer_thread", s->no_lru_maintainer ? "no" : "yes");
-    put_str(o, "lru_segmented", "no");
+    /* cached's default (fetched twice: protected) stands for memcached's segmented LRU */
+    put_str(o, "lru_segmented", storage_lru_flat() ? "no" : "yes");
     put_u64(o, "hot_lru_pct", 0);
     put_u64(o, "warm_lru_pct", 0);
     put_fmt(o, "hot_max_factor", "%.2f", 0.0);

@@ -633,7 +633,8 @@ static void acceptor_free(struct acceptor *a)
 }
 
 /* An acceptor on base: for the listener thread (w NULL) the shared listeners, for worker w
- * its own socket of every per-worker listener. */
+ * its own socket of every plaintext per-worker listener, for handshake thread w that of every
+ * TLS one (a storm of reconnects then costs the worker no accept and no wake-up). */
 static struct acceptor *acceptor_new(struct event_base *base, struct worker *w)
 {
     struct acceptor *a = mem_calloc(1, sizeof *a);
@@ -648,8 +649,8 @@ static struct acceptor *acceptor_new(struct event_base *base, struct worker *w)
         int fd;
         if (w == NULL && l->wfds == NULL)
             fd = l->fd;
-        else if (w != NULL && l->wfds != NULL && w->id < l->nwfds)
-            fd = l->wfds[w->id];
+        else if (w != NULL && l->wfds != NULL && w->id < l->nwfds && w->handshaker == l->tls)
+            fd = l->wfds[w->id]; /* TLS: the handshake thread's, so a worker never accepts */
         else
             continue;
         struct accept_src *src = &a->src[a->nsrc++];

@@ -309,6 +309,7 @@ static int run(void)
     storage_set_automove_tuning((uint32_t)settings.slab_automove_window,
                                 settings.slab_automove_ratio);
     storage_crawl_set_sleep((uint32_t)settings.lru_crawler_sleep);
+    storage_set_lru_flat(settings.no_lru_maintainer); /* memcached: lru_segmented = false */
     if (settings.track_sizes)
         (void)storage_sizes_enable(true);
     if (memory_file_set()) {

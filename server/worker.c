@@ -7,6 +7,7 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stddef.h>
@@ -153,7 +154,7 @@ static int setup_one(struct worker *w, unsigned id, bool handshaker)
     struct timeval sec = {1, 0};
     if (event_add(w->notify_ev, NULL) < 0 || event_add(w->tick_ev, &sec) < 0)
         return -1;
-    if (!handshaker && (w->acceptor = listen_worker_setup(w)) == NULL)
+    if ((w->acceptor = listen_worker_setup(w)) == NULL)
         return -1;
     return 0;
 }
@@ -175,24 +176,50 @@ int worker_setup(unsigned n)
     return 0;
 }
 
+/* Nice WORKER_HANDSHAKE_NICE above the process's (at most 19). Best effort. */
+static void nice_down(const struct worker *w)
+{
+    id_t tid = (id_t)gettid();
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, tid); /* -1 is a valid answer: errno tells */
+    if (errno != 0 || nice >= 19)
+        return;
+    nice = nice + WORKER_HANDSHAKE_NICE > 19 ? 19 : nice + WORKER_HANDSHAKE_NICE;
+    if (setpriority(PRIO_PROCESS, tid, nice) < 0)
+        log_debug("handshake thread %u: setpriority: %s", w->id, strerror(errno));
+}
+
+/*
+ * Handshake CPU yields to established traffic when cores are short (ssl_handshake_priority).
+ * idle: SCHED_IDLE, so a worker (or any other thread) that wakes preempts a handshake at once;
+ * with nice values alone the kernel (EEVDF) lets the running handshake finish its slice first,
+ * which is what a get on an established connection waited for in a storm of reconnects
+ * (BENCHMARKS.md, TLS). low: nice +5, a weighted share. normal: as the workers.
+ */
+static void lower_priority(const struct worker *w)
+{
+    const char *p = settings.ssl_handshake_priority;
+    if (strcmp(p, "idle") == 0) {
+        struct sched_param sp = {.sched_priority = 0};
+        int rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+        if (rc == 0)
+            return;
+        log_debug("handshake thread %u: SCHED_IDLE: %s; nice +%d instead", w->id, strerror(rc),
+                  WORKER_HANDSHAKE_NICE);
+        nice_down(w);
+    } else if (strcmp(p, "low") == 0) {
+        nice_down(w);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     worker_self = w;
     /* Names for top -H and /proc/PID/task/TID/comm (tools/tlsbench reads them). */
     pthread_setname_np(pthread_self(), w->handshaker ? "cached-tls-hs" : "cached-worker");
-    /* Handshake CPU yields to established traffic when cores are short (the kernel weighs
-     * this thread lower); the thread is otherwise the same loop. Best effort. */
-    if (w->handshaker) {
-        id_t tid = (id_t)gettid();
-        errno = 0;
-        int nice = getpriority(PRIO_PROCESS, tid); /* -1 is a valid answer: errno tells */
-        if (errno == 0 && nice < 19) {
-            nice = nice + WORKER_HANDSHAKE_NICE > 19 ? 19 : nice + WORKER_HANDSHAKE_NICE;
-            if (setpriority(PRIO_PROCESS, tid, nice) < 0)
-                log_debug("handshake thread %u: setpriority: %s", w->id, strerror(errno));
-        }
-    }
+    if (w->handshaker)
+        lower_priority(w);
     event_base_dispatch(w->base);
     /* Past the grace period (or all closed): close whatever is left. */
     while (w->conns != NULL)
@@ -283,7 +310,7 @@ void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *p
 
 void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer)
 {
-    if (listeners[listener].tls && nhandshakers > 0) {
+    if (listeners[listener].tls && !w->handshaker && nhandshakers > 0) {
         enqueue_fd(&handshakers[w->id % nhandshakers], fd, listener, peer);
         return;
     }

@@ -9,14 +9,15 @@
  * mutex-guarded list), waking it with an eventfd.
  *
  * With -Z each worker has a companion handshake thread (handshakers[i], same struct and
- * loop, its own event base). The listener gives it the connections of TLS listeners; it
+ * loop, its own event base). It accepts on the TLS listeners' per-worker sockets itself (the
+ * listener thread gives it those of shared TLS sockets); it
  * runs their non-blocking handshakes and hands each established connection (struct conn,
  * SSL and all) to a worker (round-robin) through the same queue; a worker gives the closed
  * ones' SSL back to its handshake thread to shut down and free (worker_tls_retire). A
  * handshake storm thus never delays a request of an established connection behind a
  * handshake step in the same thread, and the
- * handshake threads run at nice WORKER_HANDSHAKE_NICE so that, when cores are short, the
- * kernel runs request work first. Handshake capacity still grows with -t. Each worker has its own struct proto_stats; `stats`
+ * handshake threads run under SCHED_IDLE (ssl_handshake_priority; low: nice
+ * WORKER_HANDSHAKE_NICE) so that, when cores are short, the kernel runs request work first. Handshake capacity still grows with -t. Each worker has its own struct proto_stats; `stats`
  * sums them through proto_hooks.sum_stats.
  *
  * Counters (struct proto_stats, idle_kicks, conn_yields, bytes_*) are written by the owner
@@ -47,7 +48,8 @@ struct handoff;
 struct tls_conn;
 struct sockaddr_storage;
 
-/* Niceness of the handshake threads (relative to the process; workers stay at 0). */
+/* Niceness of the handshake threads under ssl_handshake_priority=low, or when SCHED_IDLE is
+ * refused (relative to the process; workers stay at 0). */
 #define WORKER_HANDSHAKE_NICE 5
 
 struct worker {
@@ -100,8 +102,9 @@ int worker_start(void);
  * returned it) to the next worker, or for a TLS listener to the next handshaker
  * (round-robin). */
 void worker_dispatch(int fd, unsigned listener, const struct sockaddr_storage *peer);
-/* Worker thread: w accepted fd itself; opens it here, or for a TLS listener hands it to
- * w's handshaker. */
+/* Worker or handshake thread: w accepted fd itself (handshake threads accept on the TLS
+ * listeners' per-worker sockets, workers on the others); opens it here, or, should a worker
+ * accept on a TLS listener, hands it to w's handshaker. */
 void worker_take(struct worker *w, int fd, unsigned listener, const struct sockaddr_storage *peer);
 /* Handshaker thread: c's handshake is done; moves c (event disarmed) to the next worker,
  * round-robin over all workers, which adopts it (conn_adopt). */

@@ -50,7 +50,9 @@ struct slab_class {
      * live, direct-mapped by hash, ghost_mask + 1 slots (0 when none). */
     uint64_t *win;
     uint32_t win_size, win_head, win_len, win_cap;
-    uint32_t win_evicts;          /* evictions through the window (the hand steps every 8th) */
+    uint32_t win_evicts;          /* evictions through the window (the hand steps every Nth) */
+    uint32_t hand_every;          /* that N x 4, adapted by ghost hits (0: not set yet) */
+    bool ghost_win;               /* the live eviction under way is the window's candidate */
     uint8_t *ghost;
     uint32_t ghost_mask;
     uint64_t crawler_reclaimed, crawler_checked; /* `lru_crawler crawl` (crawl.c) */
@@ -110,9 +112,11 @@ struct storage_globals {
     unsigned drain_dst, drain_tries; /* drain_dst == nclasses: to the pool */
     _Atomic unsigned automove;   /* 0 off, 1 a step per second, 2 a step per tick */
     unsigned automove_ticks, reassign_any; /* tick counter; `slabs reassign -1` cursor */
+    _Atomic bool lru_flat;       /* memcached's flat LRU (storage_set_lru_flat) */
 };
 
 extern struct storage_globals stg;
+#define LRU_FLAT_UPDATE_INTERVAL 60 /* memcached's ITEM_UPDATE_INTERVAL, seconds */
 /* storage_observe's callbacks (storage/slab.c). */
 extern _Atomic(storage_evicted_fn) stg_on_evicted;
 extern _Atomic(storage_slab_moved_fn) stg_on_slab_moved;
@@ -289,6 +293,20 @@ static inline void item_flag_clear(struct item *it, uint8_t f)
 static inline void item_bump(struct item *it)
 {
     uint8_t fl = item_iflags(it);
+    if (atomic_load_explicit(&stg.lru_flat, memory_order_relaxed)) {
+        /* memcached's flat LRU (-o no_modern, no_lru_maintainer, `lru mode flat`): no
+         * fetched-twice protection, and a hit counts only if the item's last one is at least
+         * ITEM_UPDATE_INTERVAL (60 s) old, so an item read right after it was written is
+         * still the oldest; the last access moves only with a counted hit, as memcached's */
+        rel_time_t now = clock_now();
+        if (!(fl & ITEM_FETCHED))
+            item_flag_set(it, ITEM_FETCHED);
+        if (now - it->atime >= LRU_FLAT_UPDATE_INTERVAL) {
+            item_flag_set(it, ITEM_ACTIVE);
+            it->atime = now;
+        }
+        return;
+    }
     uint8_t want = ITEM_FETCHED | ITEM_ACTIVE | ((fl & ITEM_FETCHED) ? ITEM_HOT : 0);
     if ((fl & want) != want)
         item_flag_set(it, want);

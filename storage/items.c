@@ -447,9 +447,22 @@ enum st_result do_item_store(struct shard *sh, struct item *it, uint64_t hv, enu
         return do_item_concat(sh, old, it, op == OP_APPEND, hv, cas_out);
     }
     if (res == ST_OK) {
-        if (old)
+        if (old) {
+            /* The new value keeps the key's standing with the eviction policy: a key read since
+             * it was stored, or with its CLOCK bits set, is in use; rewritten, it would
+             * otherwise start over as unread in the probation window and go first. Write-heavy
+             * Zipf traffic (each request a get then a set of its key, tools/bench_hitgrid.py
+             * write-z0.9 / write-z0.6, -m 16): 68.1% / 39.9% against memcached's 71.9% /
+             * 44.1%, where memcached's LRU puts every rewritten item at the head. Not
+             * ITEM_FETCHED: the new value has not been read (mg's h flag, evicted_unfetched). */
+            uint8_t ofl = item_iflags(old);
+            uint8_t keep = (uint8_t)(ofl & (ITEM_ACTIVE | ITEM_HOT));
+            if (ofl & ITEM_FETCHED)
+                keep |= ITEM_ACTIVE;
             do_item_replace(sh, old, it, hv);
-        else
+            if (keep)
+                item_flag_set(it, keep);
+        } else
             do_item_link(sh, it, hv);
         if (cas_out)
             *cas_out = item_cas(it);

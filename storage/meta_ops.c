@@ -24,11 +24,11 @@ static bool refs_saturated(struct shard *sh, struct item *it)
     return true;
 }
 
-enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_get_args *a,
-                                struct meta_get_result *res)
+enum st_result storage_meta_get_hv(const char *key, size_t nkey, uint64_t hv,
+                                   const struct meta_get_args *a, struct meta_get_result *res)
 {
+    ST_ASSERT(hv == storage_hash(key, nkey));
     memset(res, 0, sizeof(*res));
-    uint64_t hv = storage_hash(key, nkey);
     struct shard *sh = shard_of(hv);
     shard_lock(sh);
     struct item *it = do_item_find(sh, key, nkey, hv);
@@ -39,7 +39,7 @@ enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_
     if (!it && a->vivify) {
         /* An empty placeholder whose first reader wins the right to fill it. */
         enum st_result r;
-        it = item_alloc(key, nkey, 0, 0, 0, &r);
+        it = item_alloc_hv(key, nkey, hv, 0, 0, 0, &r);
         if (it) {
             do_item_link(sh, it, hv);
             item_put(it); /* the table's reference keeps it; ours is taken below */

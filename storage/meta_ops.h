@@ -51,8 +51,8 @@ struct meta_get_result {
 
 /* ST_OK (res->it set), ST_NOT_FOUND, or ST_REF_SATURATED when the item's reference count
  * is full (memcached: "refcount overflow during fetch"). */
-enum st_result storage_meta_get(const char *key, size_t nkey, const struct meta_get_args *a,
-                                struct meta_get_result *res);
+enum st_result storage_meta_get_hv(const char *key, size_t nkey, uint64_t hv,
+                                   const struct meta_get_args *a, struct meta_get_result *res);
 
 /* ---- ms ---- */
 

@@ -2,7 +2,9 @@
  * slab: the item arena, its size classes, CLOCK eviction and page moves (automove).
  *
  * The arena is one mmap(MAP_NORESERVE) region of whole pages (page = max(-I, 1 MB)); pages
- * are handed to classes on first need, so RSS grows only with use and -m is never exceeded.
+ * are handed to classes on first need, so RSS grows only with use. -m bounds the pages, except
+ * that, as in memcached, a class that owns no page gets its first one past -m
+ * (first_page_over_limit).
  * A class cuts its pages into equal chunks; free chunks carry ITEM_FREE and sit on the
  * class's doubly-linked free list (links stored in the chunk: hnext = next, exptime = prev),
  * so a page being moved can pull its free chunks out one by one in O(1).
@@ -33,6 +35,8 @@
  * in use for 16 pages, half the memory idle in pages of classes that see few sets, 19,700
  * items held (memcached: 28,000); with the -f series alone the same trace uses ~10 classes. */
 #define SLAB_FINE_MIN_PAGES 256
+/* Classes of chunks above page / this are page / k (slab_setup). */
+#define SLAB_PAGE_SPLIT 16
 /* A page move that cannot finish (items stay referenced) is abandoned after this many steps. */
 #define DRAIN_MAX_TRIES 64
 
@@ -147,6 +151,31 @@ uint64_t slab_malloced_bytes(void)
     return n * stg.page_size;
 }
 
+/*
+ * A class that owns no page gets one even past -m, as memcached's do_slabs_newslab grants a
+ * class its first page whatever the limit (`mem_malloced + len > mem_limit && p->slabs > 0`
+ * refuses only classes that have one). So, as in memcached, -m bounds the pages of classes in
+ * use plus at most one page per class: with more sizes in use than -m has pages memcached holds
+ * a page for each (tools/bench_hitgrid.py 20classes: 20 sizes at -m 8, memcached 21 pages,
+ * 69.7% hits; cached kept to 8 pages, borrowing larger chunks and stealing, and hit 60.3%;
+ * lognorm-m16, values mostly small with a tail to 1 MB: memcached 34 pages, 76.2%, cached
+ * 16 pages, 64.5%; wsshift at -m 8: 9 classes, memcached 9 pages, 72.4%, cached 68.3%).
+ * The overdraft is bounded by the class count; none with -e (the file's layout is fixed).
+ * Arena lock held.
+ */
+static bool first_page_over_limit(void)
+{
+    if (stg.cfg.memory_file != NULL || stg.pages_assigned >= stg.max_pages ||
+        malloced_pages() >= (uint64_t)limit_pages + stg.nclasses)
+        return false;
+    if (stg.pages_assigned < stg.npages)
+        return true;
+    if (mprotect(page_base(stg.npages), stg.page_size, PROT_READ | PROT_WRITE) != 0)
+        return false;
+    stg.npages++;
+    return true;
+}
+
 static bool page_grab(struct slab_class *c, unsigned ci)
 {
     pthread_mutex_lock(&stg.arena_lock);
@@ -158,6 +187,8 @@ static bool page_grab(struct slab_class *c, unsigned ci)
     } else if (nfreed && malloced_pages() < limit_pages) {
         pg = freed_pages[--nfreed];
     } else if (stg.pages_assigned < stg.npages && malloced_pages() < limit_pages) {
+        pg = stg.pages_assigned++;
+    } else if (c->npages == 0 && first_page_over_limit()) {
         pg = stg.pages_assigned++;
     } else {
         pthread_mutex_unlock(&stg.arena_lock);
@@ -304,12 +335,29 @@ int slab_setup(char *errbuf, size_t errlen)
     size_t sz = align8(stg.header_size + (size_t)cfg->chunk_min);
     size_t top = cfg->chunk_max && cfg->chunk_max < page / 2 ? cfg->chunk_max : page / 2;
     unsigned n = 0;
-    while (n < SLAB_MAX_CLASSES - 1 && (sz <= top || n == 0)) {
+    while (n < SLAB_MAX_CLASSES - 1 && (sz <= top || n == 0) && sz <= page / SLAB_PAGE_SPLIT) {
         stg.classes[n++].size = (uint32_t)sz;
         bool fine = sz < SLAB_FINE_LIMIT && npages >= SLAB_FINE_MIN_PAGES;
         size_t next = fine ? sz + 8 : align8((size_t)((double)sz * cfg->growth_factor));
         sz = next > sz ? next : sz + 8;
     }
+    /* Above page / SLAB_PAGE_SPLIT a class holds few chunks and the -f series left up to a
+     * chunk of each page unused: its chunks are page / k for k = SLAB_PAGE_SPLIT - 1 .. 2, so
+     * an item of any size gets the most chunks a page can hold, and the page's end is not
+     * wasted. 100 KB values took 120,320-byte chunks, 8 a page (memcached: 103,496, 10 a
+     * page): tools/bench_hitgrid.py val100KB (-m 64, 2,000 keys, Zipf 0.9) 72.6-73.3% against
+     * memcached's 73.8-74.4%. And the largest chunked class is top (half a page), as
+     * memcached's last class is slab_chunk_max: the -f series stopped at 459 KB, and a 500 KB
+     * value took a whole page (val500KB: 51.9% against memcached's 64.5%). */
+    for (unsigned k = SLAB_PAGE_SPLIT - 1; k >= 2 && n < SLAB_MAX_CLASSES - 1; k--) {
+        size_t s = (page / k) & ~(size_t)7;
+        if (s > top)
+            break;
+        if (n == 0 || s > stg.classes[n - 1].size)
+            stg.classes[n++].size = (uint32_t)s;
+    }
+    if (stg.classes[n - 1].size < top && n < SLAB_MAX_CLASSES - 1)
+        stg.classes[n++].size = (uint32_t)(top & ~(size_t)7);
     stg.classes[n++].size = (uint32_t)page;
     stg.nclasses = n;
     for (unsigned i = 0; i < n; i++) {
@@ -560,6 +608,22 @@ static struct item *clock_reclaim_ahead(struct slab_class *c, rel_time_t now, bo
  * like unread ones, 100% (test_eviction.py's test_reads_do_not_shield). Ageing on every eviction costs the zipf trace 0.45 points (the main ring
  * is aged too fast), every 8th nothing measurable. */
 #define WIN_HAND_EVERY 8
+/* ... and that 8 adapts per class, in quarter steps (hand_every holds it x HAND_Q), between
+ * HAND_EVERY_MIN and HAND_EVERY_MAX: a ghost hit on a key the window evicted unread takes
+ * HAND_DEC quarters off (the window evicts too eagerly: age the main ring faster, so its idle
+ * items go instead), one on a key the hand evicted adds HAND_INC (ARC's rule: the side whose
+ * ghost is hit should have kept more). A hot set that moves (tools/bench_hitgrid.py wsshift:
+ * Zipf 1.0 over 20k keys, shifted to new keys every 20k requests, -m 8) left the last phase's
+ * read items in the main ring while the window evicted the new phase's keys: 68.3% against
+ * memcached's 72.5% (LRU's bound 73.1%); 71.4% adaptive (tools/hitsim; no window at all:
+ * 72.3%, but the zipf trace falls from 79.7% to 77.4%). Equal steps (4/4) gave wsshift 71.5%,
+ * zipf 79.1%; 2/4 keeps zipf at 79.6%, tests/integration/test_hitratio.py's traces the same
+ * (80.3%, 83.7%). */
+#define HAND_EVERY_MIN 1
+#define HAND_EVERY_MAX 16
+#define HAND_Q 4
+#define HAND_DEC 2
+#define HAND_INC 4
 
 /* The ghost has GHOST_SLOTS_PER_CHUNK slots a chunk (rounded up to a power of two), each an
  * 8-bit tag: the same bytes as one 16-bit tag a chunk, twice the keys remembered. A false
@@ -570,8 +634,8 @@ static struct item *clock_reclaim_ahead(struct slab_class *c, rel_time_t now, bo
 
 static uint8_t ghost_tag(uint64_t hv)
 {
-    uint8_t t = (uint8_t)(hv >> 56);
-    return t ? t : 1; /* 0 is an empty slot */
+    uint8_t t = (uint8_t)(hv >> 56) & 0xfe;
+    return t ? t : 2; /* 0 is an empty slot; bit 0: evicted from the window */
 }
 
 /* A key evicted live by the hand or the window (not by a page move): remembered, so that if
@@ -579,7 +643,7 @@ static uint8_t ghost_tag(uint64_t hv)
 static void ghost_remember(struct slab_class *c, uint64_t hv)
 {
     if (c->ghost != NULL)
-        c->ghost[hv & c->ghost_mask] = ghost_tag(hv);
+        c->ghost[hv & c->ghost_mask] = ghost_tag(hv) | (c->ghost_win ? 1 : 0);
 }
 
 /* Fits window and ghost to the class's chunk count (after a page came or went). The window
@@ -619,8 +683,17 @@ static void window_admit(struct slab_class *c, const struct item *it, uint64_t h
     if (c->win_cap == 0)
         return;
     uint8_t *g = &c->ghost[hv & c->ghost_mask];
-    if (*g == ghost_tag(hv)) {
-        *g = 0; /* asked for again after its eviction: straight to the main ring */
+    if ((*g & 0xfe) == ghost_tag(hv)) {
+        /* asked for again after its eviction: straight to the main ring. Whose eviction it
+         * was says which side evicts too eagerly (ARC's rule): the window's -> the main hand
+         * ages its read items faster; the hand's -> slower. */
+        uint32_t q = c->hand_every ? c->hand_every : WIN_HAND_EVERY * HAND_Q;
+        if (*g & 1)
+            q = q > HAND_EVERY_MIN * HAND_Q + HAND_DEC ? q - HAND_DEC : HAND_EVERY_MIN * HAND_Q;
+        else
+            q = q + HAND_INC < HAND_EVERY_MAX * HAND_Q ? q + HAND_INC : HAND_EVERY_MAX * HAND_Q;
+        c->hand_every = q;
+        *g = 0;
         return;
     }
     while (c->win_len >= c->win_cap) { /* full: the oldest graduates, read or not */
@@ -703,11 +776,13 @@ static struct item *window_evict(struct slab_class *c)
         c->win_len--;
         uint64_t hv = 0;
         struct item *it = window_item(c, e, &hv);
-        /* gone, read (it graduates), or in use by a reply (being read) */
-        if (!it || (item_iflags(it) & ITEM_FETCHED) ||
+        /* gone, read or in use (it graduates: ACTIVE/HOT came from the value it replaced,
+         * do_item_store), or in use by a reply (being read) */
+        if (!it || (item_iflags(it) & (ITEM_FETCHED | ITEM_ACTIVE | ITEM_HOT)) ||
             atomic_load_explicit(&it->refcount, memory_order_relaxed) != 1)
             continue;
-        struct item *m = clock_peek_unread(c, it, c->win_evicts++ % WIN_HAND_EVERY == 0);
+        uint32_t every = c->hand_every ? c->hand_every / HAND_Q : WIN_HAND_EVERY;
+        struct item *m = clock_peek_unread(c, it, c->win_evicts++ % every == 0);
         /* an expired item near the hand is reclaimed before anything live is evicted */
         struct item *got = clock_reclaim_ahead(c, clock_now(), false);
         if (got) {
@@ -722,7 +797,9 @@ static struct item *window_evict(struct slab_class *c)
             c->win_len++;
             return got;
         }
+        c->ghost_win = true;
         got = clock_take(c, it, true, true); /* evicted live: clock_take remembers the key */
+        c->ghost_win = false;
         if (got)
             return got;
     }
@@ -900,6 +977,7 @@ static bool page_steal_idle(struct slab_class *c, unsigned ci)
     rel_time_t now = clock_now();
     uint64_t want = 2 * class_age(c, now, AGE_PEEK, NULL) + AGE_MARGIN;
     unsigned src = stg.nclasses;
+    bool by_quiet = false;
     for (unsigned i = 0; i < stg.nclasses; i++) {
         struct slab_class *s = &stg.classes[i];
         if (i == ci || *(volatile uint32_t *)&s->npages < 2 || !slock_trylock(&s->lock))
@@ -913,11 +991,18 @@ static bool page_steal_idle(struct slab_class *c, unsigned ci)
         }
         slock_unlock(&s->lock);
         if (age > want || (quiet && src == stg.nclasses)) {
+            by_quiet = !(age > want) && (by_quiet || src == stg.nclasses);
             want = age > want ? age : want;
             src = i;
         }
     }
-    return src < stg.nclasses && page_steal_from(c, ci, src, false);
+    /* A quiet class's page is taken however young: nobody asks for that size, so it will not
+     * want the page back (the residency rule damps ping-pong between classes in use). Since a
+     * class that owns no page gets its first one past the limit (first_page_over_limit), the
+     * new size of a shift owns a page at once and the quiet rule is what feeds it: shift-L>S
+     * of tools/bench_hitgrid.py (11,000-byte sets, then 3,000-byte ones, < 2 s apart) kept 6%
+     * of the second phase while the old pages were young, 95% now (memcached 28%). */
+    return src < stg.nclasses && page_steal_from(c, ci, src, by_quiet);
 }
 
 /* A class with no chunk to give may borrow one of a larger class up to this many times its
@@ -1408,6 +1493,16 @@ void storage_slab_tick(void)
              n++) {
         }
     }
+}
+
+void storage_set_lru_flat(bool flat)
+{
+    atomic_store(&stg.lru_flat, flat);
+}
+
+bool storage_lru_flat(void)
+{
+    return atomic_load(&stg.lru_flat);
 }
 
 void storage_set_automove(unsigned level)

@@ -191,6 +191,12 @@ typedef void (*storage_evicted_fn)(const struct item *it, unsigned cls, bool fet
 typedef void (*storage_slab_moved_fn)(unsigned src, unsigned dst);
 void storage_observe(storage_evicted_fn evicted, storage_slab_moved_fn slab_moved);
 
+/* memcached's flat LRU (true: -o no_modern / no_lru_maintainer, `lru mode flat`) or cached's
+ * default, the counterpart of its segmented one (false: an item fetched twice is protected).
+ * Flat: a hit counts at most once a minute, as memcached's ITEM_UPDATE_INTERVAL. */
+void storage_set_lru_flat(bool flat);
+bool storage_lru_flat(void);
+
 /* memcached's `slabs automove 0|1|2` (0 off, 1 a step per second, 2 ten per second). */
 void storage_set_automove(unsigned level);
 unsigned storage_automove_level(void);

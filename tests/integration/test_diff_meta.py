@@ -314,6 +314,12 @@ case("mixed-flush", b"ms {p}k 1\r\nx\r\n", b"flush_all\r\n", b"mg {p}k v\r\n", b
 case("large-value", b"ms {p}k 100000\r\n" + b"v" * 100000 + b"\r\n", b"mg {p}k s v\r\n",
      b"ms {p}k 5 MA\r\nxxxxx\r\n", b"mg {p}k s\r\n")
 case("split-value", b"ms {p}k 10\r\n01234", b"56789\r\nmg {p}k v\r\n")
+# pipelined mg lines go through the lookahead (protocol/proto.c): one write, replies in order
+case("mg-pipelined", b"ms {p}a 1\r\nA\r\nms {p}b 2 F5\r\nBB\r\nms {b:c} 1 b\r\nC\r\n",
+     b"mg {p}a v\r\nmg {p}b v f\r\nmg {p}x v\r\nmg {b:c} b v k\r\nget {p}a\r\nmg {p}a\r\n"
+     b"mg {p}b s v q\r\nmg {p}x v q\r\nmg {p}a\nmg {p}a k\r\rv\r\nmg {p}a Oop v\r\nmn\r\n",
+     b"mg {p}y N30 v\r\nmg {p}y v c\r\nmg {p}y\r\nmg\r\nmg  {p}a v\r\nmg {p}a\x00 v\r\n",
+     b"mg " + b"k" * 251 + b" v\r\nmg {p}a v\r\nmg {p}\ta v\r\nmg {p}b T0 v\r\nmg {p}b v\r\n")
 
 
 def run_steps(server, steps, prefix):

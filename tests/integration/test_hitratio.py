@@ -141,6 +141,113 @@ def test_small_not_starved():
              % (c[0], m[0]))
 
 
+def get_set(c, keys, sizes, write_all):
+    """One batch: get the keys; then set the misses (write_all: every key). Returns the hits."""
+    c.send(b"get " + b" ".join(keys) + b"\r\n")
+    got = set()
+    while True:
+        line = c.readline()
+        if line == b"END\r\n":
+            break
+        p = line.split()
+        got.add(p[1])
+        c.readexact(int(p[3]) + 2)
+    sets = []
+    for k in keys:
+        if (write_all or k not in got) and k not in sets:
+            sets.append(k)
+    c.send(b"".join(b"set %s 0 0 %d\r\n%s\r\n" % (k, sizes(k), b"x" * sizes(k)) for k in sets))
+    for _ in sets:
+        c.readline()
+    return sum(k in got for k in keys)
+
+
+def second_half_ratio(binary, kind, mem, reqs, sizes, write_all=False):
+    with Server(binary, args=["-m", str(mem)], kind=kind) as s, s.connect(timeout=60) as c:
+        hits = total = 0
+        for i in range(0, len(reqs), BATCH):
+            h = get_set(c, reqs[i:i + BATCH], sizes, write_all)
+            if i >= len(reqs) // 2:
+                hits += h
+                total += len(reqs[i:i + BATCH])
+        return 100.0 * hits / total
+
+
+def test_grid_cells():
+    """Small versions of tools/bench_hitgrid.py's cells that were below memcached (BENCHMARKS.md,
+    hit-ratio grid): 20 sizes at -m 8 (cached kept -m as a hard cap: 60% against 70%), every
+    request rewriting its key (rewritten items lost their CLOCK standing: 3-4 points under),
+    and a hot set that moves (the window evicted the new keys: 4 points under, 1 now)."""
+    ids = zipf_trace(15000, 30000, 0.9, 9)
+    sizes20 = [int(64 * 1.43 ** i) for i in range(20)]
+    cases = [
+        ("20 sizes, -m 8", 8, [b"c:%d" % i for i in ids], lambda k: sizes20[fnv(k) % 20], False,
+         0.5),
+        ("get+set every request, -m 8", 8, [b"w:%d" % i for i in ids],
+         lambda k: 100 + fnv(k) % 901, True, 0.5),
+        # Zipf 1.0 over 10k keys, moved to 10k new keys every 10k requests
+        ("moving hot set, -m 4", 4, [b"h:%d" % (i + (n // 10000) * 10000)
+                                     for n, i in enumerate(zipf_trace(10000, 60000, 1.0, 10))],
+         lambda k: 100 + fnv(k) % 901, False, 1.5),
+    ]
+    for name, mem, reqs, sizes, write_all, slack in cases:
+        m = second_half_ratio(MEMCACHED, "memcached", mem, reqs, sizes, write_all)
+        c = second_half_ratio(None, None, mem, reqs, sizes, write_all)
+        print("%s: memcached %.1f%%, cached %.1f%%" % (name, m, c))
+        ck.check(c >= m - slack, "%s: cached %.1f%% >= memcached %.1f%% - %.1f"
+                 % (name, c, m, slack))
+
+
+def held(binary, kind, mem, size, n):
+    with Server(binary, args=["-m", str(mem)], kind=kind) as s, s.connect(timeout=60) as c:
+        v = b"v" * size
+        for i in range(n):
+            c.send(b"set big:%d 0 0 %d\r\n%s\r\n" % (i, size, v))
+            c.readline()
+        return int(c.stats()["curr_items"])
+
+
+def held_after_shift(binary, kind, first, second, n1, n2):
+    """n1 sets of first bytes, then n2 of second bytes, -m 16: how many of the second held."""
+    with Server(binary, args=["-m", "16"], kind=kind) as s, s.connect(timeout=60) as c:
+        for size, n, p in ((first, n1, b"a"), (second, n2, b"b")):
+            v = b"v" * size
+            for i in range(0, n, BATCH):
+                m = min(BATCH, n - i)
+                c.send(b"".join(b"set %s:%d 0 0 %d\r\n%s\r\n" % (p, i + j, size, v)
+                                for j in range(m)))
+                for _ in range(m):
+                    c.readline()
+        kept = 0
+        for i in range(0, n2, BATCH):
+            c.send(b"get " + b" ".join(b"b:%d" % j for j in range(i, min(i + BATCH, n2))) + b"\r\n")
+            while True:
+                line = c.readline()
+                if line == b"END\r\n":
+                    break
+                kept += 1
+                c.readexact(int(line.split()[3]) + 2)
+        return kept
+
+
+def test_sizes_held():
+    """Large values take as many chunks a page as memcached's (100 KB: 10 a page, 500 KB: 2;
+    cached had 8 and 1), and after a size shift (either way, sets < 2 s apart) cached keeps at
+    least what memcached keeps of the second phase."""
+    for size, n in ((100000, 300), (500000, 60)):
+        m, c = held(MEMCACHED, "memcached", 16, size, n), held(None, None, 16, size, n)
+        print("%d-byte values, -m 16: memcached holds %d, cached %d" % (size, m, c))
+        ck.check(c >= m, "%d-byte values: cached holds %d >= memcached's %d" % (size, c, m))
+    for a, b, n1, n2 in ((11000, 3000, 1500, 5000), (3000, 11000, 5000, 1400)):
+        m = held_after_shift(MEMCACHED, "memcached", a, b, n1, n2)
+        c = held_after_shift(None, None, a, b, n1, n2)
+        print("shift %d -> %d B, -m 16: second phase held: memcached %d, cached %d of %d"
+              % (a, b, m, c, n2))
+        ck.check(c >= m, "shift %d -> %d: cached keeps %d >= memcached's %d" % (a, b, c, m))
+
+
 test_zipf()
 test_small_not_starved()
+test_grid_cells()
+test_sizes_held()
 ck.done()

@@ -54,7 +54,6 @@ declare -A SKIP=(
 # Run, and expected to fail: they assert memcached's own eviction internals, which cached's
 # policy does not have; an unexpected pass is reported (XPASS).
 declare -A EXPECTED=(
-  [lru.t]="by design: it reads 'big' once and wants it evicted before 37 newer items (strict LRU order); cached's CLOCK gives a read item its second chance (storage/README)"
   [lru-maintainer.t]="by design: it counts memcached's HOT/WARM/COLD segment moves; cached's eviction (CLOCK + probation window) has no segments to move between"
 )
 

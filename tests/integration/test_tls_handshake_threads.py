@@ -1,7 +1,10 @@
 """TLS handshakes run on handshake threads, one per worker, which hand each established
 connection to its worker (server/worker.h).
 
-- with -Z -t 2 there are two handshake threads, at the process's nice + 5; without -Z none;
+- with -Z -t 2 there are two handshake threads (named cached-tls-hs), under SCHED_IDLE by
+  default (ssl_handshake_priority=idle), at the process's nice + 5 with =low, as the workers
+  with =normal; the other threads keep the process's policy and nice; without -Z none; a
+  value other than idle/low/normal refuses to start (exit 64);
 - a request sent in the same write as the client's Finished (so it arrives decrypted inside
   OpenSSL, where epoll cannot see it, when the connection changes threads) is answered;
 - many short connections (connect, one request, close) are all answered, across both
@@ -13,6 +16,7 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,18 +32,27 @@ TMP = tempfile.mkdtemp(prefix="cached-hsthreads-")
 PKI = tlsutil.make_pki(TMP)
 
 
-def nice_of(path):
+SCHED_OTHER, SCHED_IDLE = 0, 5
+
+
+def sched_of(path):
+    """(nice, policy) of a thread: fields 19 and 41 of /proc/PID/task/TID/stat."""
     with open(path) as f:
         stat = f.read()
-    return int(stat[stat.rindex(")") + 2:].split()[16])  # field 19: nice
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[16]), int(fields[38])
 
 
-def thread_nices(pid):
-    out = []
+def thread_scheds(pid):
+    """{tid: (comm, nice, policy)} of the process's threads."""
+    out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
+        base = "/proc/%d/task/%s/" % (pid, tid)
         try:
-            out.append(nice_of("/proc/%d/task/%s/stat" % (pid, tid)))
-        except (OSError, ValueError):
+            with open(base + "comm") as f:
+                comm = f.read().strip()
+            out[tid] = (comm,) + sched_of(base + "stat")
+        except (OSError, ValueError, IndexError):
             pass
     return out
 
@@ -55,18 +68,38 @@ def wait_for(cond, timeout):
 
 def check_threads():
     base = os.nice(0)
-    want = min(19, base + 5)
-    with harness.Server(args=tlsutil.server_args(PKI) + ["-t", "2"]) as srv:
-        ok = wait_for(lambda: thread_nices(srv.pid).count(want) >= 2, 10)
-        nices = thread_nices(srv.pid)
-        if base + 5 <= 19:
-            ck.eq(nices.count(want), 2, "two handshake threads at nice %d (%s)" % (want, nices))
-            ck.check(ok, "handshake threads found")
-        ck.eq(nices.count(base), len(nices) - 2, "the other threads keep nice %d" % base)
+    low = min(19, base + 5)
+    want = {"idle": (base, SCHED_IDLE), "low": (low, SCHED_OTHER),
+            "normal": (base, SCHED_OTHER), None: (base, SCHED_IDLE)}
+    for prio in ("idle", "low", "normal", None):  # None: the default
+        extra = "ssl_handshake_priority=%s" % prio if prio else ""
+        with harness.Server(args=tlsutil.server_args(PKI, extra=extra) + ["-t", "2"]) as srv:
+            def hs():
+                return [v[1:] for v in thread_scheds(srv.pid).values() if v[0] == "cached-tls-hs"]
+            # The thread lowers its own priority as it starts: poll.
+            ok = wait_for(lambda: hs().count(want[prio]) == 2, 10)
+            ts = thread_scheds(srv.pid)
+            ck.check(ok, "%s: two handshake threads at (nice, policy) %s: %s"
+                     % (prio or "default", want[prio], ts))
+            others = [v for v in ts.values() if v[0] != "cached-tls-hs"]
+            ck.check(len(others) >= 3 and all(v[1:] == (base, SCHED_OTHER) for v in others),
+                     "%s: the other threads keep nice %d, SCHED_OTHER: %s"
+                     % (prio or "default", base, others))
+            if prio == "idle":
+                with tlsutil.TLSConn("127.0.0.1", srv.port, tlsutil.client_ctx(PKI)) as c:
+                    ck.eq(c.cmd(b"mn"), b"MN\r\n", "a handshake under SCHED_IDLE completes")
+                    ck.eq(c.stats("settings").get("ssl_handshake_priority"), "idle",
+                          "stats settings shows ssl_handshake_priority")
     with harness.Server(args=["-t", "2"]) as srv:
-        wait_for(lambda: len(thread_nices(srv.pid)) >= 3, 10)
-        nices = thread_nices(srv.pid)
-        ck.check(all(n == base for n in nices), "no handshake threads without -Z (%s)" % nices)
+        wait_for(lambda: len(thread_scheds(srv.pid)) >= 3, 10)
+        ts = thread_scheds(srv.pid)
+        ck.check(all(v[0] != "cached-tls-hs" and v[1:] == (base, SCHED_OTHER)
+                     for v in ts.values()), "no handshake threads without -Z (%s)" % ts)
+    bad = subprocess.run([harness.CACHED, "-p", "0", "-Z", "-o",
+                          tlsutil.server_args(PKI)[2] + ",ssl_handshake_priority=high"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30)
+    ck.eq(bad.returncode, 64, "ssl_handshake_priority=high refused (exit 64)")
+    ck.check(b"idle, low, normal" in bad.stderr, "the message names the values: %r" % bad.stderr)
 
 
 def request_with_finished(port, ctx, req, want):

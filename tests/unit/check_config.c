@@ -200,6 +200,7 @@ static const struct setting_case cases[] = {
     {NULL, "ssl-min-version", "3", "3"},
     {NULL, "ssl-session-cache", "no", "no"},
     {NULL, "ssl-wbuf-size", "32", "32"},
+    {NULL, "ssl-handshake-priority", "low", "low"},
     {"-S", "enable-sasl", "yes", "yes"},
     {"-B", "binding-protocol", "ascii", "ascii"},
     {"-D", "stats-prefix-delimiter", "/", "/"},

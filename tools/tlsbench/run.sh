@@ -6,6 +6,8 @@
 #              CACHED [build/cached]  MEMCACHED [/usr/bin/memcached]  BENCH [build/cached-tlsbench]
 #              MODES ["full resumed get pipeline multiget storm"]
 #              SERVER_CPUS / LOADER_CPUS: taskset lists (many-core runbook in BENCHMARKS.md)
+#              CACHED_OPTS: more -o settings for cached (comma-separated, e.g.
+#                    ssl_handshake_priority=low)
 #              AA=1: server B is a second cached (same binary, same flags): the A/A row, i.e.
 #                    how far the ratio strays from 1.00 on this machine with no difference
 # Each mode's line also gives each server's CPU time (user + system) per operation.
@@ -33,7 +35,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 pc=$(free_port); pm=$(free_port)
 root=(); [ "$(id -u)" = 0 ] && root=(-u root)
 tls=(-Z -o "ssl_chain_cert=$tmp/c.pem,ssl_key=$tmp/k.pem")
-"${SRV[@]}" "$CACHED" -p "$pc" -l 127.0.0.1 -t "$T" -m 256 -c 4096 "${tls[@]}" \
+ctls=(-Z -o "ssl_chain_cert=$tmp/c.pem,ssl_key=$tmp/k.pem${CACHED_OPTS:+,$CACHED_OPTS}")
+"${SRV[@]}" "$CACHED" -p "$pc" -l 127.0.0.1 -t "$T" -m 256 -c 4096 "${ctls[@]}" \
     $([ "$(id -u)" = 0 ] && echo --run-as-root) 2>/dev/null & pids+=($!)
 if [ "${AA:-0}" = 1 ]; then
   "${SRV[@]}" "$CACHED" -p "$pm" -l 127.0.0.1 -t "$T" -m 256 -c 4096 "${tls[@]}" \

@@ -5,9 +5,10 @@
  * loader are not in it), in thread CPU time, so on a shared machine it is far steadier than a
  * throughput run.
  *
- * usage: build/proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v value bytes]
+ * usage: build/proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v value bytes] [-m]
  * Stores keys "key:<i>" (i < keys) with values of -v bytes, then repeats: a buffer of -d
- * "get key:<random>\r\n" lines, proto_process, drop the reply. Prints ns of CPU per get (the
+ * "get key:<random>\r\n" lines (-m: "mg key:<random> v f\r\n"; -b: binary GETKQ requests and a
+ * NOOP, on a connection of its own), proto_process, drop the reply. Prints ns of CPU per get (the
  * median and the minimum of -r repetitions of -n batches).
  */
 #include <stdint.h>
@@ -55,15 +56,19 @@ static void run(struct proto_conn *pc, struct reply *r, const char *buf, size_t 
 int main(int argc, char **argv)
 {
     unsigned keys = 100000, depth = 16, batches = 20000, reps = 7, vlen = 100;
+    const char *fmt = "get key:%u\r\n";
+    bool bin = false;
     int o;
-    while ((o = getopt(argc, argv, "k:d:n:r:v:")) != -1) {
+    while ((o = getopt(argc, argv, "k:d:n:r:v:mb")) != -1) {
         switch (o) {
         case 'k': keys = (unsigned)atoi(optarg); break;
         case 'd': depth = (unsigned)atoi(optarg); break;
         case 'n': batches = (unsigned)atoi(optarg); break;
         case 'r': reps = (unsigned)atoi(optarg); break;
         case 'v': vlen = (unsigned)atoi(optarg); break;
-        default: fprintf(stderr, "usage: proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v bytes]\n"); return 2;
+        case 'm': fmt = "mg key:%u v f\r\n"; break;
+        case 'b': bin = true; break;
+        default: fprintf(stderr, "usage: proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v bytes] [-m|-b]\n"); return 2;
         }
     }
     clock_setup();
@@ -92,23 +97,39 @@ int main(int argc, char **argv)
         run(&pc, &r, buf, (size_t)n + vlen + 2);
     }
     /* every batch of a repetition written beforehand: the timed loop is proto_process only */
-    size_t all_cap = (size_t)batches * depth * 24 + 64;
+    size_t all_cap = (size_t)batches * (depth + 1) * 48 + 64;
+    struct proto_conn pcb; /* -b: a binary connection (its first byte decides) */
+    memset(&pcb, 0, sizeof pcb);
+    pcb.stats = &st;
     char *all = malloc(all_cap);
     size_t *ends = malloc((size_t)batches * sizeof *ends);
     uint64_t *per = malloc(reps * sizeof *per);
     for (unsigned rep = 0; rep < reps; rep++) {
         size_t len = 0;
         for (unsigned b = 0; b < batches; b++) {
-            for (unsigned d = 0; d < depth; d++)
-                len += (size_t)snprintf(all + len, all_cap - len, "get key:%u\r\n",
+            for (unsigned d = 0; d < depth && !bin; d++)
+                len += (size_t)snprintf(all + len, all_cap - len, fmt,
                                         (unsigned)(next_rand() % keys));
+            for (unsigned d = 0; d <= depth && bin; d++) { /* GETKQ x depth, then NOOP */
+                unsigned char *h = (unsigned char *)all + len;
+                char key[24];
+                int kl = d < depth ? snprintf(key, sizeof key, "key:%u",
+                                              (unsigned)(next_rand() % keys)) : 0;
+                memset(h, 0, 24);
+                h[0] = 0x80;
+                h[1] = d < depth ? 0x0d : 0x0a;
+                h[3] = (unsigned char)kl;
+                h[11] = (unsigned char)kl;
+                memcpy(h + 24, key, (size_t)kl);
+                len += 24 + (size_t)kl;
+            }
             ends[b] = len;
         }
         struct timespec t0, t1;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
         size_t start = 0;
         for (unsigned b = 0; b < batches; b++) {
-            run(&pc, &r, all + start, ends[b] - start);
+            run(bin ? &pcb : &pc, &r, all + start, ends[b] - start);
             start = ends[b];
         }
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
