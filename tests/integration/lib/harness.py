@@ -82,6 +82,7 @@ class Server:
         if os.geteuid() == 0 and self.kind == "cached" and "-u" not in args:
             cmd += ["--run-as-root"]
         self.cmd = cmd
+        self.started = time.time()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=stderr if stderr is not None else subprocess.PIPE,
                                      env=env)
