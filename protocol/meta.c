@@ -131,6 +131,7 @@ enum cmd_result proto_meta_mn(struct proto_ctx *x, int arg)
 {
     (void)arg;
     reply_add(x->r, MSG_META_MN, MSG_LEN(MSG_META_MN));
+    reply_mark(x->r, &x->unsent); /* memcached's mn writes everything out at once */
     return CMD_DONE;
 }
 

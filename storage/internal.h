@@ -89,6 +89,7 @@ struct storage_globals {
     char *arena;
     size_t arena_bytes;
     uint32_t page_size, npages;  /* npages: usable now (-m, cache_memlimit) */
+    uint32_t page_shift;         /* log2(page_size) when a power of two (the default 1 MB), else 0 */
     uint32_t max_pages;          /* reserved address space, in pages */
     pthread_mutex_t arena_lock;
     uint32_t pages_assigned;     /* pages [0, pages_assigned) have been given to classes */
@@ -155,7 +156,10 @@ static inline uint32_t item_ref_of(const struct item *it)
 
 static inline uint32_t item_page(const struct item *it)
 {
-    return (uint32_t)(((const char *)it - stg.arena) / stg.page_size);
+    /* A set asks this three times (its chunk's page, the old item's, the class counters):
+     * a shift rather than a 64-bit division (tens of cycles each) when the size allows. */
+    size_t off = (size_t)((const char *)it - stg.arena);
+    return (uint32_t)(stg.page_shift ? off >> stg.page_shift : off / stg.page_size);
 }
 
 uint64_t storage_hash(const void *key, size_t len);

@@ -47,6 +47,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,16 +127,25 @@ static void write_file_header(void)
     memcpy(pst.map, &h, sizeof h);
 }
 
-/* Gives every page of FILE its block now. A sparse file on a full filesystem (a tmpfs at
- * its size= limit, a full disk) maps fine, but the first store into a page that has no block
- * raises SIGBUS: the daemon would die mid-request. Reserved up front, a full filesystem is a
- * clear refusal at startup instead (libc writes the blocks where fallocate is missing). */
-static int file_reserve(void)
+/* A sparse FILE on a filesystem without room for it (a tmpfs whose size= is below -m, a full
+ * disk) maps fine, but the first store into a page without a block raises SIGBUS: memcached
+ * 1.6.18 dies that way. Checked at startup instead, so it is a clear refusal. Not reserved
+ * with fallocate: that would zero every page of -m before the first request (about 0.8 s per
+ * GB here) and undo what the restore saves by never touching the mapping. What another
+ * process writes to the filesystem later can still take the room (as with memcached). */
+static int file_room(const struct stat *st, char *errbuf, size_t errlen)
 {
-    int err = posix_fallocate(pst.fd, 0, (off_t)pst.map_bytes);
-    if (err == 0)
+    struct statvfs vs;
+    uint64_t have = (uint64_t)st->st_blocks * 512u;
+    if (have >= pst.map_bytes || fstatvfs(pst.fd, &vs) < 0)
         return 0;
-    errno = err;
+    uint64_t need = pst.map_bytes - have;
+    uint64_t avail = (uint64_t)vs.f_bavail * vs.f_frsize;
+    if (avail >= need)
+        return 0;
+    snprintf(errbuf, errlen,
+             "memory file %s needs %llu more bytes and its filesystem has %llu free: %s",
+             pst.path, (unsigned long long)need, (unsigned long long)avail, strerror(ENOSPC));
     return -1;
 }
 
@@ -144,7 +154,7 @@ static int file_reset(void)
 {
     if (ftruncate(pst.fd, 0) < 0 || ftruncate(pst.fd, (off_t)pst.map_bytes) < 0)
         return -1;
-    return file_reserve();
+    return 0;
 }
 
 char *persist_map(size_t arena_bytes, char *errbuf, size_t errlen)
@@ -178,11 +188,8 @@ char *persist_map(size_t arena_bytes, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "cannot size memory file %s: %s", path, strerror(errno));
         return NULL;
     }
-    if (file_reserve() < 0) {
-        snprintf(errbuf, errlen, "cannot reserve %zu bytes for memory file %s: %s",
-                 pst.map_bytes, path, strerror(errno));
+    if (file_room(&st, errbuf, errlen) < 0)
         return NULL;
-    }
     void *p = mmap(NULL, pst.map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, pst.fd, 0);
     if (p == MAP_FAILED) {
         snprintf(errbuf, errlen, "cannot map memory file %s: %s", path, strerror(errno));

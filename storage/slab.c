@@ -283,6 +283,7 @@ int slab_setup(char *errbuf, size_t errlen)
         return -1;
     }
     stg.page_size = (uint32_t)page;
+    stg.page_shift = (page & (page - 1)) == 0 ? (uint32_t)__builtin_ctzll(page) : 0;
     size_t npages = cfg->mem_limit / page;
     if (npages == 0)
         npages = 1; /* the smallest arena is one page */
@@ -1674,7 +1675,9 @@ bool storage_class_dump(unsigned id, bool (*fn)(void *arg, const struct item *it
         char *base = page_base(c->pages[pi]);
         for (uint32_t ch = 0; more && ch < c->perslab; ch++) {
             const struct item *it = (const struct item *)(base + (size_t)ch * c->size);
-            if ((item_iflags(it) & (ITEM_FREE | ITEM_LINKED)) == ITEM_LINKED)
+            /* linked is enough: bit 6 is ITEM_HOT on a linked item (a test for FREE left out
+             * every item fetched twice) */
+            if (item_iflags(it) & ITEM_LINKED)
                 more = fn(arg, it);
         }
     }

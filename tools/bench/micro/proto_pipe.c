@@ -8,7 +8,8 @@
  * usage: build/proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v value bytes] [-m]
  * Stores keys "key:<i>" (i < keys) with values of -v bytes, then repeats: a buffer of -d
  * "get key:<random>\r\n" lines (-m: "mg key:<random> v f\r\n"; -b: binary GETKQ requests and a
- * NOOP, on a connection of its own), proto_process, drop the reply. Prints ns of CPU per get (the
+ * NOOP, on a connection of its own; -s: "set key:<random> 0 0 <-v> noreply" and the value),
+ * proto_process, drop the reply. Prints ns of CPU per get (the
  * median and the minimum of -r repetitions of -n batches).
  */
 #include <stdint.h>
@@ -57,9 +58,9 @@ int main(int argc, char **argv)
 {
     unsigned keys = 100000, depth = 16, batches = 20000, reps = 7, vlen = 100;
     const char *fmt = "get key:%u\r\n";
-    bool bin = false;
+    bool bin = false, set = false;
     int o;
-    while ((o = getopt(argc, argv, "k:d:n:r:v:mb")) != -1) {
+    while ((o = getopt(argc, argv, "k:d:n:r:v:mbs")) != -1) {
         switch (o) {
         case 'k': keys = (unsigned)atoi(optarg); break;
         case 'd': depth = (unsigned)atoi(optarg); break;
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
         case 'v': vlen = (unsigned)atoi(optarg); break;
         case 'm': fmt = "mg key:%u v f\r\n"; break;
         case 'b': bin = true; break;
+        case 's': set = true; fmt = "set key:%u 0 0 %u noreply\r\n"; break;
         default: fprintf(stderr, "usage: proto-pipe [-k keys] [-d depth] [-n batches] [-r reps] [-v bytes] [-m|-b]\n"); return 2;
         }
     }
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
         run(&pc, &r, buf, (size_t)n + vlen + 2);
     }
     /* every batch of a repetition written beforehand: the timed loop is proto_process only */
-    size_t all_cap = (size_t)batches * (depth + 1) * 48 + 64;
+    size_t all_cap = (size_t)batches * (depth + 1) * (48 + (set ? vlen + 2 : 0)) + 64;
     struct proto_conn pcb; /* -b: a binary connection (its first byte decides) */
     memset(&pcb, 0, sizeof pcb);
     pcb.stats = &st;
@@ -107,9 +109,14 @@ int main(int argc, char **argv)
     for (unsigned rep = 0; rep < reps; rep++) {
         size_t len = 0;
         for (unsigned b = 0; b < batches; b++) {
-            for (unsigned d = 0; d < depth && !bin; d++)
+            for (unsigned d = 0; d < depth && !bin; d++) {
                 len += (size_t)snprintf(all + len, all_cap - len, fmt,
-                                        (unsigned)(next_rand() % keys));
+                                        (unsigned)(next_rand() % keys), vlen);
+                if (set) {
+                    memcpy(all + len, val, vlen + 2);
+                    len += vlen + 2;
+                }
+            }
             for (unsigned d = 0; d <= depth && bin; d++) { /* GETKQ x depth, then NOOP */
                 unsigned char *h = (unsigned char *)all + len;
                 char key[24];
