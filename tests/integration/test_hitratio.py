@@ -38,15 +38,7 @@ def cache_aside(c, reqs, size_of, measure_from):
     per_key = {}
     for i in range(0, len(reqs), BATCH):
         part = reqs[i:i + BATCH]
-        c.send(b"get " + b" ".join(part) + b"\r\n")
-        got = set()
-        while True:
-            line = c.readline()
-            if line == b"END\r\n":
-                break
-            p = line.split()
-            got.add(p[1])
-            c.readexact(int(p[3]) + 2)
+        got = c.hit_keys(part, BATCH)
         miss = []
         for j, k in enumerate(part):
             hit = k in got
