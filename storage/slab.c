@@ -160,13 +160,18 @@ uint64_t slab_malloced_bytes(void)
  * 69.7% hits; cached kept to 8 pages, borrowing larger chunks and stealing, and hit 60.3%;
  * lognorm-m16, values mostly small with a tail to 1 MB: memcached 34 pages, 76.2%, cached
  * 16 pages, 64.5%; wsshift at -m 8: 9 classes, memcached 9 pages, 72.4%, cached 68.3%).
- * The overdraft is bounded by the class count; none with -e (the file's layout is fixed).
- * Arena lock held.
+ * The overdraft is bounded by the class count, and never more than memcached's own bound,
+ * 63 pages (its classes 1..63, MAX_NUMBER_OF_SLAB_CLASSES): cached may have up to 250 classes
+ * (-f 1.01), and with one page each -m 1 grew to 261 MB (test_fault_tiny_mem; memcached 2 MB).
+ * None with -e (the file's layout is fixed). Arena lock held.
  */
+#define OVERDRAFT_MAX_PAGES 63u
+
 static bool first_page_over_limit(void)
 {
+    uint32_t overdraft = stg.nclasses < OVERDRAFT_MAX_PAGES ? stg.nclasses : OVERDRAFT_MAX_PAGES;
     if (stg.cfg.memory_file != NULL || stg.pages_assigned >= stg.max_pages ||
-        malloced_pages() >= (uint64_t)limit_pages + stg.nclasses)
+        malloced_pages() >= (uint64_t)limit_pages + overdraft)
         return false;
     if (stg.pages_assigned < stg.npages)
         return true;
