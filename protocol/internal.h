@@ -44,6 +44,8 @@ struct proto_ctx {
     const char *data;       /* the bytes after the command line ... */
     size_t avail;           /* ... and how many of them the buffer holds */
     size_t data_used;       /* out: bytes after the line consumed (a refused value) */
+    struct reply_mark unsent; /* replies memcached would not have written yet: since this
+                               * proto_process call began or the last get ended */
     /* A key of this line already hashed (mg in the lookahead): its bytes and hash, or NULL */
     const char *hint_key;
     size_t hint_nkey;

@@ -461,11 +461,13 @@ static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
             break;
         if (t.len > KEY_MAX_LENGTH) {
             /* memcached drops the VALUEs already composed and answers only the error (the
-             * keys before it still count as fetched) */
+             * keys before it still count as fetched); with them every reply it has not
+             * written yet (conn_release_items culls its unsent responses): those since it
+             * last wrote, after the previous get or before reading this batch (x->unsent) */
             get_batch_flush(x, &b);
             if (PROTO_TRACING()) /* memcached has logged these hits ("sending key") */
                 proto_trace_reply(x, &mark, PROTO_TRACE_RETRIEVAL);
-            reply_rollback(x->r, &mark);
+            reply_rollback(x->r, &x->unsent);
             OUT(x, MSG_BAD_FORMAT);
             return CMD_DONE;
         }
@@ -473,6 +475,7 @@ static enum cmd_result cmd_get(struct proto_ctx *x, int arg)
     }
     get_batch_flush(x, &b);
     reply_add(x->r, MSG_END, MSG_LEN(MSG_END));
+    reply_mark(x->r, &x->unsent); /* memcached writes its replies out after a get */
     return CMD_DONE;
 }
 
@@ -1390,6 +1393,7 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
     q.ntok = 0;
     q.noreply = false;
     struct proto_ctx x = {.pc = pc, .r = r, .st = pc->stats ? pc->stats : &dummy_stats, .q = &q};
+    reply_mark(r, &x.unsent); /* the server wrote what it could before this call */
     enum proto_action action = PROTO_CONTINUE;
     size_t pos = 0;
     unsigned nreq = 0;
@@ -1443,6 +1447,7 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
             pos += n;
             if (pc->mget.active)
                 break; /* the line goes on in the next read */
+            reply_mark(r, &x.unsent);
             nreq++;
             continue;
         }
@@ -1480,6 +1485,7 @@ enum proto_action proto_process(struct proto_conn *pc, struct reply *r, const ch
                 pos += g->line_total;
                 nreq++;
             } while (ahead.i < ahead.n && !ahead.g[ahead.i].mg && r->pending <= max_output);
+            reply_mark(r, &x.unsent); /* memcached writes out after a get (cmd_get) */
             continue;
         } else {
             ahead.i = ahead.n = 0; /* not where the lookahead was (cannot happen): drop it */

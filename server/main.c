@@ -109,8 +109,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     }
     /* SIGUSR1 (memcached's graceful stop) saves the items when -e is set; SIGTERM and
      * SIGINT never do, so a plain stop can never bring back values the application may
-     * have changed in its database meanwhile (README: "Restarts and upgrades"). */
-    if (sig == SIGUSR1 && !shutting_down)
+     * have changed in its database meanwhile (README: "Restarts and upgrades"). A SIGUSR1
+     * that comes while a SIGTERM's shutdown runs still asks for the save: signals that arrive
+     * together are dispatched in signal-number order (SIGINT 2, SIGUSR1 10, SIGTERM 15), not
+     * in the order they were sent, and an explicit save request must not be lost to that. */
+    if (sig == SIGUSR1)
         save_on_exit = settings.memory_file[0] != '\0';
     begin_shutdown(sig == SIGINT ? "SIGINT" : sig == SIGUSR1 ? "SIGUSR1" : "SIGTERM");
 }

@@ -10,8 +10,9 @@
  * generation number, so the hot path takes no lock.
  *
  * Handshakes run non-blocking on the handshake threads (one per worker, server/worker.h),
- * driven by their event loops; the listener thread only accepts, and the worker that then
- * owns the established connection only reads and writes records. An SSL object is used by
+ * driven by their event loops; they also accept on the TLS listeners' per-worker sockets (the
+ * listener thread accepts on shared ones and hands the fd over), and the worker that then owns
+ * the established connection only reads and writes records. An SSL object is used by
  * one thread at a time; the hand-over queue's mutex orders the two. Resumption is on by default: session tickets
  * encrypted with keys shared by all workers and rotated every TLS_TICKET_ROTATE_S (a ticket
  * stays valid for two periods and survives a certificate refresh), plus a server-side session

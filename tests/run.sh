@@ -36,13 +36,58 @@ unit() { # build dir, extra make args...
   done
 }
 
+# Integration files run TEST_JOBS at a time (default 2; 1 = one after another): most of their
+# time is spent waiting (expiry, sweeps, clients starting), each picks its own free ports
+# (harness.free_port: below the kernel's ephemeral range, so no client connection can take
+# one) and its own mktemp names. The files in ALONE run with nothing beside them. Results are
+# printed in file order, each as it is known.
+ALONE=" test_memcached_suite.sh " # runs its .t files three at a time itself; some time in whole seconds
+start_bg() { # name, command... : runs it in the background, its exit code and seconds to files
+  local name=$1; shift
+  local f="$logdir/$(echo "$name" | tr '/ ' '__')"
+  ( t0=$SECONDS; "$@" >"$f.log" 2>&1; rc=$?; echo $((SECONDS - t0)) >"$f.secs"; echo $rc >"$f.rc.tmp"; mv "$f.rc.tmp" "$f.rc" ) &
+}
+report_bg() { # name : prints and counts one finished background run, as run_one does
+  local name=$1 f rc secs
+  f="$logdir/$(echo "$name" | tr '/ ' '__')"
+  rc=$(cat "$f.rc"); secs=$(cat "$f.secs")
+  if [ "$rc" -eq 0 ]; then
+    passed=$((passed + 1)); printf 'PASS %-52s %4ss  %s\n' "$name" "$secs" "$(tail -n 1 "$f.log")"
+  else
+    failed=$((failed + 1)); failures+=("$name")
+    printf 'FAIL %-52s %4ss\n' "$name" "$secs"
+    sed 's/^/    | /' "$f.log" | tail -n 60
+  fi
+}
+
 integration() { # build dir
-  local b=$1
+  local b=$1 jobs=${TEST_JOBS:-2} t name queue=() cmd
   for t in tests/integration/test_*; do
     case "$t" in
-      *.py) run_one "integration[$b] $(basename "$t")" env CACHED="$PWD/$b/cached" CACHED_BUILD="$b" $PY "$t" ;;
-      *.sh) run_one "integration[$b] $(basename "$t")" env CACHED="$PWD/$b/cached" CACHED_BUILD="$b" bash "$t" ;;
+      *.py) cmd=($PY "$t") ;;
+      *.sh) cmd=(bash "$t") ;;
+      *) continue ;;
     esac
+    name="integration[$b] $(basename "$t")"
+    case "$ALONE" in *" $(basename "$t") "*)
+      while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n; done
+      queue_report; run_one "$name" env CACHED="$PWD/$b/cached" CACHED_BUILD="$b" "${cmd[@]}"
+      continue ;;
+    esac
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; queue_report; done
+    start_bg "$name" env CACHED="$PWD/$b/cached" CACHED_BUILD="$b" "${cmd[@]}"
+    queue+=("$name")
+  done
+  wait
+  queue_report
+}
+queue_report() { # reports, in order, the queued runs that have finished (up to the first running one)
+  local f
+  while [ ${#queue[@]} -gt 0 ]; do
+    f="$logdir/$(echo "${queue[0]}" | tr '/ ' '__')"
+    [ -f "$f.rc" ] || break
+    report_bg "${queue[0]}"
+    queue=("${queue[@]:1}")
   done
 }
 

@@ -1,6 +1,6 @@
 """Correctness under churn: client threads hammer an overlapping key space with
 set/get/multi-get/delete/incr/append/prepend/cas/touch and short expiries, on a small cache
-(-m 8) that is evicting while the expiry sweeper reclaims, for a bounded time (60 s; 15 s under
+(-m 8) that is evicting while the expiry sweeper reclaims, for a bounded time (30 s; 15 s under
 ASan). Every answer is checked for self-consistency; the test prints "wrong answers: N" (must
 be 0) and the op counts.
 
@@ -28,7 +28,7 @@ import zlib
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 from harness import ASAN, Checker, Conn, Server  # noqa: E402
 
-DURATION = 15.0 if ASAN else 60.0
+DURATION = 15.0 if ASAN else 30.0
 THREADS = 6
 KEYS = 400
 NUM_KEYS = 50

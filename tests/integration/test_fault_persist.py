@@ -6,6 +6,8 @@
 2. kill -9 at random moments after SIGUSR1 (while the items are being saved): the next start
    never crashes and is either empty or the complete saved cache, every value whole; a clean
    SIGUSR1 afterwards still restores everything (the file is not left broken).
+   SIGUSR1 with SIGTERM, SIGINT and SIGUSR1 sent right after (0-50 ms): exit 0 and the
+   save is made (pending signals are dispatched by number: SIGINT came first and dropped it).
 3. An -e path that cannot be created (missing directory, read-only filesystem): refused at
    startup with the reason, exit 71.
 4. A full filesystem (a small tmpfs, mounted when we are allowed to): an arena that does not
@@ -184,6 +186,35 @@ def kill_while_saving():
           (restored_runs, empty_runs))
 
 
+# --------------------------------------------------------- 2b. SIGUSR1 with SIGTERM/SIGINT right after
+def usr1_then_term():
+    """SIGUSR1 then SIGTERM, SIGINT and SIGUSR1 again within 0-50 ms: the save asked for is
+    made (signals pending together are dispatched by number, SIGINT before SIGUSR1)."""
+    clean()
+    n = 3000
+    port = None
+    for run, delay in enumerate((0.0, 0.0, 0.01, 0.05)):
+        srv = start(port=port)
+        port = srv.port
+        if run:
+            with srv.connect() as c:
+                got = get_many(c, list(range(n)))
+            whole = sum(1 for k, d in got.items() if parse_value(k, d) == run - 1)
+            ck.eq(whole, n, "after SIGUSR1 + SIGTERM/SIGINT %.2f s later: all restored"
+                  % prev_delay)
+        fill(srv, n, run)
+        os.kill(srv.pid, signal.SIGUSR1)
+        if delay:
+            time.sleep(delay)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            if srv.proc.poll() is None and srv.pid > 0:
+                os.kill(srv.pid, sig)
+        ck.eq(srv.stop(timeout=60), 0, "exit 0 after SIGUSR1 + SIGTERM/SIGINT")
+        prev_delay = delay
+    srv = start(port=port)
+    srv.stop()
+
+
 # --------------------------------------------------------- 3. path that cannot be created
 def refused_start(args, want, what):
     port = free_port()
@@ -274,6 +305,7 @@ def main():
     try:
         usr1_under_traffic()
         kill_while_saving()
+        usr1_then_term()
         unwritable()
         full_filesystem()
     finally:

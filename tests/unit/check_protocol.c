@@ -279,7 +279,8 @@ static const struct bad_case bad_cases[] = {
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa k\r\n",
-        "STORED\r\nCLIENT_ERROR bad command line format\r\n"),
+        /* memcached culls every reply it has not written yet: STORED too */
+        "CLIENT_ERROR bad command line format\r\n"),
     BAD("incr "
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -655,7 +656,8 @@ START_TEST(test_multiget_rollback)
     sim_feed_opts(&S, line, (size_t)n, 1000, false);
     ck_assert_uint_eq(S.r.nrefs, 0);
     sim_flush(&S);
-    ck_assert_str_eq(S.out, "VERSION 1.6.18\r\nCLIENT_ERROR bad command line format\r\n"
+    /* memcached culls every reply it has not written yet (the VERSION too) */
+    ck_assert_str_eq(S.out, "CLIENT_ERROR bad command line format\r\n"
                             "VALUE k 0 1\r\nx\r\nEND\r\n");
 }
 END_TEST

@@ -5,6 +5,7 @@ Every process a test starts is stopped by its PID (never by name); ports are pic
 loopback and checked, so a memcached service already on 11211 is never disturbed.
 """
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,9 +18,34 @@ MEMCACHED = os.environ.get("MEMCACHED", "/usr/bin/memcached")
 ASAN = "asan" in os.environ.get("CACHED_BUILD", "")
 
 
+_port_rng = random.Random()  # its own, seeded from the OS: tests that seed `random` share nothing
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that nothing listens on right now (the kernel picks it)."""
+    """A TCP port that nothing is bound to right now. Picked at random below the kernel's
+    ephemeral range (10000 up to it), so no client connection, of this test or of another one
+    running alongside, can take it between this check and the server's bind; the kernel's pick
+    (bind to port 0) when that range is too small."""
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    top = min(_ephemeral_low(), 32768)
+    for _ in range(100 if top > 12000 else 0):
+        port = _port_rng.randrange(10000, top)
+        if port == 11211:  # memcached's default: a system service may want it
+            continue
+        with socket.socket(fam, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))  # no SO_REUSEADDR: a port in TIME_WAIT is passed over too
+            except OSError:
+                continue
+            return port
     with socket.socket(fam, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
@@ -41,6 +67,26 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     raise RuntimeError("nothing listening on %s:%d after %.1fs" % (host, port, timeout))
 
 
+def set_get_round(host, port, key, value, timeout=10.0, miss=None):
+    """One short connection as a web request makes one: connect, set key, get it back (with
+    the key `miss`, which must miss, in the same get when given), close. True when every reply
+    was right; OSError when the connection fails."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        s.sendall(b"set %s 0 0 %d\r\n%s\r\nget %s%s\r\n"
+                  % (key, len(value), value, key, b" " + miss if miss else b""))
+        want = b"STORED\r\nVALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key, len(value), value)
+        buf = b""
+        while len(buf) < len(want):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        return buf == want
+
+
 class Server:
     """A cached or memcached process on a free loopback port. Use as a context manager."""
 
@@ -56,6 +102,7 @@ class Server:
         if os.geteuid() == 0 and self.kind == "cached" and "-u" not in args:
             cmd += ["--run-as-root"]
         self.cmd = cmd
+        self.started = time.time()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=stderr if stderr is not None else subprocess.PIPE,
                                      env=env)
@@ -198,6 +245,20 @@ class Conn:
         data = self.readexact(n + 2)[:-2]
         assert self.readline() == b"END\r\n"
         return int(parts[2]), data
+
+    def hit_keys(self, keys, batch=100):
+        """Multi-gets `keys` (bytes), `batch` to a get line; returns the set of keys that hit."""
+        got = set()
+        for i in range(0, len(keys), batch):
+            self.send(b"get " + b" ".join(keys[i:i + batch]) + b"\r\n")
+            while True:
+                line = self.readline()
+                if line == b"END\r\n":
+                    break
+                p = line.split()
+                got.add(p[1])
+                self.readexact(int(p[3]) + 2)
+        return got
 
     def set(self, key, value, flags=0, exptime=0, cmd="set"):
         if isinstance(key, str):
