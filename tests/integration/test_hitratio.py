@@ -38,15 +38,7 @@ def cache_aside(c, reqs, size_of, measure_from):
     per_key = {}
     for i in range(0, len(reqs), BATCH):
         part = reqs[i:i + BATCH]
-        c.send(b"get " + b" ".join(part) + b"\r\n")
-        got = set()
-        while True:
-            line = c.readline()
-            if line == b"END\r\n":
-                break
-            p = line.split()
-            got.add(p[1])
-            c.readexact(int(p[3]) + 2)
+        got = c.hit_keys(part, BATCH)
         miss = []
         for j, k in enumerate(part):
             hit = k in got
@@ -143,15 +135,7 @@ def test_small_not_starved():
 
 def get_set(c, keys, sizes, write_all):
     """One batch: get the keys; then set the misses (write_all: every key). Returns the hits."""
-    c.send(b"get " + b" ".join(keys) + b"\r\n")
-    got = set()
-    while True:
-        line = c.readline()
-        if line == b"END\r\n":
-            break
-        p = line.split()
-        got.add(p[1])
-        c.readexact(int(p[3]) + 2)
+    got = c.hit_keys(keys, max(1, len(keys)))  # one get line
     sets = []
     for k in keys:
         if (write_all or k not in got) and k not in sets:
