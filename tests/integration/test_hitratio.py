@@ -170,9 +170,9 @@ def test_grid_cells():
          0.5),
         ("get+set every request, -m 8", 8, [b"w:%d" % i for i in ids],
          lambda k: 100 + fnv(k) % 901, True, 0.5),
-        # Zipf 1.0 over 10k keys, moved to 10k new keys every 10k requests
-        ("moving hot set, -m 4", 4, [b"h:%d" % (i + (n // 10000) * 10000)
-                                     for n, i in enumerate(zipf_trace(10000, 60000, 1.0, 10))],
+        # Zipf 1.0 over 20k keys, moved to 20k new keys every 20k requests
+        ("moving hot set, -m 8", 8, [b"h:%d" % (i + (n // 20000) * 20000)
+                                     for n, i in enumerate(zipf_trace(20000, 80000, 1.0, 10))],
          lambda k: 100 + fnv(k) % 901, False, 2.0),
     ]
     for name, mem, reqs, sizes, write_all, slack in cases:
