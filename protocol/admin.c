@@ -214,7 +214,7 @@ enum cmd_result proto_cmd_lru_crawler(struct proto_ctx *x, int arg)
         }
         /* memcached hands the connection to its crawler thread, which cannot follow replies
          * still queued: a metadump after other pipelined commands is refused */
-        if (x->r->pending > 0) {
+        if (x->r->pending > x->unsent.pending) { /* since memcached last wrote (x->unsent) */
             reply_add(x->r, MSG_METADUMP_PIPELINED, MSG_LEN(MSG_METADUMP_PIPELINED));
             return CMD_DONE;
         }

@@ -508,6 +508,22 @@ enum cmd_result proto_meta_ma(struct proto_ctx *x, int arg)
                                 .vivify = f.vivify, .initial = f.initial,
                                 .vivify_exptime = f.autoviv_exptime, .set_ttl = f.new_ttl,
                                 .ttl = f.exptime, .key_binary = f.key_binary};
+    /* memcached applies T and N to the item in its reply loop, in the order given (on a
+     * created item the later one wins), and stops that loop at a too-long opaque: T or N
+     * after it do nothing (a created item keeps no expiry) */
+    bool t_seen = false, n_seen = false;
+    for (unsigned i = 2; i < q->ntok; i++) {
+        char c = q->tok[i].p[0];
+        if (c == 'O' && opaque_too_long(&q->tok[i]))
+            break;
+        if (c == 'T')
+            t_seen = true, a.vivify_last = false;
+        else if (c == 'N')
+            n_seen = true, a.vivify_last = true;
+    }
+    a.set_ttl = a.set_ttl && t_seen;
+    if (!n_seen)
+        a.vivify_exptime = 0;
     struct meta_arith_result m;
     WATCH_PEEK(x, f.key, f.nkey);
     enum st_result res = storage_meta_arith(f.key, f.nkey, &a, &m);

@@ -54,7 +54,8 @@ enum cmd_result proto_cmd_watch(struct proto_ctx *x, int arg)
         OUT(x, MSG_WATCH_DISABLED);
         return CMD_DONE;
     }
-    if (!reply_empty(x->r)) { /* answers of earlier commands of this batch still queued */
+    /* answers memcached has not written yet (since the last get, mn or read: x->unsent) */
+    if (x->r->pending > x->unsent.pending) {
         OUT(x, MSG_WATCH_PIPELINED);
         return CMD_DONE;
     }

@@ -725,9 +725,14 @@ static bool parse_u64(const char *s, size_t n, uint64_t *out)
     /* memcached reads the value as a C string: a NUL byte ends the number too ("12\0x") */
     if (i < n && !(s[i] == ' ' || (s[i] >= '\t' && s[i] <= '\r') || s[i] == '\0'))
         return false;
-    if (neg) {
+    if (neg)
         v = (uint64_t)0 - v;
-        if ((int64_t)v < 0)
+    /* memcached refuses a number that is negative as a signed one if strchr finds a '-' in
+     * the value: anywhere in it, up to a NUL byte (past the value's end memcached reads on
+     * into whatever follows; cached stops at the end) */
+    if ((int64_t)v < 0) {
+        const char *nul = memchr(s, '\0', n);
+        if (memchr(s, '-', nul ? (size_t)(nul - s) : n))
             return false;
     }
     *out = v;

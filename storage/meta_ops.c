@@ -195,7 +195,7 @@ enum st_result storage_meta_arith(const char *key, size_t nkey, const struct met
         nit = do_item_arith(sh, it, a->incr, a->delta, hv, &res->value, &r);
     }
     if (nit) {
-        if (a->set_ttl)
+        if (a->set_ttl && !(res->created && a->vivify_last))
             nit->exptime = a->ttl;
         if (a->key_binary)
             item_flag_set(nit, ITEM_KEY_BINARY);

@@ -88,6 +88,7 @@ struct meta_arith_args {
     bool set_ttl;            /* T */
     rel_time_t ttl;
     bool key_binary;
+    bool vivify_last;        /* N came after T: a created item keeps vivify_exptime */
 };
 
 struct meta_arith_result {

@@ -160,13 +160,21 @@ uint64_t slab_malloced_bytes(void)
  * 69.7% hits; cached kept to 8 pages, borrowing larger chunks and stealing, and hit 60.3%;
  * lognorm-m16, values mostly small with a tail to 1 MB: memcached 34 pages, 76.2%, cached
  * 16 pages, 64.5%; wsshift at -m 8: 9 classes, memcached 9 pages, 72.4%, cached 68.3%).
- * The overdraft is bounded by the class count; none with -e (the file's layout is fixed).
+ * The overdraft is bounded by the class count (at most 63 pages, memcached's class limit);
+ * none with -e (the file's layout is fixed), and none under -m of 8 pages: a tiny -m stays a
+ * hard cap (tests/integration/test_fault_tiny_mem.py, -m 1-4 with up to 250 classes, holds
+ * `bytes` within -m and RSS within -m + 32 MB; with the overdraft, -m 1 -f 1.01 took 261 MB).
  * Arena lock held.
  */
+#define FIRST_PAGE_MIN_PAGES 8 /* no overdraft under -m of this many pages */
+#define FIRST_PAGE_MAX_OVER 63  /* memcached has at most 63 classes: at most 63 pages over */
+
 static bool first_page_over_limit(void)
 {
+    uint32_t over = stg.nclasses < FIRST_PAGE_MAX_OVER ? stg.nclasses : FIRST_PAGE_MAX_OVER;
     if (stg.cfg.memory_file != NULL || stg.pages_assigned >= stg.max_pages ||
-        malloced_pages() >= (uint64_t)limit_pages + stg.nclasses)
+        limit_pages < FIRST_PAGE_MIN_PAGES ||
+        malloced_pages() >= (uint64_t)limit_pages + over)
         return false;
     if (stg.pages_assigned < stg.npages)
         return true;
@@ -335,27 +343,27 @@ int slab_setup(char *errbuf, size_t errlen)
     size_t sz = align8(stg.header_size + (size_t)cfg->chunk_min);
     size_t top = cfg->chunk_max && cfg->chunk_max < page / 2 ? cfg->chunk_max : page / 2;
     unsigned n = 0;
-    while (n < SLAB_MAX_CLASSES - 1 && (sz <= top || n == 0) && sz <= page / SLAB_PAGE_SPLIT) {
-        stg.classes[n++].size = (uint32_t)sz;
+    while (n < SLAB_MAX_CLASSES - 1 && (sz <= top || n == 0)) {
+        size_t use = sz;
+        if (sz > page / SLAB_PAGE_SPLIT) /* the most bytes with as many chunks a page */
+            use = (page / (page / sz)) & ~(size_t)7;
+        if (use > top)
+            use = top & ~(size_t)7;
+        if (n == 0 || use > stg.classes[n - 1].size)
+            stg.classes[n++].size = (uint32_t)use;
         bool fine = sz < SLAB_FINE_LIMIT && npages >= SLAB_FINE_MIN_PAGES;
         size_t next = fine ? sz + 8 : align8((size_t)((double)sz * cfg->growth_factor));
         sz = next > sz ? next : sz + 8;
     }
     /* Above page / SLAB_PAGE_SPLIT a class holds few chunks and the -f series left up to a
-     * chunk of each page unused: its chunks are page / k for k = SLAB_PAGE_SPLIT - 1 .. 2, so
-     * an item of any size gets the most chunks a page can hold, and the page's end is not
-     * wasted. 100 KB values took 120,320-byte chunks, 8 a page (memcached: 103,496, 10 a
-     * page): tools/bench_hitgrid.py val100KB (-m 64, 2,000 keys, Zipf 0.9) 72.6-73.3% against
-     * memcached's 73.8-74.4%. And the largest chunked class is top (half a page), as
-     * memcached's last class is slab_chunk_max: the -f series stopped at 459 KB, and a 500 KB
-     * value took a whole page (val500KB: 51.9% against memcached's 64.5%). */
-    for (unsigned k = SLAB_PAGE_SPLIT - 1; k >= 2 && n < SLAB_MAX_CLASSES - 1; k--) {
-        size_t s = (page / k) & ~(size_t)7;
-        if (s > top)
-            break;
-        if (n == 0 || s > stg.classes[n - 1].size)
-            stg.classes[n++].size = (uint32_t)s;
-    }
+     * chunk of each page unused: each such class is rounded up to page / k, the largest chunk
+     * with as many a page (class numbers stay those of the -f series: memcached's
+     * slabs_reassign.t names classes by number). 100 KB values took 120,320-byte chunks, 8 a
+     * page (memcached: 103,496, 10 a page); now 104,856, 10 a page: tools/bench_hitgrid.py
+     * val100KB (-m 64, 2,000 keys, Zipf 0.9) 72.6-73.3% -> 76.0-76.4% (memcached 73.6-74.4%).
+     * And the largest chunked class is top (half a page), as memcached's last class is
+     * slab_chunk_max: the -f series stopped at 459 KB, and a 500 KB value took a whole page
+     * (val500KB: 51.9% against memcached's 64.5%). */
     if (stg.classes[n - 1].size < top && n < SLAB_MAX_CLASSES - 1)
         stg.classes[n++].size = (uint32_t)(top & ~(size_t)7);
     stg.classes[n++].size = (uint32_t)page;

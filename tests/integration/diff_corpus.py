@@ -267,6 +267,14 @@ case("incr-long-key", b"incr " + key(251) + b" 1\r\n")
 # memcached reads the value as a C string: digits then a NUL byte are a number (test_fuzz_diff)
 case("incr-value-nul", setv(b"{p}a", b"98\x004xy") + setv(b"{p}b", b"12\x00") + setv(b"{p}c", b"\x0012")
      + b"incr {p}a 5\r\nget {p}a\r\ndecr {p}b 1\r\nincr {p}c 1\r\nma {p}a v\r\n")
+# memcached's strchr finds a '-' anywhere in the value: a number >= 2^63 is then not one
+case("incr-big-with-dash", setv(b"{p}a", b"18446744073709551615 a-b") + setv(b"{p}b", b"9223372036854775807 a-b")
+     + b"decr {p}a 1\r\nincr {p}b 1\r\n")
+# ma applies T and N in the order given, and none after a too-long opaque
+case("ma-ttl-order", b"ma {p}a T-1 N0\r\nget {p}a\r\nma {p}b N0 T-1\r\nget {p}b\r\nma {p}c O" + b"x" * 33
+     + b" N-1\r\nget {p}c\r\nma {p}d N-1 O" + b"x" * 33 + b"\r\nget {p}d\r\n")
+# "watch" refuses only when replies memcached has not written yet are queued (not after mn)
+case("watch-after-mn", b"version\r\nmn\r\nwatch nosuch\r\n")
 # a get's too-long key culls every reply memcached has not written yet (conn_release_items):
 # those since it last wrote, i.e. after the last get or mn, or since it read this batch
 case("get-long-key-culls-unsent", setv(b"{p}a", b"v") + b"delete {p}x\r\nget {p}a " + key(251)

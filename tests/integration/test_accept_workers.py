@@ -21,7 +21,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
-from harness import ASAN, CACHED, Checker, Server, free_port, wait_port  # noqa: E402
+from harness import (ASAN, CACHED, Checker, Server, free_port, set_get_round,  # noqa: E402
+                     wait_port)
 
 ck = Checker("accept_workers")
 WAIT = 30 if ASAN else 10
@@ -30,20 +31,7 @@ ROOT_ARGS = ["--run-as-root"] if os.geteuid() == 0 else []
 
 def django_round(host, port, i):
     """connect, set, multi-get, close: True when every reply was right."""
-    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(fam, socket.SOCK_STREAM) as s:
-        s.settimeout(WAIT)
-        s.connect((host, port))
-        key = b"k%d" % i
-        s.sendall(b"set " + key + b" 0 0 2\r\nok\r\nget " + key + b" nokey\r\n")
-        want = b"STORED\r\nVALUE " + key + b" 0 2\r\nok\r\nEND\r\n"
-        buf = b""
-        while len(buf) < len(want):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return buf == want
+    return set_get_round(host, port, b"k%d" % i, b"ok", WAIT, miss=b"nokey")
 
 
 def stat(c, name):

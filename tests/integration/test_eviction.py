@@ -27,17 +27,7 @@ def sets(c, keys, size, ttl=0):
 
 
 def hits(c, keys):
-    got = set()
-    for i in range(0, len(keys), BATCH):
-        c.send(b"get " + b" ".join(keys[i:i + BATCH]) + b"\r\n")
-        while True:
-            line = c.readline()
-            if line == b"END\r\n":
-                break
-            p = line.split()
-            got.add(p[1])
-            c.readexact(int(p[3]) + 2)
-    return got
+    return c.hit_keys(keys, BATCH)
 
 
 def test_recency():

@@ -19,7 +19,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
-from harness import ASAN, CACHED, Checker, free_port  # noqa: E402
+from harness import ASAN, CACHED, Checker, free_port, set_get_round  # noqa: E402
 
 ck = Checker("test_socket_activation")
 ACTIVATE = shutil.which("systemd-socket-activate")
@@ -60,17 +60,7 @@ def read_pid():
 
 def request(port, i):
     """One request on a new connection: set then get. True when both answered right."""
-    key, val = b"sa%d" % i, b"value-%d" % i
-    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
-        s.sendall(b"set %s 0 0 %d\r\n%s\r\nget %s\r\n" % (key, len(val), val, key))
-        want = b"STORED\r\nVALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key, len(val), val)
-        got = b""
-        while len(got) < len(want):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-        return got == want
+    return set_get_round("127.0.0.1", port, b"sa%d" % i, b"value-%d" % i, WAIT)
 
 
 def wait_listening(port, proc):

@@ -67,6 +67,26 @@ def wait_port(port, host="127.0.0.1", timeout=10.0, proc=None):
     raise RuntimeError("nothing listening on %s:%d after %.1fs" % (host, port, timeout))
 
 
+def set_get_round(host, port, key, value, timeout=10.0, miss=None):
+    """One short connection as a web request makes one: connect, set key, get it back (with
+    the key `miss`, which must miss, in the same get when given), close. True when every reply
+    was right; OSError when the connection fails."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        s.sendall(b"set %s 0 0 %d\r\n%s\r\nget %s%s\r\n"
+                  % (key, len(value), value, key, b" " + miss if miss else b""))
+        want = b"STORED\r\nVALUE %s 0 %d\r\n%s\r\nEND\r\n" % (key, len(value), value)
+        buf = b""
+        while len(buf) < len(want):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        return buf == want
+
+
 class Server:
     """A cached or memcached process on a free loopback port. Use as a context manager."""
 
@@ -225,6 +245,20 @@ class Conn:
         data = self.readexact(n + 2)[:-2]
         assert self.readline() == b"END\r\n"
         return int(parts[2]), data
+
+    def hit_keys(self, keys, batch=100):
+        """Multi-gets `keys` (bytes), `batch` to a get line; returns the set of keys that hit."""
+        got = set()
+        for i in range(0, len(keys), batch):
+            self.send(b"get " + b" ".join(keys[i:i + batch]) + b"\r\n")
+            while True:
+                line = self.readline()
+                if line == b"END\r\n":
+                    break
+                p = line.split()
+                got.add(p[1])
+                self.readexact(int(p[3]) + 2)
+        return got
 
     def set(self, key, value, flags=0, exptime=0, cmd="set"):
         if isinstance(key, str):
