@@ -438,7 +438,10 @@ static ssize_t conn_read(struct conn *c)
         }
         if (n == 0) {
             c->pc.close_reason = PROTO_CLOSE_NORMAL; /* the client closed: memcached's "normal" */
-            if (total == 0)
+            /* A half-close (shutdown(SHUT_WR) after the last request) with replies still
+             * owed drains them first, as memcached does: closing here cut a large get's
+             * value mid-way. */
+            if (total == 0 && reply_empty(&c->reply))
                 return -1;
             c->draining = true;
             break;
@@ -591,10 +594,13 @@ static void conn_run(struct conn *c)
     for (;;) {
         enum proto_action act = PROTO_CONTINUE;
         size_t have = c->rend - c->rstart;
+        bool parsed = false;
         if (fresh && (have > 0 || proto_value_ready(&c->pc) || proto_dumping(&c->pc)) &&
             have >= c->need &&
-            !c->closing && c->reply.pending <= max_output)
+            !c->closing && c->reply.pending <= max_output) {
             act = conn_parse(c, max_output);
+            parsed = true;
+        }
         fresh = false;
 
         /* A long multi-get holds its reply until its line ends (a bad key may still drop
@@ -639,7 +645,14 @@ static void conn_run(struct conn *c)
             return;
         }
         if (c->draining) {
-            /* EOF or shutdown: everything buffered that can run has run. */
+            /* EOF or shutdown. Commands still buffered run first (this round may not have
+             * parsed: backpressure stopped it); once a parse leaves only an incomplete
+             * command (or nothing), everything that can run has run. */
+            size_t left = c->rend - c->rstart;
+            if (!parsed && left > 0 && left >= c->need) {
+                fresh = true;
+                continue;
+            }
             c->closing = true;
             continue;
         }
@@ -655,6 +668,8 @@ static void conn_run(struct conn *c)
         }
         if (n > 0 && c->w->stopping)
             c->draining = true; /* shutdown: a first request waited for (conn_drain) */
+        if (n == 0 && c->draining)
+            continue; /* EOF with replies owed: to the draining step, no more reads */
         if (n == 0) {
             set_state(c, pending ? CONN_WRITE : c->in_value ? CONN_NREAD : CONN_READ);
             conn_want(c, pending ? EV_READ | EV_WRITE : EV_READ);

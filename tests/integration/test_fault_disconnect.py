@@ -3,6 +3,8 @@
     the client reads a few KB of the reply and then closes (FIN) or resets (RST);
   - mid-multiget line: half of a 300-key get line, then gone;
   - mid-pipeline: 500 pipelined sets with noreply and a get at the end, cut at a random byte;
+  - half-close: requests then shutdown(SHUT_WR): every reply is delivered before the close
+    (a get and 10 mg of 1.5 MB values, 5 pipelined gets: byte counts as memcached's);
   - TLS: the same mid-reply cut over TLS, and a TLS record cut in half (the client writes a
     set whose record stops mid-way, then closes or resets), and a handshake cut short.
 Each round runs 40 such clients at once (plain, or all TLS against -Z). Then: the server is alive, its
@@ -214,8 +216,39 @@ def scenario(ck, binary, tag, tls=None):
     ck.eq(srv.stop(timeout=30), 0, "%s: SIGTERM exits 0" % tag)
 
 
+def half_close(binary):
+    """Requests, then shutdown(SHUT_WR): the bytes of reply received before the close."""
+    out = []
+    with Server(binary=binary, args=["-m", "64", "-I", "2m"]) as srv:
+        keys = [b"hc%d" % i for i in range(10)]
+        with srv.connect() as c:
+            for k in keys:
+                c.send(b"set %s 0 0 1500000 noreply\r\n%s\r\n" % (k, b"H" * 1500000))
+            c.cmd("mn")
+        for req in (b"get " + b" ".join(keys) + b"\r\n",
+                    b"".join(b"mg %s v\r\n" % k for k in keys),
+                    (b"get " + b" ".join(keys) + b"\r\n") * 5):
+            s = socket.create_connection((srv.host, srv.port), timeout=30)
+            s.sendall(req)
+            s.shutdown(socket.SHUT_WR)
+            got = 0
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                d = s.recv(1 << 20)
+                if not d:
+                    break
+                got += len(d)
+            s.close()
+            out.append(got)
+    return out
+
+
 def main():
     ck = Checker("test_fault_disconnect")
+    # A client that half-closes after its requests gets every reply, then the close (cached
+    # used to close at the EOF and cut a 15 MB multi-get mid-value).
+    want = half_close(MEMCACHED)
+    ck.eq(half_close(CACHED), want, "half-close: every reply byte before the close, as memcached")
     scenario(ck, MEMCACHED, "memcached")
     scenario(ck, CACHED, "cached")
     tmp = tempfile.mkdtemp(prefix="cached-fault-tls-")
