@@ -194,10 +194,9 @@ static bool page_grab(struct slab_class *c, unsigned ci)
         pg = stg.pool[--stg.npool];
     } else if (nfreed && malloced_pages() < limit_pages) {
         pg = freed_pages[--nfreed];
-    } else if (stg.pages_assigned < stg.npages && malloced_pages() < limit_pages) {
-        pg = stg.pages_assigned++;
-    } else if (c->npages == 0 && first_page_over_limit()) {
-        pg = stg.pages_assigned++;
+    } else if ((stg.pages_assigned < stg.npages && malloced_pages() < limit_pages) ||
+               (c->npages == 0 && first_page_over_limit())) {
+        pg = stg.pages_assigned++; /* a fresh page: within -m, or a class's first past it */
     } else {
         pthread_mutex_unlock(&stg.arena_lock);
         return false;
