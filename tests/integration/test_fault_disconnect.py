@@ -173,6 +173,15 @@ def intact(srv, tls):
 def scenario(ck, binary, tag, tls=None):
     args = ["-m", "64", "-t", "4"] + (tlsutil.server_args(tls[0]) if tls else [])
     srv = Server(binary=binary, args=args)
+    try:
+        scenario_on(ck, srv, tag, tls)
+    finally:
+        if srv.proc.poll() is None and srv.pid > 0:  # an exception left it running
+            srv.proc.kill()
+            srv.proc.wait()
+
+
+def scenario_on(ck, srv, tag, tls):
     rnd = random.Random(11)
     with connect(srv, tls) as c:
         for k in KEYS:

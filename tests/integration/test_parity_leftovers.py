@@ -143,8 +143,13 @@ for listen in ([], ["-l", "[::1]"]):  # the harness gives -l 127.0.0.1
     with Server(args=listen) as ca, Server(MEMCACHED, args=listen, kind="memcached") as mc:
         got, want = conn_counts(ca), conn_counts(mc)
     up_got, up_want = got[0].pop(), want[0].pop()
-    ck.check(abs(up_got - up_want) <= 1.5, "uptime at start (less the seconds since the start):"
-             " cached %.1f, memcached %.1f" % (up_got, up_want))
+    # memcached's uptime starts at 2 (its process_started is set 2 s in the past). Each
+    # server's uptime less the seconds since its start is then ~2; checked on cached alone
+    # (1..3.5: whole-second clocks), memcached's printed: under load its clock tick, read
+    # seconds later, drifts more than the check could allow.
+    print("uptime less the seconds since the start: cached %.1f, memcached %.1f" % (up_got, up_want))
+    ck.check(1.0 <= up_got <= 3.5, "uptime starts at 2, as memcached's: cached %.1f (memcached %.1f)"
+             % (up_got, up_want))
     for i, (g, w) in enumerate(zip(got, want)):
         ck.eq(g, w, "%s: %s, step %d" % (listen, " ".join(CONN_KEYS), i))
 
