@@ -821,10 +821,10 @@ static int cross_check(const struct cfg *c, const struct src *src, const char *p
     static const size_t proto = offsetof(struct cfg, protocol);
     char what[256], a[32], b[32];
     size_t pair[2] = {0, 0};
-    if (c->item_size_max > c->mem_limit_mb * MIB) {
+    if (c->item_size_max > c->mem_limit_mb * MIB / 2) { /* memcached's rule, and its exit 64 */
         fmt_size(c->item_size_max, a, sizeof a);
         snprintf(what, sizeof what,
-                 "max item size %s (-I) is larger than the memory limit %llu MB (-m)", a,
+                 "max item size %s (-I) is larger than half the memory limit %llu MB (-m)", a,
                  (unsigned long long)c->mem_limit_mb);
         pair[0] = item, pair[1] = mem;
     } else if (c->chunk_min >= c->item_size_max) {

@@ -72,7 +72,7 @@ def bad_flags():
         (["-I", "2g"], "-I/--max-item-size: 2g is out of range (1k to 1g)"),
         (["-I", "512"], "512 is out of range (1k to 1g)"),
         (["-I", "1q"], "'1q' is not a size"),
-        (["-m", "1", "-I", "2m"], "is larger than the memory limit 1 MB"),
+        (["-m", "1", "-I", "2m"], "is larger than half the memory limit 1 MB"),
         (["-o", "idle_timot=5"], "unknown -o key 'idle_timot' (did you mean 'idle_timeout'?)"),
         (["-l", "[::1"], "missing ']'"),
         (["-U", "x"], "-U/--udp-port: 'x' is not a port"),

@@ -433,7 +433,7 @@ START_TEST(test_sizes)
         const char *arg;
         uint64_t bytes;
     } ok[] = {{"1k", 1024},    {"1K", 1024},         {"512k", 512 << 10}, {"2m", 2 << 20},
-              {"2M", 2 << 20}, {"1048576", 1 << 20}, {"64m", 64u << 20},  {"1024", 1024}};
+              {"2M", 2 << 20}, {"1048576", 1 << 20}, {"32m", 32u << 20},  {"1024", 1024}};
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         fresh();
         ck_assert_msg(PARSE("-I", ok[i].arg) == 0, "-I %s: %s", ok[i].arg, err_txt);
@@ -775,8 +775,8 @@ static const struct bad_case bad[] = {
     {{"-I", "128m"},
      NULL,
      CFG_EXIT_USAGE,
-     "max item size 128m (-I) is larger than the memory limit 64 MB (-m)"},
-    {{"-m", "1", "-I", "2m"}, NULL, CFG_EXIT_USAGE, "is larger than the memory limit 1 MB"},
+     "max item size 128m (-I) is larger than half the memory limit 64 MB (-m)"},
+    {{"-m", "1", "-I", "2m"}, NULL, CFG_EXIT_USAGE, "is larger than half the memory limit 1 MB"},
     {{"-n", "4096", "-I", "4k"},
      NULL,
      CFG_EXIT_USAGE,
@@ -833,12 +833,12 @@ static const struct bad_case bad[] = {
     {{"--config", "FILE"},
      "memory_limit = 1\nmax_item_size = 2m\n",
      CFG_EXIT_CONFIG,
-     ":2: max item size 2m (-I) is larger than the memory limit 1 MB (-m)"},
+     ":2: max item size 2m (-I) is larger than half the memory limit 1 MB (-m)"},
     /* a file value and a flag in conflict: the flag is the usage error */
     {{"--config", "FILE", "-I", "2m"},
      "memory_limit = 1\n",
      CFG_EXIT_USAGE,
-     "cached: max item size 2m (-I) is larger than the memory limit 1 MB (-m)"},
+     "cached: max item size 2m (-I) is larger than half the memory limit 1 MB (-m)"},
     /* usage errors are found before the file is read */
     {{"--config", "FILE", "--nope"}, "port = x\n", CFG_EXIT_USAGE, "unknown option '--nope'"},
     /* a file error comes before command-line values are applied */
