@@ -645,11 +645,13 @@ static void conn_run(struct conn *c)
             return;
         }
         if (c->draining) {
-            /* EOF or shutdown. Commands still buffered run first (this round may not have
-             * parsed: backpressure stopped it); once a parse leaves only an incomplete
-             * command (or nothing), everything that can run has run. */
+            /* EOF or shutdown. Commands still buffered run first: this round may not have
+             * parsed (backpressure stopped it), or its parse stopped at the output bound and
+             * the flush then drained the replies (a fast reader). Once a parse consumes
+             * nothing, only an incomplete command (or nothing) is left: all that can run
+             * has run. */
             size_t left = c->rend - c->rstart;
-            if (!parsed && left > 0 && left >= c->need) {
+            if (left > 0 && left >= c->need && (!parsed || left < have)) {
                 fresh = true;
                 continue;
             }
